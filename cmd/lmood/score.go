@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/report"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+)
+
+// TokenRecord is one token in a JSON score record.
+type TokenRecord struct {
+	ID       int     `json:"id"`
+	Text     string  `json:"text"`
+	Ratio    float64 `json:"ratio"`
+	RatioStd float64 `json:"ratio_std"`
+	OOD      float64 `json:"ood"`
+}
+
+// ScoreRecord is one line of `lmood score --json` (schema in README).
+type ScoreRecord struct {
+	Prompt     string        `json:"prompt"`
+	Model      string        `json:"model"`
+	Layer      int           `json:"layer"`
+	NumLayers  int           `json:"num_layers"`
+	Samples    int           `json:"samples"`
+	Sigma      float64       `json:"sigma"`
+	Seed       uint64        `json:"seed"`
+	Noise      string        `json:"noise"`
+	Isolate    bool          `json:"isolate"`
+	Direction  string        `json:"direction"`
+	FirstToken string        `json:"first_token"`
+	Ratio      float64       `json:"ratio"`
+	RatioStd   float64       `json:"ratio_std"`
+	OOD        float64       `json:"ood"`
+	InputAngle float64       `json:"input_angle_deg"`
+	Drift      float64       `json:"drift_deg"`
+	Tokens     []TokenRecord `json:"tokens"`
+	Warnings   []string      `json:"warnings,omitempty"`
+	Error      string        `json:"error,omitempty"`
+}
+
+func newScoreCmd(g *globals) *cobra.Command {
+	var af analysisFlags
+	var layer int
+	var asJSON bool
+	var pairs string
+	cmd := &cobra.Command{
+		Use:   "score [flags] [PROMPT...]",
+		Short: "Score prompts: drift ratio and OOD score per prompt and per token",
+		Long: `score nudges each prompt's token embeddings K times and reports, at one
+hidden state (default: the middle of the model), the ratio of how far the
+residual stream turned to how far the input turned, with its spread over the
+K nudges, and an OOD score (higher = more unusual).
+
+Prompts come from the arguments, from -f FILE (one per line), or from stdin.
+A prompt that cannot be scored (empty, invalid UTF-8, too long) is reported
+and the others are still scored; the exit code is then 1.
+
+Position 0 is left out of the prompt-level ratio (its hidden state has an
+abnormal norm in causal LMs); --include-first counts it. Prompts longer than
+--max-tokens are refused, never silently truncated.`,
+		Example: `  lmood score "Eggplants are purple." "Eggplants are fire-engine red."
+  lmood score -f prompts/probes.txt --json > scores.jsonl
+  lmood score --pairs prompts/probes.tsv        # the replication's side-by-side table
+  echo "lsadfhl; wiffle jfdalkgy burh lgoi" | lmood score --layer 20 --samples 50`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pairs != "" {
+				return runPairs(g, &af, layer, pairs, asJSON)
+			}
+			prompts, err := readPrompts(args, af.file)
+			if err != nil {
+				return err
+			}
+			return runScore(g, &af, layer, prompts, asJSON)
+		},
+	}
+	af.register(cmd, true)
+	cmd.Flags().IntVarP(&layer, "layer", "l", -1, "hidden-state index to measure (0 = embeddings, n = after the last block; default the middle)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON Lines, one object per prompt (schema in README)")
+	cmd.Flags().StringVar(&pairs, "pairs", "", "score a TSV of kind<TAB>plain<TAB>twin lines and print them side by side")
+	return cmd
+}
+
+// scorer wraps an analyzer for one hidden state.
+type scorer struct {
+	g     *globals
+	model *store.Model
+	an    *analyze.Analyzer
+	layer int
+	opt   analyze.Options
+}
+
+func newScorer(g *globals, af *analysisFlags, layer int) (*scorer, error) {
+	m, err := openModel(g)
+	if err != nil {
+		return nil, err
+	}
+	h, err := resolveLayer(layer, m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	opt, err := af.options([]int{h}, false)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	start := time.Now()
+	an, err := analyze.New(m, opt, runtime.SessionOptions{Threads: g.threads})
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	g.logf("model %s: hidden state %d of %d, session ready in %v (onnxruntime %s)", m.Manifest.Name, h, m.Config().Layers, time.Since(start).Round(time.Millisecond), runtime.Version())
+	return &scorer{g: g, model: m, an: an, layer: h, opt: an.Options()}, nil
+}
+
+func (s *scorer) Close() {
+	s.an.Close()
+	s.model.Close()
+}
+
+// record scores one prompt into a JSON record (Error set on failure).
+func (s *scorer) record(prompt string) ScoreRecord {
+	rec := ScoreRecord{
+		Prompt: prompt, Model: s.model.Manifest.Name, Layer: s.layer, NumLayers: s.model.Config().Layers,
+		Samples: s.opt.Samples, Sigma: s.opt.Sigma, Seed: s.opt.Seed, Noise: s.opt.Noise.String(),
+		Isolate: s.opt.Isolate, Direction: s.opt.Direction.String(), Tokens: []TokenRecord{},
+	}
+	start := time.Now()
+	res, err := s.an.Analyze(prompt)
+	if err != nil {
+		rec.Error = err.Error()
+		return rec
+	}
+	l, _ := res.Layer(s.layer)
+	rec.FirstToken = res.FirstToken
+	rec.Ratio, rec.RatioStd = l.Ratio.Mean, l.Ratio.Std
+	rec.OOD = drift.OODScore(l.Ratio.Mean, s.opt.Direction)
+	if s.opt.Isolate {
+		// No prompt-level nudge exists; summarise the per-token ratios.
+		rec.Ratio, rec.RatioStd = meanSelected(l.TokenRatio, !s.opt.IncludeFirst)
+		rec.OOD = drift.OODScore(rec.Ratio, s.opt.Direction)
+		rec.Warnings = append(rec.Warnings, "isolation mode: ratio is the mean of per-token ratios (std is across tokens)")
+	}
+	rec.InputAngle, rec.Drift = res.InputAngle.Mean, l.Drift.Mean
+	for i, t := range res.Tokens {
+		tr := l.TokenRatio[i]
+		rec.Tokens = append(rec.Tokens, TokenRecord{ID: t.ID, Text: t.Text, Ratio: tr.Mean, RatioStd: tr.Std, OOD: drift.OODScore(tr.Mean, s.opt.Direction)})
+	}
+	rec.Warnings = append(rec.Warnings, res.Warnings...)
+	s.g.logf("%d tokens scored in %v", len(res.Tokens), time.Since(start).Round(time.Millisecond))
+	return rec
+}
+
+func meanSelected(st []analyze.Stat, skipFirst bool) (float64, float64) {
+	var w drift.Welford
+	for i, s := range st {
+		if i == 0 && skipFirst && len(st) > 1 {
+			continue
+		}
+		w.Add(s.Mean)
+	}
+	return w.Mean(), w.Std()
+}
+
+func runScore(g *globals, af *analysisFlags, layer int, prompts []string, asJSON bool) error {
+	s, err := newScorer(g, af, layer)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	p := g.progress()
+	if len(prompts) > 1 {
+		p.Start("scoring", int64(len(prompts)))
+	}
+	var rows []report.PromptRow
+	failed := 0
+	for _, prompt := range prompts {
+		rec := s.record(prompt)
+		p.Add(1)
+		if rec.Error != "" {
+			failed++
+			if !asJSON {
+				fmt.Fprintf(os.Stderr, "lmood: prompt %q: %s\n", report.Sanitize(truncateRunes(prompt, 60)), rec.Error)
+			}
+		}
+		for _, w := range rec.Warnings {
+			g.warnf("%s", w)
+		}
+		if asJSON {
+			if err := report.WriteJSONL(out, rec); err != nil {
+				return err
+			}
+			continue
+		}
+		rows = append(rows, report.PromptRow{Prompt: prompt, Tokens: len(rec.Tokens), Ratio: rec.Ratio, RatioStd: rec.RatioStd, OOD: rec.OOD, Err: rec.Error})
+	}
+	p.Finish()
+	if !asJSON {
+		if err := report.Table(out, rows, report.TableOptions{}); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s; OOD = %s\n",
+			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
+			map[bool]string{true: "included", false: "excluded"}[s.opt.IncludeFirst], oodFormula(s.opt.Direction))
+	}
+	if failed > 0 {
+		out.Flush()
+		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed\n", failed, len(prompts))
+		return &partialError{failed: failed, total: len(prompts)}
+	}
+	return nil
+}
+
+func oodFormula(d drift.Direction) string {
+	if d == drift.Expand {
+		return "+ln(ratio)"
+	}
+	return "-ln(ratio)"
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// runPairs scores plain/twin pairs and prints them side by side.
+func runPairs(g *globals, af *analysisFlags, layer int, path string, asJSON bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("pairs file: %w", err)
+	}
+	type pair struct{ kind, plain, twin string }
+	var ps []pair
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			return usageError{fmt.Errorf("%s:%d: want kind<TAB>plain<TAB>twin, found %d fields", path, i+1, len(f))}
+		}
+		ps = append(ps, pair{f[0], f[1], f[2]})
+	}
+	if len(ps) == 0 {
+		return usageError{errors.New("no pairs in " + path)}
+	}
+	s, err := newScorer(g, af, layer)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	var rows [][]string
+	failed := 0
+	for _, p := range ps {
+		a, b := s.record(p.plain), s.record(p.twin)
+		if asJSON {
+			for _, r := range []ScoreRecord{a, b} {
+				if err := report.WriteJSONL(out, struct {
+					Kind string `json:"kind"`
+					ScoreRecord
+				}{p.kind, r}); err != nil {
+					return err
+				}
+			}
+		}
+		cell := func(r ScoreRecord) string {
+			if r.Error != "" {
+				failed++
+				return "error: " + r.Error
+			}
+			return fmt.Sprintf("%.3f ± %.3f", r.Ratio, r.RatioStd)
+		}
+		ca, cb := cell(a), cell(b)
+		delta := ""
+		if a.Error == "" && b.Error == "" {
+			delta = fmt.Sprintf("%+.3f", b.Ratio-a.Ratio)
+		}
+		rows = append(rows, []string{p.kind, p.plain, ca, p.twin, cb, delta})
+	}
+	if !asJSON {
+		if err := report.TextTable(out, []string{"kind", "plain", "ratio", "odd twin", "ratio", "twin − plain"}, rows, report.TableOptions{}); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 excluded unless --include-first\n",
+			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed)
+	}
+	if failed > 0 {
+		return &partialError{failed: failed, total: 2 * len(ps)}
+	}
+	return nil
+}

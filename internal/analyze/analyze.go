@@ -1,0 +1,428 @@
+// Package analyze turns prompts into drift results: it tokenizes a prompt,
+// gathers its embeddings, builds the batch of K nudged copies, runs them
+// (with the clean copy) through a graph truncated at the deepest hidden
+// state asked for, and accumulates drift statistics per token, per prompt
+// and per layer. It renders nothing.
+package analyze
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/tokenize"
+)
+
+// Options configure an Analyzer.
+type Options struct {
+	// HiddenStates are the hidden-state indices to measure (0 = embeddings,
+	// i = after block i). The graph is truncated after the deepest one.
+	HiddenStates []int
+	Samples      int         // K nudges per prompt
+	Sigma        float64     // relative nudge size
+	Seed         uint64      // noise seed
+	Noise        drift.Scale // per-token (default) or whole-prompt noise sizing
+	// Isolate nudges one token at a time (K nudges per token) so that a
+	// token's drift is not mixed with noise injected upstream of it.
+	Isolate bool
+	// IncludeFirst counts position 0 (the attention-sink token) in the
+	// prompt-level ratio. By default it is excluded: its hidden state has
+	// an abnormal norm in most causal LMs. Per-token values are always
+	// reported for it.
+	IncludeFirst bool
+	// MaxTokens refuses longer prompts (0 = the model's context length).
+	MaxTokens int
+	// BatchMiB bounds the memory of one forward batch (0 = 512 MiB).
+	BatchMiB int
+	// Surprisal also runs the full model with its output head once per
+	// prompt (clean input only) and reports logit baselines.
+	Surprisal bool
+	// Direction orients the OOD score (see drift.OODScore).
+	Direction drift.Direction
+}
+
+// Analyzer scores prompts against one model, keeping its sessions loaded.
+type Analyzer struct {
+	model  *store.Model
+	cfg    llama.Config
+	tok    *tokenize.Tokenizer
+	opt    Options
+	sess   *runtime.Session
+	logits *runtime.Session
+	blocks int
+	index  int // prompts analyzed so far (the noise stream's prompt number)
+}
+
+// Sentinel errors for bad prompts.
+var (
+	ErrEmptyPrompt = errors.New("empty prompt")
+	ErrTooLong     = errors.New("prompt is longer than allowed")
+	ErrInvalidUTF8 = errors.New("prompt is not valid UTF-8")
+)
+
+// New opens sessions for m. runtime.Init must have succeeded.
+func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, error) {
+	cfg := m.Config()
+	if opt.Samples < 1 {
+		return nil, fmt.Errorf("analyze: samples must be at least 1, got %d", opt.Samples)
+	}
+	if !(opt.Sigma > 0) || math.IsInf(opt.Sigma, 0) {
+		return nil, fmt.Errorf("analyze: sigma must be a positive number, got %v", opt.Sigma)
+	}
+	if len(opt.HiddenStates) == 0 {
+		return nil, fmt.Errorf("analyze: no hidden state requested")
+	}
+	blocks := 0
+	seen := map[int]bool{}
+	for _, h := range opt.HiddenStates {
+		if h < 0 || h > cfg.Layers {
+			return nil, fmt.Errorf("analyze: hidden state %d is outside 0..%d for model %s (%d layers)", h, cfg.Layers, m.Manifest.Name, cfg.Layers)
+		}
+		if seen[h] {
+			return nil, fmt.Errorf("analyze: hidden state %d requested twice", h)
+		}
+		seen[h] = true
+		blocks = max(blocks, h)
+	}
+	if opt.MaxTokens <= 0 || opt.MaxTokens > cfg.ContextLength {
+		opt.MaxTokens = cfg.ContextLength
+	}
+	if opt.BatchMiB <= 0 {
+		opt.BatchMiB = 512
+	}
+	tok, err := m.Tokenizer()
+	if err != nil {
+		return nil, err
+	}
+	a := &Analyzer{model: m, cfg: cfg, tok: tok, opt: opt, blocks: blocks}
+	path, err := m.Graph(llama.GraphOptions{Blocks: blocks, HiddenStates: opt.HiddenStates})
+	if err != nil {
+		return nil, err
+	}
+	outs := make([]runtime.Output, len(opt.HiddenStates))
+	for i, h := range opt.HiddenStates {
+		outs[i] = runtime.Output{Name: llama.HiddenStateName(h), Width: cfg.Dim}
+	}
+	if a.sess, err = runtime.NewSession(path, llama.InputEmbeds, cfg.Dim, outs, so); err != nil {
+		return nil, err
+	}
+	if opt.Surprisal {
+		lp, err := m.Graph(llama.GraphOptions{Blocks: cfg.Layers, HiddenStates: []int{}, Logits: true})
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.logits, err = runtime.NewSession(lp, llama.InputEmbeds, cfg.Dim, []runtime.Output{{Name: llama.LogitsName, Width: cfg.Vocab}}, so)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Close releases the sessions.
+func (a *Analyzer) Close() error {
+	var errs []error
+	if a.sess != nil {
+		errs = append(errs, a.sess.Close())
+	}
+	if a.logits != nil {
+		errs = append(errs, a.logits.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Passes returns the number of forward passes run so far.
+func (a *Analyzer) Passes() int {
+	n := a.sess.Runs
+	if a.logits != nil {
+		n += a.logits.Runs
+	}
+	return n
+}
+
+// Options returns the analyzer's effective options.
+func (a *Analyzer) Options() Options { return a.opt }
+
+// Config returns the model configuration.
+func (a *Analyzer) Config() llama.Config { return a.cfg }
+
+// Token is one token of an analyzed prompt.
+type Token struct {
+	ID   int
+	Text string // decoded surface text; may hold control characters
+}
+
+// Stat is a mean and standard deviation over nudges.
+type Stat struct {
+	Mean, Std float64
+	Invalid   int // nudges excluded for a zero or non-finite angle
+}
+
+// Layer holds the drift at one hidden state.
+type Layer struct {
+	Index      int    // hidden-state index
+	Ratio      Stat   // prompt-level ratio (undefined in isolation mode: zero value)
+	Drift      Stat   // prompt-level drift angle, degrees
+	TokenRatio []Stat // per-token ratio r_t
+	TokenDrift []Stat // per-token drift angle, degrees
+}
+
+// Baselines are per-prompt scores from the model's own logits on the clean
+// input, for comparison with drift.
+type Baselines struct {
+	Surprisal  float64   // mean -ln p(token | prefix) over positions 1.., nats
+	Entropy    float64   // mean next-token entropy over the predicting positions, nats
+	MaxSoftmax float64   // mean max-probability over the predicting positions
+	Tokens     []float64 // per-token surprisal (position 0: 0, it is not predicted)
+}
+
+// Result is the analysis of one prompt.
+type Result struct {
+	Prompt     string
+	Tokens     []Token
+	Layers     []Layer // in the order of Options.HiddenStates
+	InputAngle Stat    // prompt-level input angle, degrees
+	Selected   int     // tokens counted in prompt-level ratios
+	FirstToken string  // "excluded" or "included"
+	Baselines  *Baselines
+	Warnings   []string
+}
+
+// Layer returns the result at hidden-state index h.
+func (r *Result) Layer(h int) (*Layer, bool) {
+	for i := range r.Layers {
+		if r.Layers[i].Index == h {
+			return &r.Layers[i], true
+		}
+	}
+	return nil, false
+}
+
+// Tokenize checks and tokenizes a prompt the way Analyze does.
+func (a *Analyzer) Tokenize(prompt string) ([]Token, error) {
+	if !utf8.ValidString(prompt) {
+		return nil, ErrInvalidUTF8
+	}
+	if strings.TrimSpace(prompt) == "" {
+		return nil, fmt.Errorf("%w: nothing to score (the prompt is empty or only whitespace)", ErrEmptyPrompt)
+	}
+	toks, err := a.tok.Encode(prompt)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	if len(toks) == 0 {
+		return nil, fmt.Errorf("%w: the tokenizer produced no tokens", ErrEmptyPrompt)
+	}
+	if len(toks) > a.opt.MaxTokens {
+		return nil, fmt.Errorf("%w: %d tokens, limit %d (refused rather than truncated, so that no score describes text it did not see; raise --max-tokens up to the model's context of %d)",
+			ErrTooLong, len(toks), a.opt.MaxTokens, a.cfg.ContextLength)
+	}
+	out := make([]Token, len(toks))
+	for i, t := range toks {
+		out[i] = Token{ID: t.ID, Text: t.Text}
+	}
+	return out, nil
+}
+
+// rowsPerBatch bounds how many [T, d] copies go into one forward pass, from
+// an estimate of the largest live tensors per copy.
+func (a *Analyzer) rowsPerBatch(T int) int {
+	c := a.cfg
+	perRow := 4 * (T*c.Dim*(len(a.opt.HiddenStates)+4) + 2*c.Heads*T*T + 3*T*c.FFN)
+	n := a.opt.BatchMiB << 20 / max(perRow, 1)
+	return max(1, min(n, 64))
+}
+
+// Analyze scores one prompt.
+func (a *Analyzer) Analyze(prompt string) (*Result, error) {
+	promptIndex := a.index
+	a.index++
+	toks, err := a.Tokenize(prompt)
+	if err != nil {
+		return nil, err
+	}
+	T, d := len(toks), a.cfg.Dim
+	ids := make([]int, T)
+	for i, t := range toks {
+		ids[i] = t.ID
+	}
+	clean, err := a.model.Embeddings(ids)
+	if err != nil {
+		return nil, err
+	}
+	emb := drift.Matrix{Rows: T, Cols: d, Data: clean}
+	res := &Result{Prompt: prompt, Tokens: toks, FirstToken: "excluded"}
+	if a.opt.IncludeFirst {
+		res.FirstToken = "included"
+	}
+	sel, err := drift.Select(T, !a.opt.IncludeFirst, nil)
+	if err != nil {
+		return nil, err
+	}
+	res.Selected = sel.Count()
+	if res.Selected == 0 && !a.opt.Isolate {
+		res.Warnings = append(res.Warnings, "the prompt has a single token and position 0 is excluded: no prompt-level ratio (use --include-first)")
+	}
+
+	// The nudge plan: K whole-prompt nudges, or K nudges of each token.
+	type job struct{ token, nudge int }
+	var jobs []job
+	for t := 0; t < T; t++ {
+		if !a.opt.Isolate && t > 0 {
+			break
+		}
+		for k := 0; k < a.opt.Samples; k++ {
+			jobs = append(jobs, job{token: t, nudge: k})
+		}
+	}
+
+	rows := a.rowsPerBatch(T)
+	n := T * d
+	var acc *drift.Accumulator
+	hs := len(a.opt.HiddenStates)
+	cleanHidden := make([]drift.Matrix, hs)
+	nudgedEmb := drift.Matrix{Rows: T, Cols: d}
+	nudgedHidden := make([]drift.Matrix, hs)
+
+	// Batch 0 carries the clean copy first, then nudges; later batches only nudges.
+	next := 0
+	first := true
+	for first || next < len(jobs) {
+		count := min(rows, len(jobs)-next+boolInt(first))
+		batch := make([]float32, count*n)
+		off := 0
+		if first {
+			copy(batch, clean)
+			off = 1
+		}
+		for i := off; i < count; i++ {
+			j := jobs[next+i-off]
+			opt := drift.NudgeOptions{Sigma: a.opt.Sigma, Scale: a.opt.Noise, Isolate: a.opt.Isolate, Token: j.token}
+			if err := drift.NudgeBatch(batch[i*n:(i+1)*n], emb, opt, a.opt.Seed, promptIndex, j.nudge, 1); err != nil {
+				return nil, err
+			}
+		}
+		outs, err := a.sess.Run(batch, count, T)
+		if err != nil {
+			return nil, err
+		}
+		if first {
+			for h := range cleanHidden {
+				// Copy: the batch buffer is reused by nothing, but keep clean states independent.
+				cleanHidden[h] = drift.Matrix{Rows: T, Cols: d, Data: append([]float32(nil), outs[h][:n]...)}
+			}
+			if acc, err = drift.NewAccumulator(emb, cleanHidden, sel); err != nil {
+				return nil, err
+			}
+		}
+		for i := off; i < count; i++ {
+			j := jobs[next+i-off]
+			nudgedEmb.Data = batch[i*n : (i+1)*n]
+			for h := range nudgedHidden {
+				nudgedHidden[h] = drift.Matrix{Rows: T, Cols: d, Data: outs[h][i*n : (i+1)*n]}
+			}
+			if a.opt.Isolate {
+				err = acc.AddIsolated(j.token, nudgedEmb, nudgedHidden)
+			} else {
+				err = acc.Add(nudgedEmb, nudgedHidden)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		next += count - off
+		first = false
+	}
+
+	r := acc.Result()
+	res.InputAngle = stat(r.Input)
+	for i, h := range a.opt.HiddenStates {
+		lr := r.Layers[i]
+		l := Layer{Index: h, TokenRatio: make([]Stat, T), TokenDrift: make([]Stat, T)}
+		if !a.opt.Isolate {
+			l.Ratio, l.Drift = stat(lr.Prompt), stat(lr.PromptDrift)
+		}
+		for t := 0; t < T; t++ {
+			l.TokenRatio[t], l.TokenDrift[t] = stat(lr.Tokens[t]), stat(lr.TokenDrift[t])
+		}
+		if lr.Prompt.Invalid > 0 && !a.opt.Isolate {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("hidden state %d: %d of %d nudges gave a zero or non-finite angle and were left out", h, lr.Prompt.Invalid, a.opt.Samples))
+		}
+		res.Layers = append(res.Layers, l)
+	}
+	if a.logits != nil {
+		b, err := a.baselines(clean, ids)
+		if err != nil {
+			return nil, err
+		}
+		res.Baselines = b
+	}
+	return res, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func stat(s drift.Stats) Stat {
+	if s.Undefined {
+		return Stat{Invalid: s.Invalid}
+	}
+	return Stat{Mean: s.Mean, Std: s.Std, Invalid: s.Invalid}
+}
+
+// baselines runs the full model once on the clean embeddings and derives
+// surprisal, entropy and max-softmax from its logits.
+func (a *Analyzer) baselines(clean []float32, ids []int) (*Baselines, error) {
+	T, V := len(ids), a.cfg.Vocab
+	outs, err := a.logits.Run(clean, 1, T)
+	if err != nil {
+		return nil, err
+	}
+	return LogitBaselines(outs[0], ids, V), nil
+}
+
+// LogitBaselines computes per-prompt logit baselines from [T, V] logits:
+// position t-1 predicts token t.
+func LogitBaselines(logits []float32, ids []int, V int) *Baselines {
+	T := len(ids)
+	b := &Baselines{Tokens: make([]float64, T)}
+	if T < 2 {
+		return b
+	}
+	for t := 1; t < T; t++ {
+		row := logits[(t-1)*V : t*V]
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = math.Max(mx, float64(v))
+		}
+		var z, ez float64
+		for _, v := range row {
+			e := math.Exp(float64(v) - mx)
+			z += e
+			ez += e * (float64(v) - mx)
+		}
+		logZ := math.Log(z)
+		s := -(float64(row[ids[t]]) - mx - logZ)
+		b.Tokens[t] = s
+		b.Surprisal += s
+		b.Entropy += logZ - ez/z
+		b.MaxSoftmax += 1 / z
+	}
+	n := float64(T - 1)
+	b.Surprisal /= n
+	b.Entropy /= n
+	b.MaxSoftmax /= n
+	return b
+}

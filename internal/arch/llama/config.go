@@ -1,0 +1,147 @@
+// Package llama describes the llama family of decoder-only transformers
+// (Llama 2/3, TinyLlama, Mistral, SmolLM2, and Qwen2 with its q/k/v bias)
+// and builds an ONNX graph of it that takes token embeddings as input and
+// exposes the residual stream after every block.
+package llama
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Metadata is the subset of a GGUF file's key/value metadata the
+// configuration is read from. *gguf.File satisfies it.
+type Metadata interface {
+	String(key string) (string, bool)
+	Uint(key string) (uint64, bool)
+	Float(key string) (float64, bool)
+}
+
+// Config holds the hyper-parameters of one llama-family model.
+type Config struct {
+	Arch          string  `json:"arch"`           // GGUF general.architecture ("llama" or "qwen2")
+	Layers        int     `json:"layers"`         // transformer blocks
+	Dim           int     `json:"dim"`            // residual stream width (d_model)
+	Heads         int     `json:"heads"`          // query heads
+	KVHeads       int     `json:"kv_heads"`       // key/value heads (grouped-query attention)
+	HeadDim       int     `json:"head_dim"`       // width of one head
+	FFN           int     `json:"ffn"`            // MLP hidden width
+	Vocab         int     `json:"vocab"`          // vocabulary size
+	ContextLength int     `json:"context_length"` // trained context length
+	RMSEps        float64 `json:"rms_eps"`        // RMSNorm epsilon
+	RopeTheta     float64 `json:"rope_theta"`     // rotary base frequency
+	RopeDim       int     `json:"rope_dim"`       // rotary dimensions per head
+	QKVBias       bool    `json:"qkv_bias"`       // q/k/v projections carry a bias (Qwen2)
+	TiedOutput    bool    `json:"tied_output"`    // logits reuse the token embedding matrix
+}
+
+// ErrUnsupportedArch is returned for a GGUF architecture this package does
+// not describe.
+var ErrUnsupportedArch = errors.New("unsupported architecture")
+
+// SupportedArchs lists the GGUF general.architecture values understood here.
+var SupportedArchs = []string{"llama", "qwen2"}
+
+// Supported reports whether arch is a GGUF architecture this package builds.
+func Supported(arch string) bool {
+	for _, a := range SupportedArchs {
+		if a == arch {
+			return true
+		}
+	}
+	return false
+}
+
+// ConfigFromMetadata reads the model configuration from GGUF metadata.
+// vocab is the number of rows of token_embd.weight and hasOutput tells
+// whether the file carries a separate output.weight (untied head).
+func ConfigFromMetadata(md Metadata, vocab int, hasOutput bool) (Config, error) {
+	arch, _ := md.String("general.architecture")
+	if !Supported(arch) {
+		return Config{}, fmt.Errorf("llama: architecture %q: %w (lmood supports %v)", arch, ErrUnsupportedArch, SupportedArchs)
+	}
+	c := Config{Arch: arch, Vocab: vocab, TiedOutput: !hasOutput, QKVBias: arch == "qwen2"}
+	need := func(key string) int {
+		v, ok := md.Uint(arch + "." + key)
+		if !ok {
+			return -1
+		}
+		return int(v)
+	}
+	var missing []string
+	for _, f := range []struct {
+		key string
+		dst *int
+	}{
+		{"block_count", &c.Layers},
+		{"embedding_length", &c.Dim},
+		{"attention.head_count", &c.Heads},
+		{"feed_forward_length", &c.FFN},
+		{"context_length", &c.ContextLength},
+	} {
+		if *f.dst = need(f.key); *f.dst <= 0 {
+			missing = append(missing, arch+"."+f.key)
+		}
+	}
+	if len(missing) > 0 {
+		return Config{}, fmt.Errorf("llama: GGUF metadata lacks or has zero %v", missing)
+	}
+	c.KVHeads = need("attention.head_count_kv")
+	if c.KVHeads <= 0 {
+		c.KVHeads = c.Heads
+	}
+	if c.Dim%c.Heads != 0 {
+		return Config{}, fmt.Errorf("llama: embedding_length %d is not divisible by head_count %d", c.Dim, c.Heads)
+	}
+	c.HeadDim = c.Dim / c.Heads
+	if kl := need("attention.key_length"); kl > 0 {
+		c.HeadDim = kl
+	}
+	if c.Heads%c.KVHeads != 0 {
+		return Config{}, fmt.Errorf("llama: head_count %d is not a multiple of head_count_kv %d", c.Heads, c.KVHeads)
+	}
+	c.RMSEps = 1e-5
+	if v, ok := md.Float(arch + ".attention.layer_norm_rms_epsilon"); ok && v > 0 {
+		c.RMSEps = v
+	}
+	c.RopeTheta = 10000
+	if v, ok := md.Float(arch + ".rope.freq_base"); ok && v > 0 {
+		c.RopeTheta = v
+	}
+	c.RopeDim = c.HeadDim
+	if v := need("rope.dimension_count"); v > 0 {
+		c.RopeDim = v
+	}
+	if c.RopeDim != c.HeadDim {
+		return Config{}, fmt.Errorf("llama: partial rotary embeddings (rope.dimension_count %d < head dim %d) are not supported", c.RopeDim, c.HeadDim)
+	}
+	if c.HeadDim%2 != 0 {
+		return Config{}, fmt.Errorf("llama: head dimension %d is odd; rotary embeddings need it even", c.HeadDim)
+	}
+	if s, ok := md.String(arch + ".rope.scaling.type"); ok && s != "" && s != "none" {
+		return Config{}, fmt.Errorf("llama: rope scaling %q is not supported", s)
+	}
+	return c, nil
+}
+
+// Params returns the number of weights in the model (embeddings counted once
+// when the output head is tied).
+func (c Config) Params() int64 {
+	d, f, hd := int64(c.Dim), int64(c.FFN), int64(c.HeadDim)
+	q := d * int64(c.Heads) * hd
+	kv := 2 * d * int64(c.KVHeads) * hd
+	o := int64(c.Heads) * hd * d
+	block := q + kv + o + 3*d*f + 2*d
+	if c.QKVBias {
+		block += int64(c.Heads)*hd + 2*int64(c.KVHeads)*hd
+	}
+	total := int64(c.Layers)*block + int64(c.Vocab)*d + d
+	if !c.TiedOutput {
+		total += int64(c.Vocab) * d
+	}
+	return total
+}
+
+// Middle returns the default analysis hidden-state index: the middle of the
+// stack (hidden state Layers/2).
+func (c Config) Middle() int { return c.Layers / 2 }

@@ -1,0 +1,201 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/lmood/lmood/internal/onnx"
+	"github.com/lmood/lmood/internal/onnx/onnxpb"
+)
+
+// Graph input and output names.
+const (
+	InputEmbeds = "inputs_embeds" // float32 [batch, seq, dim]
+	LogitsName  = "logits"        // float32 [batch, seq, vocab]
+)
+
+// HiddenStateName is the graph output holding hidden state i: i = 0 is the
+// embeddings fed in, i = k the residual stream after block k (the Hugging
+// Face hidden_states[i] convention).
+func HiddenStateName(i int) string { return fmt.Sprintf("hidden_states.%d", i) }
+
+// GraphOptions selects what a graph computes.
+type GraphOptions struct {
+	// Blocks is how many transformer blocks to run (1..Layers). A graph with
+	// fewer blocks than the model is truncated: analyses of early hidden
+	// states do not pay for the rest.
+	Blocks int
+	// HiddenStates lists the hidden-state indices to expose (each 0..Blocks).
+	// Nil exposes all of them.
+	HiddenStates []int
+	// Logits adds the final norm and output head; needs Blocks == Layers.
+	Logits bool
+}
+
+// Build returns the ONNX model of c. Weights are resolved through w, which
+// maps GGUF tensor names to external data prepared by PrepareWeight.
+//
+// Batches of prompts with unequal lengths are right-padded by the caller:
+// attention is causal, so a real token never attends to a padding position
+// that follows it, and rotary positions stay correct. No attention-mask
+// input is needed.
+func Build(c Config, w onnx.WeightSource, opt GraphOptions) (*onnxpb.ModelProto, error) {
+	if opt.Blocks < 0 || opt.Blocks > c.Layers {
+		return nil, fmt.Errorf("llama: graph with %d blocks requested; the model has %d", opt.Blocks, c.Layers)
+	}
+	if opt.Logits && opt.Blocks != c.Layers {
+		return nil, fmt.Errorf("llama: logits need all %d blocks, graph has %d", c.Layers, opt.Blocks)
+	}
+	expose := map[int]bool{}
+	if opt.HiddenStates == nil {
+		for i := 0; i <= opt.Blocks; i++ {
+			expose[i] = true
+		}
+	}
+	for _, i := range opt.HiddenStates {
+		if i < 0 || i > opt.Blocks {
+			return nil, fmt.Errorf("llama: hidden state %d is outside 0..%d", i, opt.Blocks)
+		}
+		expose[i] = true
+	}
+
+	m := &model{Builder: onnx.NewBuilder("lmood-"+c.Arch, w), c: c}
+	h := m.Input(InputEmbeds, onnx.Float, "batch", "seq", c.Dim)
+	m.positions(h)
+	for i := 0; ; i++ {
+		if expose[i] {
+			m.Output(h, HiddenStateName(i), onnx.Float, "batch", "seq", c.Dim)
+		}
+		if i == opt.Blocks {
+			break
+		}
+		h = m.block(i, h)
+	}
+	if opt.Logits {
+		m.Output(m.head(h), LogitsName, onnx.Float, "batch", "seq", c.Vocab)
+	}
+	return m.Model("lmood")
+}
+
+// model is a graph builder that knows the configuration and holds the
+// values shared by every block: rotary tables and the causal mask.
+type model struct {
+	*onnx.Builder
+	c        Config
+	cos, sin onnx.Value // [seq, head_dim]
+	mask     onnx.Value // [seq, seq]: 0 on and below the diagonal, -max above
+}
+
+// positions builds the rotary tables and causal mask for the input's
+// sequence length.
+func (m *model) positions(x onnx.Value) {
+	seqLen := m.Op("Squeeze", []onnx.Value{
+		m.Op("Shape", []onnx.Value{x}, onnx.IntAttr("start", 1), onnx.IntAttr("end", 2)),
+		m.Ints(0)})
+	pos := m.Op("Range", []onnx.Value{m.intScalar(0), seqLen, m.intScalar(1)}) // [seq]
+
+	// Rotary angles: position p, frequency j: p * theta^(-2j/rope_dim).
+	half := m.c.RopeDim / 2
+	invFreq := make([]float32, half)
+	for j := range invFreq {
+		invFreq[j] = float32(math.Pow(m.c.RopeTheta, -2*float64(j)/float64(m.c.RopeDim)))
+	}
+	p := m.Op("Unsqueeze", []onnx.Value{m.Op("Cast", []onnx.Value{pos}, onnx.IntAttr("to", int64(onnx.Float))), m.Ints(1)})
+	angles := m.MatMul(p, m.Floats([]int64{1, int64(half)}, invFreq)) // [seq, half]
+	emb := m.Concat(-1, angles, angles)                               // [seq, head_dim]
+	m.cos = m.Op("Cos", []onnx.Value{emb})
+	m.sin = m.Op("Sin", []onnx.Value{emb})
+
+	// Causal mask: key position k is hidden from query position q when k > q.
+	rows := m.Op("Unsqueeze", []onnx.Value{pos, m.Ints(1)})
+	cols := m.Op("Unsqueeze", []onnx.Value{pos, m.Ints(0)})
+	future := m.Op("Greater", []onnx.Value{cols, rows})
+	m.mask = m.Op("Where", []onnx.Value{future, m.Scalar(onnx.MinFloat32), m.Scalar(0)})
+}
+
+func (m *model) intScalar(v int64) onnx.Value {
+	return m.Op("Squeeze", []onnx.Value{m.Ints(v), m.Ints(0)})
+}
+
+// block is one transformer block: pre-norm attention then pre-norm MLP,
+// each added back to the residual stream.
+func (m *model) block(i int, h onnx.Value) onnx.Value {
+	w := func(name string) onnx.Value { return m.Weight(Block(i, name)) }
+	h = m.Add(h, m.attention(i, m.rmsNorm(h, w("attn_norm.weight"))))
+	h = m.Add(h, m.mlp(i, m.rmsNorm(h, w("ffn_norm.weight"))))
+	return h
+}
+
+// rmsNorm is x / sqrt(mean(x^2) + eps) * weight over the last axis.
+func (m *model) rmsNorm(x, weight onnx.Value) onnx.Value {
+	meanSquare := m.ReduceMean(m.Pow(x, 2), -1)
+	rms := m.Sqrt(m.Add(meanSquare, m.Scalar(float32(m.c.RMSEps))))
+	return m.Mul(m.Div(x, rms), weight)
+}
+
+// linear is x @ W (+ b); W was stored as [in, out] by PrepareWeight.
+func (m *model) linear(i int, name string, x onnx.Value, bias bool) onnx.Value {
+	y := m.MatMul(x, m.Weight(Block(i, name+".weight")))
+	if bias {
+		y = m.Add(y, m.Weight(Block(i, name+".bias")))
+	}
+	return y
+}
+
+// heads splits [batch, seq, n*head_dim] into [batch, n, seq, head_dim].
+func (m *model) heads(x onnx.Value, n int) onnx.Value {
+	return m.Transpose(m.Reshape(x, 0, 0, int64(n), int64(m.c.HeadDim)), 0, 2, 1, 3)
+}
+
+// rope rotates each head's dimension pairs (j, j+head_dim/2) by the
+// position's angle: x*cos + rotate_half(x)*sin.
+func (m *model) rope(x onnx.Value) onnx.Value {
+	hd, half := int64(m.c.HeadDim), int64(m.c.HeadDim/2)
+	rotated := m.Concat(-1, m.Neg(m.Slice(x, -1, half, hd)), m.Slice(x, -1, 0, half))
+	return m.Add(m.Mul(x, m.cos), m.Mul(rotated, m.sin))
+}
+
+// attention is causal grouped-query self-attention. Query heads are grouped
+// G = heads/kv_heads to a key/value head; broadcasting in MatMul shares each
+// key/value head with its group without copying it.
+func (m *model) attention(i int, x onnx.Value) onnx.Value {
+	c := m.c
+	kv, group, hd := int64(c.KVHeads), int64(c.Heads/c.KVHeads), int64(c.HeadDim)
+
+	q := m.rope(m.heads(m.linear(i, "attn_q", x, c.QKVBias), c.Heads))   // [b, heads, s, hd]
+	k := m.rope(m.heads(m.linear(i, "attn_k", x, c.QKVBias), c.KVHeads)) // [b, kv, s, hd]
+	v := m.heads(m.linear(i, "attn_v", x, c.QKVBias), c.KVHeads)         // [b, kv, s, hd]
+
+	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(hd)))))
+	qg := m.Reshape(q, 0, kv, group, -1, hd)            // [b, kv, g, s, hd]
+	kg := m.Op("Unsqueeze", []onnx.Value{k, m.Ints(2)}) // [b, kv, 1, s, hd]
+	vg := m.Op("Unsqueeze", []onnx.Value{v, m.Ints(2)}) // [b, kv, 1, s, hd]
+
+	scores := m.Add(m.MatMul(qg, m.Transpose(kg, 0, 1, 2, 4, 3)), m.mask) // [b, kv, g, s, s]
+	ctx := m.MatMul(m.Softmax(scores, -1), vg)                            // [b, kv, g, s, hd]
+
+	ctx = m.Transpose(m.Reshape(ctx, 0, int64(c.Heads), -1, hd), 0, 2, 1, 3) // [b, s, heads, hd]
+	ctx = m.Reshape(ctx, 0, 0, int64(c.Heads)*hd)
+	return m.linear(i, "attn_output", ctx, false)
+}
+
+// mlp is the SwiGLU feed-forward: down(silu(gate(x)) * up(x)).
+func (m *model) mlp(i int, x onnx.Value) onnx.Value {
+	gate := m.linear(i, "ffn_gate", x, false)
+	silu := m.Mul(gate, m.Sigmoid(gate))
+	return m.linear(i, "ffn_down", m.Mul(silu, m.linear(i, "ffn_up", x, false)), false)
+}
+
+// head is the final norm and the output projection to vocabulary logits.
+// A tied head multiplies by the [vocab, dim] embedding matrix transposed
+// (Gemm with transB), so it needs no second copy of the matrix.
+func (m *model) head(h onnx.Value) onnx.Value {
+	x := m.rmsNorm(h, m.Weight(OutputNorm))
+	if !m.c.TiedOutput {
+		return m.MatMul(x, m.Weight(Output))
+	}
+	flat := m.Reshape(x, -1, int64(m.c.Dim))
+	logits := m.Op("Gemm", []onnx.Value{flat, m.Weight(TokenEmbd)}, onnx.IntAttr("transB", 1))
+	shape := m.Concat(0, m.Op("Shape", []onnx.Value{x}, onnx.IntAttr("start", 0), onnx.IntAttr("end", 2)), m.Ints(int64(m.c.Vocab)))
+	return m.Op("Reshape", []onnx.Value{logits, shape})
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Independent reference forward pass of a llama-family GGUF, in numpy.
+
+This is the oracle lmood's ONNX graph is checked against. It shares no code
+with lmood: weights are read and dequantized by the PyPI `gguf` package, and
+the forward pass follows the GGUF (llama.cpp) layout directly -- rotary
+embeddings rotate interleaved pairs (2j, 2j+1) on the weights exactly as
+stored, whereas lmood un-permutes q/k to rotate-half order. Everything is
+computed in float64.
+
+Usage:
+  oracle.py --gguf MODEL.gguf --ids 1,2,3 --layers 0,1,15,30 --out states.bin
+
+Writes float32 little-endian [len(layers), len(ids), dim] to --out, and with
+--logits-out the [len(ids), vocab] logits of the output head.
+"""
+import argparse
+import sys
+
+import numpy as np
+from gguf import GGUFReader
+from gguf.quants import dequantize
+
+
+def field(reader, key, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    v = f.parts[f.data[0]]
+    if f.types and f.types[0].name == "STRING":
+        return bytes(v).decode()
+    return v.tolist()[0]
+
+
+class Weights:
+    def __init__(self, reader):
+        self.t = {t.name: t for t in reader.tensors}
+
+    def has(self, name):
+        return name in self.t
+
+    def __getitem__(self, name):
+        t = self.t[name]
+        # numpy shape is the reverse of ggml ne: a linear layer is [out, in]
+        w = dequantize(t.data, t.tensor_type)
+        return np.asarray(w, dtype=np.float64).reshape([int(d) for d in reversed(t.shape)])
+
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope_interleaved(x, theta):
+    # x: [heads, T, hd]; rotate pairs (2j, 2j+1) by pos * theta^(-2j/hd)
+    _, T, hd = x.shape
+    j = np.arange(hd // 2, dtype=np.float64)
+    freq = theta ** (-2.0 * j / hd)
+    ang = np.arange(T, dtype=np.float64)[:, None] * freq[None, :]
+    c, s = np.cos(ang), np.sin(ang)
+    a, b = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2] = a * c - b * s
+    out[..., 1::2] = a * s + b * c
+    return out
+
+
+def rope_neox(x, theta):
+    _, T, hd = x.shape
+    half = hd // 2
+    j = np.arange(half, dtype=np.float64)
+    freq = theta ** (-2.0 * j / hd)
+    ang = np.arange(T, dtype=np.float64)[:, None] * freq[None, :]
+    c, s = np.cos(ang), np.sin(ang)
+    a, b = x[..., :half], x[..., half:]
+    return np.concatenate([a * c - b * s, a * s + b * c], axis=-1)
+
+
+def forward(reader, ids, layers):
+    arch = field(reader, "general.architecture")
+    n_layer = field(reader, f"{arch}.block_count")
+    n_head = field(reader, f"{arch}.attention.head_count")
+    n_kv = field(reader, f"{arch}.attention.head_count_kv", n_head)
+    eps = field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
+    theta = field(reader, f"{arch}.rope.freq_base", 10000.0)
+    rope = rope_interleaved if arch == "llama" else rope_neox
+    W = Weights(reader)
+
+    emb = W["token_embd.weight"]  # [vocab, dim]
+    h = emb[np.asarray(ids)]  # [T, dim]
+    T, dim = h.shape
+    hd = dim // n_head
+    causal = np.triu(np.full((T, T), -np.inf), k=1)
+    states = {0: h.copy()}
+    for i in range(max(layers)):
+        p = f"blk.{i}."
+        x = rms_norm(h, W[p + "attn_norm.weight"], eps)
+        q = x @ W[p + "attn_q.weight"].T
+        k = x @ W[p + "attn_k.weight"].T
+        v = x @ W[p + "attn_v.weight"].T
+        if W.has(p + "attn_q.bias"):
+            q, k, v = q + W[p + "attn_q.bias"], k + W[p + "attn_k.bias"], v + W[p + "attn_v.bias"]
+        q = rope(q.reshape(T, n_head, hd).transpose(1, 0, 2), theta)
+        k = rope(k.reshape(T, n_kv, hd).transpose(1, 0, 2), theta)
+        v = v.reshape(T, n_kv, hd).transpose(1, 0, 2)
+        rep = n_head // n_kv
+        k, v = np.repeat(k, rep, axis=0), np.repeat(v, rep, axis=0)
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + causal
+        scores -= scores.max(axis=-1, keepdims=True)
+        probs = np.exp(scores)
+        probs /= probs.sum(axis=-1, keepdims=True)
+        att = (probs @ v).transpose(1, 0, 2).reshape(T, n_head * hd)
+        h = h + att @ W[p + "attn_output.weight"].T
+
+        x = rms_norm(h, W[p + "ffn_norm.weight"], eps)
+        g = x @ W[p + "ffn_gate.weight"].T
+        u = x @ W[p + "ffn_up.weight"].T
+        h = h + ((g / (1.0 + np.exp(-g))) * u) @ W[p + "ffn_down.weight"].T
+        states[i + 1] = h.copy()
+    logits = None
+    if max(layers) == n_layer:
+        x = rms_norm(h, W["output_norm.weight"], eps)
+        head = W["output.weight"] if W.has("output.weight") else emb
+        logits = (x @ head.T).astype("<f4")
+    return np.stack([states[l] for l in layers]).astype("<f4"), logits
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gguf", required=True)
+    ap.add_argument("--ids", required=True, help="comma-separated token ids")
+    ap.add_argument("--layers", required=True, help="comma-separated hidden-state indices")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--logits-out", help="also write [T, vocab] logits (needs the last layer in --layers)")
+    a = ap.parse_args()
+    ids = [int(x) for x in a.ids.split(",")]
+    layers = [int(x) for x in a.layers.split(",")]
+    out, logits = forward(GGUFReader(a.gguf), ids, layers)
+    out.tofile(a.out)
+    if a.logits_out:
+        if logits is None:
+            sys.exit("--logits-out needs the last hidden state in --layers")
+        logits.tofile(a.logits_out)
+    print(f"wrote {out.shape} to {a.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

