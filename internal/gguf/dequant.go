@@ -42,7 +42,7 @@ func init() {
 // Dequantize converts the first n elements stored in data, encoded as type
 // t, to float32. n must be a multiple of t's block size and data must hold
 // at least the corresponding number of bytes. The result is in storage
-// order.
+// order. Large inputs are dequantized in parallel.
 func Dequantize(t Type, data []byte, n int) ([]float32, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("gguf: dequantize %s: negative element count %d", t, n)
@@ -51,7 +51,7 @@ func Dequantize(t Type, data []byte, n int) ([]float32, error) {
 		return nil, err
 	}
 	dst := make([]float32, n)
-	dequantizers[t](dst, data)
+	dequantizeParallel(dst, t, data)
 	return dst, nil
 }
 
@@ -60,7 +60,7 @@ func DequantizeInto(dst []float32, t Type, data []byte) error {
 	if err := checkDequant(t, len(dst), len(data)); err != nil {
 		return err
 	}
-	dequantizers[t](dst, data)
+	dequantizeParallel(dst, t, data)
 	return nil
 }
 

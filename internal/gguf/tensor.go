@@ -191,6 +191,9 @@ func (f *File) dataRange(t *TensorInfo) (uint64, error) {
 	return nb, nil
 }
 
+// chunkPool recycles the per-worker read buffers of readF32.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkBytes); return &b }}
+
 // chunkBytes is the amount of encoded data each worker reads at a time.
 const chunkBytes = 256 << 10
 
@@ -216,7 +219,13 @@ func (f *File) readF32(t *TensorInfo, dst []float32) error {
 	var errOnce sync.Once
 	var failed atomic.Bool
 	work := func() {
-		buf := make([]byte, min(perChunk, nblocks)*ts)
+		bp := chunkPool.Get().(*[]byte)
+		defer chunkPool.Put(bp)
+		need := int(min(perChunk, nblocks) * ts)
+		if cap(*bp) < need {
+			*bp = make([]byte, need)
+		}
+		buf := (*bp)[:need]
 		for !failed.Load() {
 			c := next.Add(1) - 1
 			if c >= nchunks {
@@ -266,37 +275,27 @@ func unsupportedTensorError(name string, typ Type) error {
 const parallelMinElems = 1 << 16
 
 // dequantizeParallel dequantizes raw into dst, splitting whole blocks
-// across goroutines for large tensors.
-func dequantizeParallel(dst []float32, typ Type, raw []byte) error {
-	workers := runtime.GOMAXPROCS(0)
+// across goroutines for large inputs. The caller has validated the type and
+// sizes (see checkDequant).
+func dequantizeParallel(dst []float32, typ Type, raw []byte) {
+	deq := dequantizers[typ]
+	// Give every worker at least parallelMinElems/4 elements.
+	workers := min(runtime.GOMAXPROCS(0), len(dst)/(parallelMinElems/4))
 	if len(dst) < parallelMinElems || workers < 2 {
-		return DequantizeInto(dst, typ, raw)
+		deq(dst, raw)
+		return
 	}
 	bs, ts := int(typ.BlockSize()), int(typ.TypeSize())
 	nblocks := len(dst) / bs
-	if nblocks*bs != len(dst) || len(raw) < nblocks*ts {
-		return DequantizeInto(dst, typ, raw) // reports the error
-	}
-	// Give every worker at least parallelMinElems/4 elements.
-	workers = min(workers, len(dst)/(parallelMinElems/4))
-	if workers < 2 {
-		return DequantizeInto(dst, typ, raw)
-	}
 	per := (nblocks + workers - 1) / workers
 	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for w := 0; w < workers; w++ {
-		lo := w * per
+	for lo := 0; lo < nblocks; lo += per {
 		hi := min(lo+per, nblocks)
-		if lo >= hi {
-			break
-		}
 		wg.Add(1)
-		go func(w, lo, hi int) {
+		go func() {
 			defer wg.Done()
-			errs[w] = DequantizeInto(dst[lo*bs:hi*bs], typ, raw[lo*ts:hi*ts])
-		}(w, lo, hi)
+			deq(dst[lo*bs:hi*bs], raw[lo*ts:hi*ts])
+		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
 }

@@ -145,6 +145,9 @@ func VocabFromGGUF(f *gguf.File) (tokenize.Vocab, error) {
 		v.AddBOS = v.Model == "llama" // SentencePiece models add BOS unless told otherwise
 	}
 	v.AddEOS, _ = f.Bool("tokenizer.ggml.add_eos_token")
+	if b, ok := f.Bool("tokenizer.ggml.add_space_prefix"); ok {
+		v.AddSpacePrefix = &b
+	}
 	return v, nil
 }
 
