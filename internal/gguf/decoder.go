@@ -20,6 +20,7 @@ type truncError struct {
 	ioErr           error
 }
 
+// Error implements error.
 func (e *truncError) Error() string {
 	msg := fmt.Sprintf("at offset %d: need %d bytes but only %d remain", e.off, e.need, e.have)
 	if e.ioErr != nil && !errors.Is(e.ioErr, io.EOF) && !errors.Is(e.ioErr, io.ErrUnexpectedEOF) {
@@ -28,6 +29,7 @@ func (e *truncError) Error() string {
 	return msg + ": " + ErrTruncated.Error()
 }
 
+// Unwrap exposes ErrTruncated and any underlying I/O error.
 func (e *truncError) Unwrap() []error {
 	if e.ioErr != nil {
 		return []error{ErrTruncated, e.ioErr}

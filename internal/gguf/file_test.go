@@ -564,3 +564,38 @@ func TestReaderShorterThanSize(t *testing.T) {
 		t.Errorf("read error %v", err)
 	}
 }
+
+// TestReadTensorParallel reads a tensor large enough to be split across
+// several workers and chunks and compares with single-call Dequantize.
+func TestReadTensorParallel(t *testing.T) {
+	for _, typ := range []Type{Q4_K, F32, Q8_0} {
+		t.Run(typ.String(), func(t *testing.T) {
+			const elems = 1 << 21
+			raw := randomBlocks(typ, elems/int(typ.BlockSize()), 3)
+			w := NewWriter()
+			w.AddTensorF32("small", []uint64{3}, []float32{1, 2, 3})
+			w.AddTensorRaw("big", []uint64{4096, elems / 4096}, typ, raw)
+			f, err := ParseBytes(mustBytes(t, w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ti, _ := f.Tensor("big")
+			got, err := f.ReadTensorF32(ti)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float32, elems)
+			dequantizers[typ](want, raw) // serial reference
+			compareExact(t, got, want)
+
+			into := make([]float32, elems)
+			if err := f.ReadTensorF32Into(ti, into); err != nil {
+				t.Fatal(err)
+			}
+			compareExact(t, into, want)
+			if err := f.ReadTensorF32Into(ti, into[:10]); err == nil || !strings.Contains(err.Error(), "destination has 10 elements") {
+				t.Errorf("short destination: %v", err)
+			}
+		})
+	}
+}

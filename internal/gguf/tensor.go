@@ -180,6 +180,9 @@ func (f *File) dataRange(t *TensorInfo) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if nb == 0 {
+		return 0, nil
+	}
 	start := uint64(f.DataOffset)
 	if t.Offset > uint64(f.Size) || start > uint64(f.Size)-t.Offset || nb > uint64(f.Size)-start-t.Offset {
 		return 0, fmt.Errorf("data at offset %d (+%d bytes) extends past the end of the file (size %d): %w",

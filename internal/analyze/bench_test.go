@@ -1,0 +1,268 @@
+package analyze_test
+
+// Benchmarks on the real default model. Run them with scripts/bench.sh,
+// which sets up the model and copies the numbers into the README.
+//
+// Each benchmark reports, besides ns/op, the figure the README quotes:
+// tokens/s, GFLOP/s, prompts/s or seconds.
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/fetch"
+	"github.com/lmood/lmood/internal/onnx"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/testutil"
+)
+
+// prompt20 tokenizes to 20 tokens with SmolLM2's tokenizer.
+const prompt20 = "The old lighthouse keeper walked down to the harbour every morning to count the fishing boats."
+
+func randomEmbeds(n int) []float32 {
+	r := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * 0.05)
+	}
+	return x
+}
+
+// BenchmarkConvert measures converting the default model's GGUF.
+func BenchmarkConvert(b *testing.B) {
+	path := testutil.GGUF(b)
+	dir := b.TempDir()
+	st := &store.Store{Root: dir}
+	for b.Loop() {
+		if _, err := st.Import(path, "bench", store.Source{Kind: "file"}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/convert")
+}
+
+// BenchmarkSessionLoad measures loading the middle-truncated graph.
+func BenchmarkSessionLoad(b *testing.B) {
+	m := testutil.RealModel(b)
+	defer m.Close()
+	c := m.Config()
+	h := c.Middle()
+	path, err := m.Graph(llama.GraphOptions{Blocks: h, HiddenStates: []int{h}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: llama.HiddenStateName(h), Width: c.Dim}}, runtime.SessionOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/load")
+}
+
+// flopsPerToken counts multiply-adds x2 of the blocks' matmuls and the
+// attention products for a sequence of T tokens, per token.
+func flopsPerToken(c llama.Config, blocks, T int) float64 {
+	d, f, hd := float64(c.Dim), float64(c.FFN), float64(c.HeadDim)
+	proj := d*float64(c.Heads)*hd + 2*d*float64(c.KVHeads)*hd + float64(c.Heads)*hd*d
+	mlp := 3 * d * f
+	attn := 2 * float64(c.Heads) * hd * float64(T) // QK^T and PV, averaged over a causal row ~ T/2 each, counted full
+	return 2 * float64(blocks) * (proj + mlp + attn)
+}
+
+// BenchmarkForward measures forward throughput on 32-token inputs, for the
+// full graph and the graph truncated at the middle layer, at batch 1 and 32.
+func BenchmarkForward(b *testing.B) {
+	m := testutil.RealModel(b)
+	defer m.Close()
+	c := m.Config()
+	const T = 32
+	for _, tc := range []struct {
+		name   string
+		blocks int
+	}{{"full", c.Layers}, {"mid", c.Middle()}} {
+		path, err := m.Graph(llama.GraphOptions{Blocks: tc.blocks, HiddenStates: []int{tc.blocks}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: llama.HiddenStateName(tc.blocks), Width: c.Dim}}, runtime.SessionOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, batch := range []int{1, 32} {
+			x := randomEmbeds(batch * T * c.Dim)
+			b.Run(tc.name+"/batch"+itoa(batch), func(b *testing.B) {
+				if _, err := s.Run(x, batch, T); err != nil { // warm-up
+					b.Fatal(err)
+				}
+				for b.Loop() {
+					if _, err := s.Run(x, batch, T); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(float64(batch*T)/sec, "tokens/s")
+				b.ReportMetric(flopsPerToken(c, tc.blocks, T)*float64(batch*T)/sec/1e9, "GFLOP/s")
+			})
+		}
+		s.Close()
+	}
+}
+
+func itoa(n int) string {
+	if n == 1 {
+		return "1"
+	}
+	return "32"
+}
+
+// matmulSource serves one weight matrix for the peak benchmark.
+type matmulSource struct{ t onnx.ExternalTensor }
+
+func (m matmulSource) Lookup(string) (onnx.ExternalTensor, bool) { return m.t, true }
+
+// BenchmarkMatMulPeak measures this machine's fp32 matmul rate through
+// onnxruntime: [2048, 2048] x [2048, 2048] with a constant right operand,
+// the same situation as the model's weights.
+func BenchmarkMatMulPeak(b *testing.B) {
+	testutil.Runtime(b)
+	const n = 2048
+	dir := b.TempDir()
+	w := randomEmbeds(n * n)
+	buf := new(bytes.Buffer)
+	for _, v := range w {
+		buf.Write(f32le(v))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "w.bin"), buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	bd := onnx.NewBuilder("matmul", matmulSource{onnx.ExternalTensor{Location: "w.bin", Dims: []int64{n, n}}})
+	x := bd.Input(llama.InputEmbeds, onnx.Float, 1, n, n)
+	bd.Output(bd.MatMul(x, bd.Weight("w")), "y", onnx.Float, 1, n, n)
+	model, err := bd.Model("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := onnx.Marshal(model)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "matmul.onnx")
+	if _, err := fetch.WriteAtomic(path, bytes.NewReader(data)); err != nil {
+		b.Fatal(err)
+	}
+	s, err := runtime.NewSession(path, llama.InputEmbeds, n, []runtime.Output{{Name: "y", Width: n}}, runtime.SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	in := randomEmbeds(n * n)
+	if _, err := s.Run(in, 1, n); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.Run(in, 1, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(2*n*n*n/(b.Elapsed().Seconds()/float64(b.N))/1e9, "GFLOP/s")
+}
+
+func f32le(v float32) []byte {
+	u := math.Float32bits(v)
+	return []byte{byte(u), byte(u >> 8), byte(u >> 16), byte(u >> 24)}
+}
+
+// BenchmarkScore measures lmood's scoring of a 20-token prompt at K=32,
+// middle layer: one clean + 32 nudged copies in batches, truncated graph.
+func BenchmarkScore(b *testing.B) {
+	m := testutil.RealModel(b)
+	defer m.Close()
+	an, err := analyze.New(m, analyze.Options{HiddenStates: []int{m.Config().Middle()}, Samples: 32, Sigma: 0.01, Seed: 1}, runtime.SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer an.Close()
+	toks, err := an.Tokenize(prompt20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := an.Analyze(prompt20); err != nil { // warm-up
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := an.Analyze(prompt20); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(1/sec, "prompts/s")
+	b.ReportMetric(float64(len(toks))/sec, "tokens/s")
+	b.ReportMetric(float64(len(toks)), "prompt-tokens")
+}
+
+// BenchmarkNaiveLoop is the reference implementation's loop, for the
+// speed-up figure: for each of K nudges, one clean and one nudged forward
+// pass of the full model with logits, batch 1.
+func BenchmarkNaiveLoop(b *testing.B) {
+	m := testutil.RealModel(b)
+	defer m.Close()
+	c := m.Config()
+	an, err := analyze.New(m, analyze.Options{HiddenStates: []int{c.Middle()}, Samples: 1, Sigma: 0.01, Seed: 1}, runtime.SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	toks, err := an.Tokenize(prompt20)
+	an.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]int, len(toks))
+	for i, t := range toks {
+		ids[i] = t.ID
+	}
+	path, err := m.Graph(llama.GraphOptions{Blocks: c.Layers, Logits: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	outs := []runtime.Output{{Name: llama.HiddenStateName(c.Middle()), Width: c.Dim}, {Name: llama.LogitsName, Width: c.Vocab}}
+	// The full graph exposes every hidden state; fetch the middle one and the logits.
+	s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, outs, runtime.SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	emb, err := m.Embeddings(ids)
+	if err != nil {
+		b.Fatal(err)
+	}
+	T := len(ids)
+	e := drift.Matrix{Rows: T, Cols: c.Dim, Data: emb}
+	nudged := make([]float32, len(emb))
+	const K = 32
+	for b.Loop() {
+		for k := 0; k < K; k++ {
+			if _, err := s.Run(emb, 1, T); err != nil {
+				b.Fatal(err)
+			}
+			if err := drift.NudgeBatch(nudged, e, drift.NudgeOptions{Sigma: 0.01}, 1, 0, k, 1); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Run(nudged, 1, T); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(1/sec, "prompts/s")
+	b.ReportMetric(float64(T)/sec, "tokens/s")
+}

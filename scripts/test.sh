@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# lmood's test command: sets up everything the tests need, then runs them.
+#
+#   scripts/test.sh            full run: format, vet, unit + oracle + real-model tests, short fuzz
+#   LMOOD_SKIP_OLLAMA=1 ...    leave out the ollama server tests
+#
+# Installs, all cached under ${XDG_CACHE_HOME:-$HOME/.cache}/lmood and checked by SHA-256:
+#   - onnxruntime and the default model (SmolLM2-135M GGUF), via `lmood setup`
+#   - a Python venv with the oracle packages (scripts/oracle-requirements.txt)
+#   - an ollama server built from source (scripts/ollama.sh), for issue-6 tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/lmood"
+mkdir -p "$cache"
+step() { printf '\n== %s\n' "$*"; }
+
+step "format and vet"
+unformatted="$(gofmt -l cmd internal)"
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+step "onnxruntime and default model (lmood setup)"
+go build -o "$cache/bin/lmood" ./cmd/lmood
+"$cache/bin/lmood" setup --quiet
+export LMOOD_TEST_GGUF="$cache/downloads/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+step "python oracles"
+venv="$cache/oracle-venv"
+req_sum="$(sha256sum scripts/oracle-requirements.txt | cut -c1-16)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$req_sum" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet -r scripts/oracle-requirements.txt
+  echo "$req_sum" > "$venv/.requirements"
+fi
+export LMOOD_PYTHON="$venv/bin/python"
+export LMOOD_REQUIRE_ORACLE=1
+
+if [ "${LMOOD_SKIP_OLLAMA:-0}" != 1 ] && [ -x scripts/ollama.sh ]; then
+  step "ollama server (built from source once)"
+  scripts/ollama.sh build
+  LMOOD_TEST_OLLAMA_HOST="$(scripts/ollama.sh start)"
+  export LMOOD_TEST_OLLAMA_HOST
+  trap 'scripts/ollama.sh stop || true' EXIT
+fi
+
+step "go test"
+go test -count=1 -timeout 40m ./...
+
+step "fuzz the GGUF parser (30 s)"
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 30s ./internal/gguf
+
+step "done"
