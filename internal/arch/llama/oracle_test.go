@@ -170,3 +170,65 @@ func TestRightPaddingNeedsNoMask(t *testing.T) {
 		t.Errorf("padded prompt differs from the prompt alone: %.2e", e)
 	}
 }
+
+// TestTinyOracle runs synthetic models of each supported variant (llama
+// with grouped-query attention and a tied head; qwen2 with q/k/v bias,
+// rotate-half rotary and an untied head) through the graph and the numpy
+// oracle.
+func TestTinyOracle(t *testing.T) {
+	py := testutil.Python(t)
+	testutil.Runtime(t)
+	qwen := testutil.DefaultTiny()
+	qwen.Arch, qwen.Untied, qwen.Layers = "qwen2", true, 3
+	mha := testutil.DefaultTiny()
+	mha.KVHeads = mha.Heads
+	for _, tc := range []struct {
+		name string
+		tiny testutil.Tiny
+	}{{"llama-gqa-tied", testutil.DefaultTiny()}, {"llama-mha", mha}, {"qwen2-bias-untied", qwen}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := testutil.WriteTiny(t, tc.tiny)
+			st := &store.Store{Root: t.TempDir()}
+			if _, err := st.Import(path, "tiny", store.Source{Kind: "file"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			m, err := st.Open("tiny")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			c := m.Config()
+			ids := []int{5, 260, 17, 299, 42, 42, 0, 128}
+			strIDs := make([]string, len(ids))
+			for i, id := range ids {
+				strIDs[i] = fmt.Sprint(id)
+			}
+			dir := t.TempDir()
+			ref, lg := filepath.Join(dir, "ref.bin"), filepath.Join(dir, "logits.bin")
+			layers := fmt.Sprintf("0,1,%d", c.Layers)
+			out, err := exec.Command(py, filepath.Join("testdata", "oracle.py"), "--gguf", path,
+				"--ids", strings.Join(strIDs, ","), "--layers", layers, "--out", ref, "--logits-out", lg).CombinedOutput()
+			if err != nil {
+				t.Fatalf("oracle: %v\n%s", err, out)
+			}
+			want, wantLogits := readF32(t, ref), readF32(t, lg)
+			emb, err := m.Embeddings(ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			T, d := len(ids), c.Dim
+			outs := []runtime.Output{
+				{Name: llama.HiddenStateName(0), Width: d}, {Name: llama.HiddenStateName(1), Width: d},
+				{Name: llama.HiddenStateName(c.Layers), Width: d}, {Name: llama.LogitsName, Width: c.Vocab}}
+			got := runGraph(t, m, llama.GraphOptions{Blocks: c.Layers, Logits: true}, outs, emb, 1, T)
+			for i := 0; i < 3; i++ {
+				if e := relErr(got[i], want[i*T*d:(i+1)*T*d]); e > oracleTol {
+					t.Errorf("output %s: relative error %.2e", outs[i].Name, e)
+				}
+			}
+			if e := relErr(got[3], wantLogits); e > oracleTol {
+				t.Errorf("logits: relative error %.2e", e)
+			}
+		})
+	}
+}

@@ -1,0 +1,199 @@
+package store_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/gguf"
+	. "github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/testutil"
+)
+
+func TestImportOpen(t *testing.T) {
+	tiny := testutil.DefaultTiny()
+	path := testutil.WriteTiny(t, tiny)
+	st := &Store{Root: t.TempDir()}
+	m, err := st.Import(path, "tiny", Source{Kind: "file", Ref: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if c.Layers != 2 || c.Dim != 32 || c.Heads != 4 || c.KVHeads != 2 || c.Vocab != 300 || !c.TiedOutput {
+		t.Fatalf("config = %+v", c)
+	}
+	if m.Source.Quantization != "F32" || m.Source.SHA256 == "" || m.Params != c.Params() {
+		t.Errorf("source = %+v, params %d", m.Source, m.Params)
+	}
+
+	model, err := st.Open("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer model.Close()
+
+	// Gathered rows equal the GGUF's embedding rows.
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ti, _ := f.Tensor(llama.TokenEmbd)
+	want, err := f.ReadTensorF32(ti)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int{0, 299, 17}
+	got, err := model.Embeddings(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		for j := 0; j < c.Dim; j++ {
+			if got[i*c.Dim+j] != want[id*c.Dim+j] {
+				t.Fatalf("embedding of token %d differs at %d", id, j)
+			}
+		}
+	}
+	if _, err := model.Embeddings([]int{300}); err == nil || !strings.Contains(err.Error(), "outside the vocabulary") {
+		t.Errorf("out-of-range id: err = %v", err)
+	}
+
+	// Graphs are built once and cached.
+	g1, err := model.Graph(llama.GraphOptions{Blocks: 1, HiddenStates: []int{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi1, _ := os.Stat(g1)
+	g2, _ := model.Graph(llama.GraphOptions{Blocks: 1, HiddenStates: []int{1}})
+	fi2, _ := os.Stat(g2)
+	if g1 != g2 || !fi1.ModTime().Equal(fi2.ModTime()) {
+		t.Errorf("graph rebuilt: %s vs %s", g1, g2)
+	}
+	if _, err := model.Tokenizer(); err != nil {
+		t.Errorf("tokenizer: %v", err)
+	}
+
+	list, err := st.List()
+	if err != nil || len(list) != 1 || list[0].Name != "tiny" || list[0].Err != nil {
+		t.Errorf("List = %+v, %v", list, err)
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	good := testutil.WriteTiny(t, testutil.DefaultTiny())
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(t.TempDir(), "truncated.gguf")
+	if err := os.WriteFile(truncated, data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bert := testutil.DefaultTiny()
+	bert.Arch = "bert"
+	iq := testutil.DefaultTiny()
+	iq.RawTensor, iq.RawType = "blk.0.attn_q.weight", gguf.Type(20) // IQ4_NL
+	missing := testutil.DefaultTiny()
+	missing.SkipTensor = "blk.1.ffn_up.weight"
+	notGGUF := filepath.Join(t.TempDir(), "notes.gguf")
+	if err := os.WriteFile(notGGUF, []byte("hello, this is not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name, path string
+		want       []string
+	}{
+		{"truncated", truncated, []string{"truncated"}},
+		{"unsupported architecture", testutil.WriteTiny(t, bert), []string{`architecture "bert"`, "unsupported architecture", "llama"}},
+		{"unknown quant type", testutil.WriteTiny(t, iq), []string{"IQ4_NL", "cannot dequantize"}},
+		{"missing tensor", testutil.WriteTiny(t, missing), []string{"blk.1.ffn_up.weight", "missing"}},
+		{"not a GGUF", notGGUF, []string{"not a GGUF file"}},
+		{"no file", filepath.Join(t.TempDir(), "absent.gguf"), []string{"no such file"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &Store{Root: t.TempDir()}
+			_, err := st.Import(tc.path, "m", Source{Kind: "file"}, nil)
+			if err == nil {
+				t.Fatal("import succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			// Nothing that looks like a model is left behind.
+			if entries, _ := st.List(); len(entries) != 0 {
+				t.Errorf("failed import left %v", entries)
+			}
+			left, _ := os.ReadDir(st.Root)
+			if len(left) != 0 {
+				t.Errorf("failed import left files: %v", left)
+			}
+		})
+	}
+}
+
+func TestStaleManifest(t *testing.T) {
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	st := &Store{Root: t.TempDir()}
+	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mpath := filepath.Join(st.Dir("tiny"), "manifest.json")
+	raw, _ := os.ReadFile(mpath)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["converter_version"] = ConverterVersion + 1
+	raw, _ = json.Marshal(m)
+	if err := os.WriteFile(mpath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := st.Open("tiny")
+	if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "re-convert") {
+		t.Fatalf("Open of stale model: %v", err)
+	}
+	if err := os.WriteFile(mpath, []byte("{broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Open("tiny"); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("Open of corrupt manifest: %v", err)
+	}
+}
+
+func TestTruncatedWeights(t *testing.T) {
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	st := &Store{Root: t.TempDir()}
+	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := filepath.Join(st.Dir("tiny"), "weights.bin")
+	fi, _ := os.Stat(w)
+	if err := os.Truncate(w, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Open("tiny"); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("Open with truncated weights: %v", err)
+	}
+}
+
+func TestOpenUnknown(t *testing.T) {
+	st := &Store{Root: t.TempDir()}
+	_, err := st.Open("nope")
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "lmood pull") {
+		t.Fatalf("Open unknown: %v", err)
+	}
+	for _, bad := range []string{"", "../x", "a/b", ".hidden", strings.Repeat("x", 65)} {
+		if err := CheckName(bad); err == nil {
+			t.Errorf("CheckName(%q) accepted", bad)
+		}
+	}
+}

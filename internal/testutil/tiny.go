@@ -1,0 +1,145 @@
+package testutil
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/lmood/lmood/internal/gguf"
+)
+
+// Tiny describes a synthetic llama-family model small enough for unit tests.
+type Tiny struct {
+	Arch             string // "llama" or "qwen2" (or anything, to test refusals)
+	Layers, Dim, FFN int
+	Heads, KVHeads   int
+	Vocab            int  // at least 256: the first 256 tokens are the byte alphabet
+	Untied           bool // add a separate output.weight
+	Seed             uint64
+	SkipTensor       string // leave this tensor out (to test errors)
+	RawType          gguf.Type
+	RawTensor        string // store this tensor with RawType and garbage bytes
+}
+
+// DefaultTiny is a 2-block model with grouped-query attention.
+func DefaultTiny() Tiny {
+	return Tiny{Arch: "llama", Layers: 2, Dim: 32, FFN: 48, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 7}
+}
+
+// byteAlphabet returns GPT-2's printable stand-ins for the 256 byte values.
+func byteAlphabet() []string {
+	var direct []int
+	for b := '!'; b <= '~'; b++ {
+		direct = append(direct, int(b))
+	}
+	for b := 0xA1; b <= 0xAC; b++ {
+		direct = append(direct, b)
+	}
+	for b := 0xAE; b <= 0xFF; b++ {
+		direct = append(direct, b)
+	}
+	isDirect := map[int]bool{}
+	for _, b := range direct {
+		isDirect[b] = true
+	}
+	out := make([]string, 256)
+	n := 0
+	for b := 0; b < 256; b++ {
+		if isDirect[b] {
+			out[b] = string(rune(b))
+		} else {
+			out[b] = string(rune(256 + n))
+			n++
+		}
+	}
+	return out
+}
+
+// WriteTiny writes the synthetic model as a GGUF file and returns its path.
+// Weights are F32 random normals scaled like a trained model's.
+func WriteTiny(t testing.TB, m Tiny) string {
+	t.Helper()
+	r := rand.New(rand.NewPCG(m.Seed, 99))
+	w := gguf.NewWriter()
+	a := m.Arch
+	w.AddString("general.architecture", a)
+	w.AddString("general.name", "tiny "+a)
+	w.AddUint32(a+".block_count", uint32(m.Layers))
+	w.AddUint32(a+".context_length", 256)
+	w.AddUint32(a+".embedding_length", uint32(m.Dim))
+	w.AddUint32(a+".feed_forward_length", uint32(m.FFN))
+	w.AddUint32(a+".attention.head_count", uint32(m.Heads))
+	w.AddUint32(a+".attention.head_count_kv", uint32(m.KVHeads))
+	w.AddFloat32(a+".attention.layer_norm_rms_epsilon", 1e-6)
+	w.AddFloat32(a+".rope.freq_base", 10000)
+
+	tokens := byteAlphabet()
+	var merges []string
+	for len(tokens) < m.Vocab {
+		x, y := tokens[65+len(merges)%26], tokens[97+len(merges)/26%26]
+		merges = append(merges, x+" "+y)
+		tokens = append(tokens, x+y)
+	}
+	w.AddString("tokenizer.ggml.model", "gpt2")
+	w.AddString("tokenizer.ggml.pre", "gpt-2")
+	w.AddStrings("tokenizer.ggml.tokens", tokens)
+	w.AddStrings("tokenizer.ggml.merges", merges)
+	w.AddBool("tokenizer.ggml.add_bos_token", false)
+
+	tensor := func(name string, scale float64, dims ...uint64) {
+		if name == m.SkipTensor {
+			return
+		}
+		n := uint64(1)
+		for _, d := range dims {
+			n *= d
+		}
+		if name == m.RawTensor {
+			w.AddTensorRaw(name, dims, m.RawType, make([]byte, n/m.RawType.BlockSize()*m.RawType.TypeSize()))
+			return
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(r.NormFloat64() * scale)
+		}
+		w.AddTensorF32(name, dims, data)
+	}
+	norm := func(name string) {
+		data := make([]float32, m.Dim)
+		for i := range data {
+			data[i] = float32(1 + 0.1*r.NormFloat64())
+		}
+		w.AddTensorF32(name, []uint64{uint64(m.Dim)}, data)
+	}
+	d, hd := uint64(m.Dim), uint64(m.Dim/m.Heads)
+	q, kv, f := uint64(m.Heads)*hd, uint64(m.KVHeads)*hd, uint64(m.FFN)
+	s := 1 / float64(m.Dim)
+	tensor("token_embd.weight", 1, d, uint64(m.Vocab))
+	for i := 0; i < m.Layers; i++ {
+		p := fmt.Sprintf("blk.%d.", i)
+		norm(p + "attn_norm.weight")
+		tensor(p+"attn_q.weight", 3*s, d, q)
+		tensor(p+"attn_k.weight", 3*s, d, kv)
+		tensor(p+"attn_v.weight", 3*s, d, kv)
+		if m.Arch == "qwen2" {
+			tensor(p+"attn_q.bias", 0.5, q)
+			tensor(p+"attn_k.bias", 0.5, kv)
+			tensor(p+"attn_v.bias", 0.5, kv)
+		}
+		tensor(p+"attn_output.weight", 3*s, q, d)
+		norm(p + "ffn_norm.weight")
+		tensor(p+"ffn_gate.weight", 3*s, d, f)
+		tensor(p+"ffn_up.weight", 3*s, d, f)
+		tensor(p+"ffn_down.weight", 3*s, f, d)
+	}
+	norm("output_norm.weight")
+	if m.Untied {
+		tensor("output.weight", 3*s, d, uint64(m.Vocab))
+	}
+	path := filepath.Join(t.TempDir(), "tiny-"+a+".gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatalf("write tiny GGUF: %v", err)
+	}
+	return path
+}
