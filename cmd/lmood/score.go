@@ -144,6 +144,10 @@ func (s *scorer) record(prompt string) ScoreRecord {
 		return rec
 	}
 	l, _ := res.Layer(s.layer)
+	if !s.opt.Isolate && !l.Ratio.Defined {
+		rec.Error = fmt.Sprintf("no valid nudge: all %d gave a zero or non-finite angle (zero embeddings or overflow); no ratio can be reported", s.opt.Samples)
+		return rec
+	}
 	rec.FirstToken = res.FirstToken
 	rec.Ratio, rec.RatioStd = l.Ratio.Mean, l.Ratio.Std
 	rec.OOD = drift.OODScore(l.Ratio.Mean, s.opt.Direction)
@@ -194,7 +198,7 @@ func runScore(g *globals, af *analysisFlags, layer int, prompts []string, asJSON
 		if rec.Error != "" {
 			failed++
 			if !asJSON {
-				fmt.Fprintf(os.Stderr, "lmood: prompt %q: %s\n", report.Sanitize(truncateRunes(prompt, 60)), rec.Error)
+				fmt.Fprintf(os.Stderr, "lmood: prompt \"%s\": %s\n", report.Sanitize(truncateRunes(prompt, 60)), rec.Error)
 			}
 		}
 		for _, w := range rec.Warnings {

@@ -40,6 +40,9 @@ type Options struct {
 	MaxTokens int
 	// BatchMiB bounds the memory of one forward batch (0 = 512 MiB).
 	BatchMiB int
+	// BatchRows caps the prompt copies per forward pass (0 = up to 64,
+	// within BatchMiB). Results do not depend on it.
+	BatchRows int
 	// Surprisal also runs the full model with its output head once per
 	// prompt (clean input only) and reports logit baselines.
 	Surprisal bool
@@ -163,7 +166,8 @@ type Token struct {
 // Stat is a mean and standard deviation over nudges.
 type Stat struct {
 	Mean, Std float64
-	Invalid   int // nudges excluded for a zero or non-finite angle
+	Invalid   int  // nudges excluded for a zero or non-finite angle
+	Defined   bool // false when no nudge gave a valid value (Mean and Std are then 0)
 }
 
 // Layer holds the drift at one hidden state.
@@ -238,7 +242,11 @@ func (a *Analyzer) rowsPerBatch(T int) int {
 	c := a.cfg
 	perRow := 4 * (T*c.Dim*(len(a.opt.HiddenStates)+4) + 2*c.Heads*T*T + 3*T*c.FFN)
 	n := a.opt.BatchMiB << 20 / max(perRow, 1)
-	return max(1, min(n, 64))
+	limit := 64
+	if a.opt.BatchRows > 0 {
+		limit = a.opt.BatchRows
+	}
+	return max(1, min(n, limit))
 }
 
 // Analyze scores one prompt.
@@ -260,17 +268,20 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 	}
 	emb := drift.Matrix{Rows: T, Cols: d, Data: clean}
 	res := &Result{Prompt: prompt, Tokens: toks, FirstToken: "excluded"}
+	skipFirst := !a.opt.IncludeFirst
 	if a.opt.IncludeFirst {
 		res.FirstToken = "included"
+	} else if T == 1 {
+		// A one-token prompt has nothing but position 0 to measure.
+		skipFirst = false
+		res.FirstToken = "included (only token)"
+		res.Warnings = append(res.Warnings, "the prompt is a single token, so position 0 (normally excluded as the attention sink) is the whole prompt")
 	}
-	sel, err := drift.Select(T, !a.opt.IncludeFirst, nil)
+	sel, err := drift.Select(T, skipFirst, nil)
 	if err != nil {
 		return nil, err
 	}
 	res.Selected = sel.Count()
-	if res.Selected == 0 && !a.opt.Isolate {
-		res.Warnings = append(res.Warnings, "the prompt has a single token and position 0 is excluded: no prompt-level ratio (use --include-first)")
-	}
 
 	// The nudge plan: K whole-prompt nudges, or K nudges of each token.
 	type job struct{ token, nudge int }
@@ -379,7 +390,7 @@ func stat(s drift.Stats) Stat {
 	if s.Undefined {
 		return Stat{Invalid: s.Invalid}
 	}
-	return Stat{Mean: s.Mean, Std: s.Std, Invalid: s.Invalid}
+	return Stat{Mean: s.Mean, Std: s.Std, Invalid: s.Invalid, Defined: true}
 }
 
 // baselines runs the full model once on the clean embeddings and derives

@@ -1,0 +1,188 @@
+package analyze_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/testutil"
+)
+
+// tinyModel imports a synthetic 2-block model (no download needed).
+func tinyModel(t *testing.T) *store.Model {
+	t.Helper()
+	testutil.Runtime(t)
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	st := &store.Store{Root: t.TempDir()}
+	if _, err := st.Import(path, "tiny", store.Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Open("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func analyzeOnce(t *testing.T, m *store.Model, opt analyze.Options, prompts ...string) []*analyze.Result {
+	t.Helper()
+	an, err := analyze.New(m, opt, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer an.Close()
+	var out []*analyze.Result
+	for _, p := range prompts {
+		r, err := an.Analyze(p)
+		if err != nil {
+			t.Fatalf("Analyze(%q): %v", p, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func base() analyze.Options {
+	return analyze.Options{HiddenStates: []int{2}, Samples: 6, Sigma: 0.01, Seed: 3}
+}
+
+func TestDeterministicAndBatchIndependent(t *testing.T) {
+	m := tinyModel(t)
+	a := analyzeOnce(t, m, base(), "hello world", "abc def ghi")
+	b := analyzeOnce(t, m, base(), "hello world", "abc def ghi")
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("same seed and inputs gave different results")
+	}
+	small := base()
+	small.BatchRows = 2 // clean + 1 nudge, then 2 nudges per pass
+	c := analyzeOnce(t, m, small, "hello world", "abc def ghi")
+	iso := base()
+	iso.Isolate, iso.BatchRows = true, 5
+	isoA := analyzeOnce(t, m, iso, "hello world")
+	iso.BatchRows = 64
+	if isoB := analyzeOnce(t, m, iso, "hello world"); !reflect.DeepEqual(isoA, isoB) {
+		t.Error("isolation results depend on the batch split")
+	}
+	for i := range a {
+		if a[i].Layers[0].Ratio.Mean != c[i].Layers[0].Ratio.Mean {
+			t.Errorf("prompt %d: batch split changed the ratio: %v vs %v", i, a[i].Layers[0].Ratio, c[i].Layers[0].Ratio)
+		}
+	}
+	other := base()
+	other.Seed = 4
+	d := analyzeOnce(t, m, other, "hello world")
+	if d[0].Layers[0].Ratio.Mean == a[0].Layers[0].Ratio.Mean {
+		t.Error("a different seed gave the same ratio")
+	}
+}
+
+func TestLayersAgree(t *testing.T) {
+	m := tinyModel(t)
+	one := analyzeOnce(t, m, base(), "the cat sat")[0]
+	many := base()
+	many.HiddenStates = []int{1, 2, 0}
+	all := analyzeOnce(t, m, many, "the cat sat")[0]
+	l2, ok := all.Layer(2)
+	if !ok || l2.Ratio.Mean != one.Layers[0].Ratio.Mean {
+		t.Errorf("hidden state 2 alone %v, among others %v", one.Layers[0].Ratio, l2)
+	}
+	// Hidden state 0 is the input itself: ratio exactly 1 for every token.
+	l0, _ := all.Layer(0)
+	if l0.Ratio.Mean < 0.999999 || l0.Ratio.Mean > 1.000001 {
+		t.Errorf("hidden state 0 ratio = %v, want 1", l0.Ratio)
+	}
+	if one.FirstToken != "excluded" || one.Selected != len(one.Tokens)-1 {
+		t.Errorf("first token %q, selected %d of %d", one.FirstToken, one.Selected, len(one.Tokens))
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	m := tinyModel(t)
+	opt := base()
+	opt.Isolate = true
+	r := analyzeOnce(t, m, opt, "ab cd")[0]
+	l := r.Layers[0]
+	if l.Ratio.Defined {
+		t.Error("isolation mode reported a prompt-level ratio")
+	}
+	for i, s := range l.TokenRatio {
+		if !s.Defined || s.Mean <= 0 {
+			t.Errorf("token %d: %+v", i, s)
+		}
+	}
+}
+
+func TestBadPrompts(t *testing.T) {
+	m := tinyModel(t)
+	opt := base()
+	opt.MaxTokens = 8
+	an, err := analyze.New(m, opt, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer an.Close()
+	cases := []struct {
+		prompt string
+		want   error
+		text   string
+	}{
+		{"", analyze.ErrEmptyPrompt, "empty"},
+		{" \t\n ", analyze.ErrEmptyPrompt, "whitespace"},
+		{"ok\xff", analyze.ErrInvalidUTF8, "UTF-8"},
+		{strings.Repeat("zq ", 40), analyze.ErrTooLong, "refused rather than truncated"},
+	}
+	for _, tc := range cases {
+		_, err := an.Analyze(tc.prompt)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("Analyze(%q) = %v, want %v containing %q", tc.prompt, err, tc.want, tc.text)
+		}
+	}
+	// After failures the analyzer still works, and control characters are
+	// just text to the model.
+	r, err := an.Analyze("a\x1b[2Jb")
+	if err != nil || !r.Layers[0].Ratio.Defined {
+		t.Errorf("control characters: %v %+v", err, r)
+	}
+	one, err := an.Analyze("a")
+	if err != nil || one.FirstToken != "included (only token)" || !one.Layers[0].Ratio.Defined {
+		t.Errorf("one-token prompt: %v %+v", err, one)
+	}
+}
+
+func TestOptionErrors(t *testing.T) {
+	m := tinyModel(t)
+	for _, tc := range []struct {
+		name string
+		mod  func(*analyze.Options)
+		want string
+	}{
+		{"layer too deep", func(o *analyze.Options) { o.HiddenStates = []int{3} }, "outside 0..2"},
+		{"duplicate layer", func(o *analyze.Options) { o.HiddenStates = []int{1, 1} }, "twice"},
+		{"no samples", func(o *analyze.Options) { o.Samples = 0 }, "samples"},
+		{"bad sigma", func(o *analyze.Options) { o.Sigma = -1 }, "sigma"},
+	} {
+		opt := base()
+		tc.mod(&opt)
+		if _, err := analyze.New(m, opt, runtime.SessionOptions{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestLogitBaselines(t *testing.T) {
+	// Two positions, vocab 2: position 0 predicts token 1 with logits (0, ln 3),
+	// so p = 3/4, surprisal ln(4/3), entropy -(1/4 ln 1/4 + 3/4 ln 3/4), max-softmax 3/4.
+	logits := []float32{0, 1.0986123, 0, 0}
+	b := analyze.LogitBaselines(logits, []int{0, 1}, 2)
+	near := func(a, b float64) bool { return a-b < 1e-6 && b-a < 1e-6 }
+	if !near(b.Surprisal, 0.2876821) || !near(b.Entropy, 0.5623351) || !near(b.MaxSoftmax, 0.75) || b.Tokens[0] != 0 {
+		t.Errorf("baselines = %+v", b)
+	}
+	_ = drift.Pinch
+}
