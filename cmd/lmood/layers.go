@@ -1,6 +1,469 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
 
-// newLayersCmd is a placeholder until the layers command lands.
-func newLayersCmd(g *globals) *cobra.Command { return &cobra.Command{Use: "layers", Hidden: true} }
+	"github.com/mattn/go-runewidth"
+	"github.com/spf13/cobra"
+
+	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/report"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+)
+
+// LayerRecord is one hidden state in a `lmood layers --json` record. A
+// value that is undefined (e.g. a one-token prompt with position 0
+// excluded) is null, never NaN.
+type LayerRecord struct {
+	Layer    int      `json:"layer"`
+	Ratio    *float64 `json:"ratio"`
+	RatioStd *float64 `json:"ratio_std"`
+	OOD      *float64 `json:"ood"`
+	Drift    *float64 `json:"drift_deg"`
+}
+
+// LayersRecord is one line of `lmood layers --json`: one prompt's
+// prompt-level ratio at every hidden state 1..num_layers.
+type LayersRecord struct {
+	Prompt     string        `json:"prompt"`
+	Model      string        `json:"model"`
+	NumLayers  int           `json:"num_layers"`
+	Samples    int           `json:"samples"`
+	Sigma      float64       `json:"sigma"`
+	Seed       uint64        `json:"seed"`
+	Noise      string        `json:"noise"`
+	Isolate    bool          `json:"isolate"`
+	Direction  string        `json:"direction"`
+	FirstToken string        `json:"first_token"`
+	Tokens     int           `json:"tokens"`
+	Passes     int           `json:"passes"` // forward passes run for this prompt
+	InputAngle *float64      `json:"input_angle_deg"`
+	Layers     []LayerRecord `json:"layers"`
+	Warnings   []string      `json:"warnings,omitempty"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// layersFlags are the layers command's own flags.
+type layersFlags struct {
+	af     analysisFlags
+	asJSON bool
+	png    string
+	width  int
+}
+
+func newLayersCmd(g *globals) *cobra.Command {
+	var lf layersFlags
+	cmd := &cobra.Command{
+		Use:   "layers [flags] [PROMPT...]",
+		Short: "Compare the drift ratio across every hidden state",
+		Long: `layers measures each prompt's prompt-level drift ratio at every hidden
+state 1..n at once (hidden state 0 is the embedding itself: its ratio is 1 by
+definition, so it is omitted). The graph exposes all hidden states as
+outputs, so one batched forward pass over the clean copy and the K nudges
+serves every layer: the cost per prompt is ceil((K+1)/batch) passes, not one
+per layer (--verbose prints the count).
+
+It prints a compact sparkline per prompt, then a table of the ratio at each
+hidden state (split into bands of columns that fit --width); --json writes
+JSON Lines instead, --png draws the ratio against the hidden state, one line
+per prompt with a ±std band.
+
+Position 0 is left out of the prompt-level ratio unless --include-first.
+A prompt that cannot be analyzed is reported and the others still are; the
+exit code is then 1.`,
+		Example: `  lmood layers "Eggplants are purple." "Eggplants are fire-engine red."
+  lmood layers -f prompts/probes.txt --png layers.png
+  lmood layers --json -k 50 "lsadfhl; wiffle jfdalkgy burh lgoi" > layers.jsonl`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("width") {
+				lf.width = report.DetectWidth(os.Stdout, 100)
+			}
+			if lf.width < 0 {
+				return usageError{fmt.Errorf("--width must be 0 (no limit) or positive, got %d", lf.width)}
+			}
+			prompts, err := readPrompts(args, lf.af.file)
+			if err != nil {
+				return err
+			}
+			if _, err := lf.af.options([]int{0}, false); err != nil {
+				return err
+			}
+			m, err := openModel(g)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			return runLayers(g, &lf, m, prompts, stdout)
+		},
+	}
+	lf.af.register(cmd, true)
+	fl := cmd.Flags()
+	fl.BoolVar(&lf.asJSON, "json", false, "write JSON Lines, one object per prompt with a ratio per hidden state")
+	fl.StringVar(&lf.png, "png", "", "also draw the ratio against the hidden state to FILE (PNG; .svg and .pdf by extension)")
+	fl.IntVar(&lf.width, "width", 0, "fit the table in this many cells by splitting its columns into bands, 0 = one table (unset: the terminal's width, else $COLUMNS, else 100)")
+	return cmd
+}
+
+// allHiddenStates returns 1..n: every hidden state after a block.
+func allHiddenStates(n int) []int {
+	hs := make([]int, n)
+	for i := range hs {
+		hs[i] = i + 1
+	}
+	return hs
+}
+
+// session is one analyzer over a set of hidden states.
+type session struct {
+	g     *globals
+	model *store.Model
+	an    *analyze.Analyzer
+}
+
+// openSession builds an analyzer for hidden states on an open model.
+func openSession(g *globals, af *analysisFlags, m *store.Model, hidden []int) (*session, error) {
+	opt, err := af.options(hidden, false)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	an, err := analyze.New(m, opt, runtime.SessionOptions{Threads: g.threads})
+	if err != nil {
+		return nil, err
+	}
+	g.logf("model %s: %d hidden state(s) %s of %d, session ready in %v (onnxruntime %s)",
+		m.Manifest.Name, len(hidden), describeLayers(hidden), m.Config().Layers, time.Since(start).Round(time.Millisecond), runtime.Version())
+	return &session{g: g, model: m, an: an}, nil
+}
+
+// analyze runs one prompt and returns the forward passes it took.
+func (s *session) analyze(prompt string) (*analyze.Result, int, error) {
+	before := s.an.Passes()
+	start := time.Now()
+	res, err := s.an.Analyze(prompt)
+	passes := s.an.Passes() - before
+	if err == nil {
+		s.g.logf("%d token(s) analyzed in %v", len(res.Tokens), time.Since(start).Round(time.Millisecond))
+	}
+	return res, passes, err
+}
+
+// describeLayers prints a list of hidden states compactly ("15", "1–30").
+func describeLayers(hs []int) string {
+	if len(hs) == 0 {
+		return "none"
+	}
+	contiguous := true
+	for i := 1; i < len(hs); i++ {
+		contiguous = contiguous && hs[i] == hs[i-1]+1
+	}
+	if len(hs) > 1 && contiguous {
+		return fmt.Sprintf("%d–%d", hs[0], hs[len(hs)-1])
+	}
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = fmt.Sprint(h)
+	}
+	return strings.Join(parts, ",")
+}
+
+// layersItem is one prompt's outcome.
+type layersItem struct {
+	prompt string
+	res    *analyze.Result // nil on failure
+	passes int
+	err    error
+}
+
+// layersMeta is what the renderers need to know about the run.
+type layersMeta struct {
+	Model     string
+	NumLayers int
+	Opt       analyze.Options
+}
+
+// runLayers analyzes every prompt at all hidden states 1..n against m and
+// writes the table (or JSON Lines) to w, and the plot to --png.
+func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w io.Writer) error {
+	cfg := m.Config()
+	sess, err := openSession(g, &lf.af, m, allHiddenStates(cfg.Layers))
+	if err != nil {
+		return err
+	}
+	defer sess.an.Close()
+	meta := layersMeta{Model: m.Manifest.Name, NumLayers: cfg.Layers, Opt: sess.an.Options()}
+
+	out := bufio.NewWriter(w)
+	defer out.Flush()
+	p := g.progress()
+	if len(prompts) > 1 {
+		p.Start("layers", int64(len(prompts)))
+	}
+	items := make([]layersItem, 0, len(prompts))
+	failed := 0
+	for i, prompt := range prompts {
+		res, passes, err := sess.analyze(prompt)
+		p.Add(1)
+		it := layersItem{prompt: prompt, res: res, passes: passes, err: err}
+		items = append(items, it)
+		if err != nil {
+			failed++
+			if !lf.asJSON {
+				fmt.Fprintf(os.Stderr, "lmood: prompt %d %q: %v\n", i+1, report.Sanitize(truncateRunes(prompt, 60)), err)
+			}
+		} else {
+			g.logf("prompt %d: %d forward pass(es) for %d copies (clean + K=%d) of %d tokens, all %d hidden states at once",
+				i+1, passes, meta.Opt.Samples+1, meta.Opt.Samples, len(res.Tokens), cfg.Layers)
+			for _, wn := range res.Warnings {
+				g.warnf("prompt %d: %s", i+1, wn)
+			}
+		}
+		if lf.asJSON {
+			if err := report.WriteJSONL(out, layersRecord(it, meta)); err != nil {
+				return err
+			}
+		}
+	}
+	p.Finish()
+	if !lf.asJSON {
+		if err := renderLayers(out, items, meta, lf.width); err != nil {
+			return err
+		}
+	}
+	if lf.png != "" {
+		series := layerSeries(items, meta)
+		if len(series) == 0 {
+			g.warnf("no prompt was analyzed: %s not written", lf.png)
+		} else {
+			title := fmt.Sprintf("Distortion ratio by hidden state — %s, K=%d, σ=%g", meta.Model, meta.Opt.Samples, meta.Opt.Sigma)
+			if err := report.PlotLayers(lf.png, series, report.PlotOptions{Title: title}); err != nil {
+				return fmt.Errorf("--png: %w", err)
+			}
+			g.logf("plot written to %s", lf.png)
+		}
+	}
+	if failed > 0 {
+		out.Flush()
+		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed\n", failed, len(prompts))
+		return &partialError{failed: failed, total: len(prompts)}
+	}
+	return nil
+}
+
+// promptLevel is a prompt's ratio and drift at one layer, NaN when
+// undefined. In isolation mode the ratio is the mean of per-token ratios
+// (std across tokens) and the drift is undefined.
+func promptLevel(res *analyze.Result, l *analyze.Layer, opt analyze.Options) (ratio, std, driftDeg float64) {
+	nan := math.NaN()
+	if opt.Isolate {
+		m, s := meanDefined(l.TokenRatio, !opt.IncludeFirst && len(l.TokenRatio) > 1)
+		return m, s, nan
+	}
+	if res.Selected == 0 || undefinedStat(l.Ratio) {
+		return nan, nan, nan
+	}
+	driftDeg = l.Drift.Mean
+	if undefinedStat(l.Drift) {
+		driftDeg = nan
+	}
+	return l.Ratio.Mean, l.Ratio.Std, driftDeg
+}
+
+// finitePtr returns &v, or nil for NaN and infinities (JSON null).
+func finitePtr(v float64) *float64 {
+	if !isFinite(v) {
+		return nil
+	}
+	return &v
+}
+
+// layersRecord builds the JSON record of one prompt.
+func layersRecord(it layersItem, meta layersMeta) LayersRecord {
+	opt := meta.Opt
+	rec := LayersRecord{
+		Prompt: it.prompt, Model: meta.Model, NumLayers: meta.NumLayers,
+		Samples: opt.Samples, Sigma: opt.Sigma, Seed: opt.Seed, Noise: opt.Noise.String(),
+		Isolate: opt.Isolate, Direction: opt.Direction.String(), Passes: it.passes,
+		Layers: []LayerRecord{},
+	}
+	if it.err != nil {
+		rec.Error = it.err.Error()
+		return rec
+	}
+	res := it.res
+	rec.FirstToken, rec.Tokens, rec.Warnings = res.FirstToken, len(res.Tokens), res.Warnings
+	if !undefinedStat(res.InputAngle) && !opt.Isolate {
+		rec.InputAngle = finitePtr(res.InputAngle.Mean)
+	}
+	if opt.Isolate {
+		rec.Warnings = append(rec.Warnings, "isolation mode: ratio is the mean of per-token ratios (std is across tokens); drift_deg is null")
+	}
+	for i := range res.Layers {
+		l := &res.Layers[i]
+		r, s, d := promptLevel(res, l, opt)
+		lr := LayerRecord{Layer: l.Index, Ratio: finitePtr(r), RatioStd: finitePtr(s), Drift: finitePtr(d)}
+		if lr.Ratio != nil {
+			lr.OOD = finitePtr(drift.OODScore(r, opt.Direction))
+		}
+		rec.Layers = append(rec.Layers, lr)
+	}
+	return rec
+}
+
+// layerSeries turns the analyzed prompts into one series each, skipping
+// failures and hidden state 0.
+func layerSeries(items []layersItem, meta layersMeta) []report.LayerSeries {
+	var out []report.LayerSeries
+	for _, it := range items {
+		if it.err != nil || it.res == nil {
+			continue
+		}
+		s := report.LayerSeries{Prompt: it.prompt}
+		for i := range it.res.Layers {
+			l := &it.res.Layers[i]
+			if l.Index == 0 {
+				continue
+			}
+			r, sd, _ := promptLevel(it.res, l, meta.Opt)
+			s.Layers = append(s.Layers, l.Index)
+			s.Mean = append(s.Mean, r)
+			s.Std = append(s.Std, sd)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// tableCells measures rendered tables the way report does: East Asian
+// ambiguous characters (box drawing) count as one cell.
+var tableCells = &runewidth.Condition{EastAsianWidth: false, StrictEmojiNeutral: true}
+
+// renderLayers writes one sparkline line per prompt, the layer table (in
+// bands of hidden states no wider than width, 0 = one table) and a footer.
+func renderLayers(w io.Writer, items []layersItem, meta layersMeta, width int) error {
+	series := layerSeries(items, meta)
+	if len(series) == 0 {
+		_, err := fmt.Fprintln(w, "no prompt could be analyzed")
+		return err
+	}
+	// Compact summary: one sparkline across all hidden states per prompt.
+	var b strings.Builder
+	num := 0
+	for _, it := range items {
+		if it.err != nil {
+			continue
+		}
+		s := series[num]
+		num++
+		fmt.Fprintf(&b, "%2d  %s  %s\n", num, report.Sparkline(s.Mean), sparkSummary(s))
+	}
+	// The table: as many hidden-state columns per band as fit the width.
+	layers := series[0].Layers
+	opts := report.TableOptions{PromptWidth: 24, Digits: 3}
+	// Find how many columns fit, then spread the hidden states evenly over
+	// as few bands as that allows (6+6+6+6+6 rather than 7+7+7+7+2).
+	most, _, err := widestBand(series, 0, len(layers), width, opts)
+	if err != nil {
+		return err
+	}
+	bands := (len(layers) + most - 1) / most
+	even := (len(layers) + bands - 1) / bands
+	for start := 0; start < len(layers); {
+		n, tbl, err := widestBand(series, start, even, width, opts)
+		if err != nil {
+			return err
+		}
+		if len(layers) > n || start > 0 {
+			what := "hidden states"
+			if n == 1 {
+				what = "hidden state"
+			}
+			fmt.Fprintf(&b, "\n%s %s (trend = this band only)\n", what, describeLayers(layers[start:start+n]))
+		} else {
+			b.WriteByte('\n')
+		}
+		b.Write(tbl)
+		start += n
+	}
+	opt := meta.Opt
+	fmt.Fprintf(&b, "%s, ratio per hidden state 1..%d (0, the input, omitted: its ratio is 1), K=%d, sigma=%g, %s noise, seed %d; position 0 %s",
+		meta.Model, meta.NumLayers, opt.Samples, opt.Sigma, opt.Noise, opt.Seed, map[bool]string{true: "included", false: "excluded"}[opt.IncludeFirst])
+	if opt.Isolate {
+		b.WriteString("; isolation mode: mean of per-token ratios")
+	}
+	b.WriteByte('\n')
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("layers: %w", err)
+	}
+	return nil
+}
+
+// sparkSummary describes a series' extremes next to its sparkline, e.g.
+// "h1 0.812 → h30 2.301, min 0.412 at h3, max 2.913 at h27: Eggplants…".
+func sparkSummary(s report.LayerSeries) string {
+	lo, hi := -1, -1
+	for i, v := range s.Mean {
+		if !isFinite(v) {
+			continue
+		}
+		if lo < 0 || v < s.Mean[lo] {
+			lo = i
+		}
+		if hi < 0 || v > s.Mean[hi] {
+			hi = i
+		}
+	}
+	prompt := report.Sanitize(truncateRunes(s.Prompt, 40))
+	if lo < 0 {
+		return "no finite ratio  " + prompt
+	}
+	return fmt.Sprintf("min %.3f at h%d, max %.3f at h%d  %s", s.Mean[lo], s.Layers[lo], s.Mean[hi], s.Layers[hi], prompt)
+}
+
+// widestBand renders the table for up to limit hidden-state columns from
+// start and returns the largest column count (at least one) whose table
+// fits width cells (any count when width is 0).
+func widestBand(series []report.LayerSeries, start, limit, width int, opts report.TableOptions) (int, []byte, error) {
+	total := min(limit, len(series[0].Layers)-start)
+	var best []byte
+	bestN := 0
+	for n := total; n >= 1; n-- {
+		var buf bytes.Buffer
+		if err := report.LayerTable(&buf, bandSeries(series, start, n), opts); err != nil {
+			return 0, nil, fmt.Errorf("layers: %w", err)
+		}
+		best, bestN = buf.Bytes(), n
+		if width <= 0 || maxLineWidth(best) <= width {
+			break
+		}
+	}
+	return bestN, best, nil
+}
+
+// bandSeries restricts each series to n hidden states from index start.
+func bandSeries(series []report.LayerSeries, start, n int) []report.LayerSeries {
+	out := make([]report.LayerSeries, len(series))
+	for i, s := range series {
+		end := min(start+n, len(s.Layers))
+		out[i] = report.LayerSeries{Prompt: s.Prompt, Layers: s.Layers[start:end], Mean: s.Mean[start:end], Std: s.Std[start:end]}
+	}
+	return out
+}
+
+// maxLineWidth returns the widest line of text in terminal cells.
+func maxLineWidth(text []byte) int {
+	widest := 0
+	for line := range strings.SplitSeq(string(text), "\n") {
+		widest = max(widest, tableCells.StringWidth(line))
+	}
+	return widest
+}

@@ -170,7 +170,7 @@ func (s *scorer) record(prompt string) ScoreRecord {
 func meanSelected(st []analyze.Stat, skipFirst bool) (float64, float64) {
 	var w drift.Welford
 	for i, s := range st {
-		if i == 0 && skipFirst && len(st) > 1 {
+		if (i == 0 && skipFirst && len(st) > 1) || !s.Defined {
 			continue
 		}
 		w.Add(s.Mean)

@@ -236,13 +236,16 @@ func (a *Analyzer) Tokenize(prompt string) ([]Token, error) {
 	return out, nil
 }
 
+// MaxBatchRows is the default cap on prompt copies per forward pass.
+const MaxBatchRows = 64
+
 // rowsPerBatch bounds how many [T, d] copies go into one forward pass, from
 // an estimate of the largest live tensors per copy.
 func (a *Analyzer) rowsPerBatch(T int) int {
 	c := a.cfg
 	perRow := 4 * (T*c.Dim*(len(a.opt.HiddenStates)+4) + 2*c.Heads*T*T + 3*T*c.FFN)
 	n := a.opt.BatchMiB << 20 / max(perRow, 1)
-	limit := 64
+	limit := MaxBatchRows
 	if a.opt.BatchRows > 0 {
 		limit = a.opt.BatchRows
 	}
