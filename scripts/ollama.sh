@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A private ollama server for lmood's tests (issue 6), built from source.
 #
-#   scripts/ollama.sh build    compile ollama once (go install; ~3 min on 2 cores), then reuse it
+#   scripts/ollama.sh build    compile ollama once (go install; ~6 min on 2 cores), then reuse it
 #   scripts/ollama.sh start    serve on a free loopback port with its own model dir;
 #                              prints the OLLAMA_HOST to use (the only line on stdout)
 #   scripts/ollama.sh stop     stop that server and delete its model dir
@@ -71,7 +71,7 @@ cmd_start() {
     cat "$hostfile"
     return 0
   fi
-  rm -rf "$state"
+  cmd_stop 2>/dev/null || true # a stale or hung server from an earlier run
   mkdir -p "$state/models" "$state/home"
   # Port 0: the kernel picks a free port, the server logs which one. No race
   # between choosing a port and binding it.

@@ -98,15 +98,17 @@ func newImportCmd(g *globals) *cobra.Command {
 Qwen2; quantized F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or
 Q6_K) into lmood's model store: weights dequantized to float32, an ONNX graph
 per analysis depth, the tokenizer from the file's own metadata. The model is
-then usable as --model NAME.`,
+then usable as --model NAME.
+
+ollama:NAME[:TAG] converts the weights of a model in the ollama server at
+$OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 		Example: `  lmood import ~/models/tinyllama-1.1b-chat.Q4_K_M.gguf --name tinyllama
   lmood score -m tinyllama "The cat sat on the mat."`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := args[0]
 			if strings.HasPrefix(src, "ollama:") {
-				_, err := resolveOllama(g, src, name, force)
-				return err
+				return importOllama(g, src, name, force)
 			}
 			if name == "" {
 				name = nameFromPath(src)

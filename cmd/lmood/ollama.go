@@ -1,14 +1,152 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 	"io"
+	"os"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+
+	"github.com/lmood/lmood/internal/ollama"
+	"github.com/lmood/lmood/internal/store"
 )
 
-// resolveOllama is a placeholder until ollama support lands.
-func resolveOllama(g *globals, ref, name string, force bool) (string, error) {
-	return "", errors.New("ollama: not implemented yet")
+// ollamaModel asks the ollama server at $OLLAMA_HOST about ref
+// (ollama:NAME[:TAG]) and converts its weights into the store if needed.
+func ollamaModel(g *globals, ref, name string, force bool) (*ollama.Model, *ollama.Imported, error) {
+	model, err := ollama.ParseRef(ref)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	c, err := ollama.FromEnvironment()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	g.logf("asking the ollama server at %s about %s", c.Host(), model)
+	m, err := c.Resolve(ctx, model)
+	if err != nil {
+		return nil, nil, err
+	}
+	g.logf("%s: %s weights in %s", model, m.Arch, m.BlobPath)
+	target := name
+	if target == "" {
+		target = ollama.StoreName(model)
+	}
+	imp, err := ollama.Import(store.Default(), m, name, force, &noteFirst{bar: g.progress(), note: func() {
+		if !g.quiet {
+			fmt.Fprintf(os.Stderr, "lmood: converting %s%s (%s, %s) into model %s\n", ollama.Prefix, model, m.Arch, m.Quantization, target)
+		}
+	}})
+	if err != nil {
+		return nil, nil, err
+	}
+	if !imp.Converted {
+		g.logf("%s is converted already as %s (sha256 %s…)", model, imp.Name, m.Digest[:12])
+	}
+	return m, imp, nil
 }
 
-// listOllama is a placeholder until ollama support lands.
-func listOllama(g *globals, w io.Writer) error { return errors.New("ollama: not implemented yet") }
+// noteFirst prints a note when a conversion starts, then shows the bar.
+type noteFirst struct {
+	bar  *bar
+	note func()
+}
+
+func (n *noteFirst) Start(name string, total int64) {
+	if n.note != nil {
+		n.note()
+		n.note = nil
+	}
+	n.bar.Start(name, total)
+}
+
+func (n *noteFirst) Add(k int) { n.bar.Add(k) }
+
+func (n *noteFirst) Finish() { n.bar.Finish() }
+
+// resolveOllama turns --model ollama:NAME[:TAG] into a store model name,
+// converting the ollama model's GGUF once (again only when its weights
+// change). name and force are import's --name and --force.
+func resolveOllama(g *globals, ref, name string, force bool) (string, error) {
+	_, imp, err := ollamaModel(g, ref, name, force)
+	if err != nil {
+		return "", err
+	}
+	return imp.Name, nil
+}
+
+// importOllama is `lmood import ollama:NAME[:TAG]`: like resolveOllama,
+// and it says on stdout what it did.
+func importOllama(g *globals, ref, name string, force bool) error {
+	m, imp, err := ollamaModel(g, ref, name, force)
+	if err != nil {
+		return err
+	}
+	man := imp.Manifest
+	if !imp.Converted {
+		fmt.Fprintf(stdout, "%s is already imported from %s%s (sha256 %s…); use --force to convert again\n",
+			imp.Name, ollama.Prefix, m.Name, m.Digest[:12])
+		return nil
+	}
+	fmt.Fprintf(stdout, "imported %s: %s, %d layers, width %d, %s parameters (source %s%s, %s) in %.1fs\n",
+		imp.Name, man.Config.Arch, man.Config.Layers, man.Config.Dim, humanCount(man.Params),
+		ollama.Prefix, m.Name, man.Source.Quantization, man.ConvertSeconds)
+	return nil
+}
+
+// listOllama prints the models of the ollama server at $OLLAMA_HOST for
+// `lmood models --ollama`: what they are, whether lmood supports them, and
+// whether they are converted.
+func listOllama(g *globals, w io.Writer) error {
+	c, err := ollama.FromEnvironment()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	models, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "ollama models at %s\n", c.Host())
+	if len(models) == 0 {
+		fmt.Fprintln(w, "  (none: `ollama pull qwen2.5:0.5b` adds one)")
+		return nil
+	}
+	converted := ollama.Converted(store.Default())
+	t := tablewriter.NewWriter(w)
+	t.Header("model", "arch", "family", "params", "quant", "supported", "lmood")
+	for _, m := range models {
+		if m.Err != nil {
+			t.Append(m.Name, m.Arch, m.Family, m.ParameterSize, m.Quantization, "?", "error: "+firstLine(m.Err))
+			continue
+		}
+		t.Append(m.Name, m.Arch, m.Family, m.ParameterSize, m.Quantization, yesNo(m.Supported()), ollamaStatus(&m.Model, converted))
+	}
+	return t.Render()
+}
+
+// ollamaStatus says whether an ollama model is converted, convertible, or
+// why not.
+func ollamaStatus(m *ollama.Model, converted map[string][]string) string {
+	if names := converted[m.Digest]; len(names) > 0 {
+		return "converted: " + strings.Join(names, ", ")
+	}
+	if !m.Supported() {
+		return "-"
+	}
+	if err := m.Check(); err != nil {
+		return "weights not readable here"
+	}
+	return "lmood import " + ollama.Prefix + strings.TrimSuffix(m.Name, ":latest")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

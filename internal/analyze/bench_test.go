@@ -25,7 +25,7 @@ import (
 )
 
 // prompt20 tokenizes to 20 tokens with SmolLM2's tokenizer.
-const prompt20 = "The old lighthouse keeper walked down to the harbour every morning to count the fishing boats."
+const prompt20 = "The old lighthouse keeper walked down to the harbour every single morning to count all of the fishing boats."
 
 func randomEmbeds(n int) []float32 {
 	r := rand.New(rand.NewPCG(1, 2))
