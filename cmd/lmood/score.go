@@ -105,6 +105,11 @@ func newScorer(g *globals, af *analysisFlags, layer int) (*scorer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newScorerFor(g, af, layer, m)
+}
+
+// newScorerFor scores with an opened model; the scorer closes it.
+func newScorerFor(g *globals, af *analysisFlags, layer int, m *store.Model) (*scorer, error) {
 	h, err := resolveLayer(layer, m)
 	if err != nil {
 		m.Close()

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/lmood/lmood/internal/report"
+	"github.com/lmood/lmood/internal/testutil"
+)
+
+// scoreJSON scores prompts on the real model and returns the JSON Lines.
+func scoreJSON(t *testing.T, prompts []string, samples int) []byte {
+	t.Helper()
+	m := testutil.RealModel(t)
+	af := analysisFlags{samples: samples, sigma: defaultSigma, seed: 7, noise: "per-token", direction: defaultDirection, maxTokens: 64}
+	s, err := newScorerFor(&globals{quiet: true}, &af, -1, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var buf bytes.Buffer
+	for _, p := range prompts {
+		if err := report.WriteJSONL(&buf, s.record(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// TestScoreJSONSchema validates `score --json` records, including failed
+// prompts, against docs/score.schema.json, and checks that two runs with
+// the same seed give byte-identical output.
+func TestScoreJSONSchema(t *testing.T) {
+	prompts := []string{
+		"Eggplants are purple.",
+		"Eggplants are fire-engine red.",
+		"tab\there, escape \x1b[2J and a zero\u200bwidth space",
+		"",                          // empty: error record
+		"bad \xff utf-8",            // invalid: error record
+		strings.Repeat("word ", 80), // longer than maxTokens: error record
+		"one",
+	}
+	out1 := scoreJSON(t, prompts, 4)
+	out2 := scoreJSON(t, prompts, 4)
+	if !bytes.Equal(out1, out2) {
+		t.Error("two runs with the same seed gave different JSON")
+	}
+
+	c := jsonschema.NewCompiler()
+	sch, err := c.Compile("../../docs/score.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out1)), "\n")
+	if len(lines) != len(prompts) {
+		t.Fatalf("%d records for %d prompts", len(lines), len(prompts))
+	}
+	for i, line := range lines {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(line))
+		if err != nil {
+			t.Fatalf("record %d is not JSON: %v", i, err)
+		}
+		if err := sch.Validate(v); err != nil {
+			t.Errorf("record %d does not match the schema: %v\n%s", i, err, line)
+		}
+		var rec ScoreRecord
+		json.Unmarshal([]byte(line), &rec)
+		wantErr := i >= 3 && i <= 5
+		if (rec.Error != "") != wantErr {
+			t.Errorf("record %d (%q): error %q", i, prompts[i], rec.Error)
+		}
+		if !wantErr && (rec.Ratio <= 0 || len(rec.Tokens) == 0) {
+			t.Errorf("record %d: ratio %v, %d tokens", i, rec.Ratio, len(rec.Tokens))
+		}
+	}
+}
+
+// TestSchemaRejects makes sure the schema check can fail.
+func TestSchemaRejects(t *testing.T) {
+	sch, err := jsonschema.NewCompiler().Compile("../../docs/score.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{
+		`{"prompt":"x"}`,
+		`{"prompt":"x","model":"m","layer":-1,"num_layers":30,"samples":4,"sigma":0.01,"seed":1,"noise":"per-token","isolate":false,"direction":"pinch","first_token":"excluded","ratio":0.5,"ratio_std":0.1,"ood":0.7,"input_angle_deg":13,"drift_deg":6,"tokens":[]}`,
+		`{"prompt":"x","model":"m","layer":15,"num_layers":30,"samples":4,"sigma":0.01,"seed":1,"noise":"loud","isolate":false,"direction":"pinch","first_token":"excluded","ratio":0.5,"ratio_std":0.1,"ood":0.7,"input_angle_deg":13,"drift_deg":6,"tokens":[]}`,
+	} {
+		v, _ := jsonschema.UnmarshalJSON(strings.NewReader(bad))
+		if sch.Validate(v) == nil {
+			t.Errorf("schema accepted %s", bad)
+		}
+	}
+}
+
+func TestReadPrompts(t *testing.T) {
+	dir := t.TempDir()
+	f := dir + "/p.txt"
+	os.WriteFile(f, []byte("# comment\n\nfirst\r\n  \nsecond line\n"), 0o644)
+	got, err := readPrompts(nil, f)
+	if err != nil || len(got) != 2 || got[0] != "first" || got[1] != "second line" {
+		t.Errorf("readPrompts = %q, %v", got, err)
+	}
+	if _, err := readPrompts([]string{"a"}, f); err == nil {
+		t.Error("arguments and -f together were accepted")
+	}
+	empty := dir + "/e.txt"
+	os.WriteFile(empty, []byte("# nothing\n"), 0o644)
+	if _, err := readPrompts(nil, empty); err == nil || !strings.Contains(err.Error(), "no prompts") {
+		t.Errorf("empty file: %v", err)
+	}
+}
