@@ -58,9 +58,11 @@ residual stream turns at a chosen depth, relative to how far the input turned:
 
     ratio = angle(h, h') / angle(e, e')      (per token and per prompt)
 
-Models "pinch" inputs they were not trained on, so those tend to drift less.
-lmood reports the ratio, an OOD score derived from it, per-token heatmaps and
-per-layer comparisons.
+A published finding says networks "pinch" inputs they were not trained on, so
+those drift less. On the default model lmood measures the opposite (unusual
+text drifts more), so the OOD score is oriented that way (--direction
+expand); 'lmood eval' measures it on your model and data. lmood reports the
+ratio, the OOD score, per-token heatmaps and per-layer comparisons.
 
 Start here:
     lmood setup                       install onnxruntime and the default model

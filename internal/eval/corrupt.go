@@ -67,6 +67,10 @@ func Kinds() []string {
 // when it offers nothing to corrupt (a single word for shuffle, no long
 // words for scramble, no Latin letters for script/homoglyph). An unknown
 // kind yields an error listing the valid ones.
+//
+// The random stream depends on (seed, kind) only, not on the text: two
+// texts of equal length corrupted with the same seed get the same noise.
+// To corrupt a set, give each text its own seed, as [CorruptAll] does.
 func Corrupt(kind, text string, seed uint64) (string, error) {
 	f, ok := kinds[kind]
 	if !ok {
