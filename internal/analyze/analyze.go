@@ -7,6 +7,7 @@ package analyze
 
 import (
 	"errors"
+	"hash/fnv"
 	"fmt"
 	"math"
 	"strings"
@@ -59,7 +60,6 @@ type Analyzer struct {
 	sess   *runtime.Session
 	logits *runtime.Session
 	blocks int
-	index  int // prompts analyzed so far (the noise stream's prompt number)
 }
 
 // Sentinel errors for bad prompts.
@@ -254,8 +254,7 @@ func (a *Analyzer) rowsPerBatch(T int) int {
 
 // Analyze scores one prompt.
 func (a *Analyzer) Analyze(prompt string) (*Result, error) {
-	promptIndex := a.index
-	a.index++
+	promptKey := PromptKey(prompt)
 	toks, err := a.Tokenize(prompt)
 	if err != nil {
 		return nil, err
@@ -320,7 +319,7 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 		for i := off; i < count; i++ {
 			j := jobs[next+i-off]
 			opt := drift.NudgeOptions{Sigma: a.opt.Sigma, Scale: a.opt.Noise, Isolate: a.opt.Isolate, Token: j.token}
-			if err := drift.NudgeBatch(batch[i*n:(i+1)*n], emb, opt, a.opt.Seed, promptIndex, j.nudge, 1); err != nil {
+			if err := drift.NudgeBatch(batch[i*n:(i+1)*n], emb, opt, a.opt.Seed, promptKey, j.nudge, 1); err != nil {
 				return nil, err
 			}
 		}
@@ -380,6 +379,15 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 		res.Baselines = b
 	}
 	return res, nil
+}
+
+// PromptKey is the prompt's part of the noise stream's seed: a hash of its
+// text, so a prompt gets the same nudges (and the same scores) whatever
+// other prompts are scored with it and in whatever order.
+func PromptKey(prompt string) int {
+	h := fnv.New64a()
+	h.Write([]byte(prompt))
+	return int(h.Sum64() >> 1)
 }
 
 func boolInt(b bool) int {

@@ -82,6 +82,17 @@ func TestDeterministicAndBatchIndependent(t *testing.T) {
 	}
 }
 
+// TestOrderIndependent: a prompt's result does not depend on the prompts
+// scored before it.
+func TestOrderIndependent(t *testing.T) {
+	m := tinyModel(t)
+	a := analyzeOnce(t, m, base(), "first prompt", "second prompt")
+	b := analyzeOnce(t, m, base(), "second prompt", "first prompt")
+	if !reflect.DeepEqual(a[0], b[1]) || !reflect.DeepEqual(a[1], b[0]) {
+		t.Error("scores depend on the order of prompts")
+	}
+}
+
 func TestLayersAgree(t *testing.T) {
 	m := tinyModel(t)
 	one := analyzeOnce(t, m, base(), "the cat sat")[0]

@@ -24,8 +24,10 @@
 // digits). [AngleFromCosDeg] provides the textbook clamped-arccos form.
 //
 // Randomness is deterministic: every nudge draws from its own PCG stream
-// whose 128-bit seed is derived by hashing (seed, prompt index, nudge
+// whose 128-bit seed is derived by hashing (seed, prompt key, nudge
 // index, token) — see [StreamSeeds]. A nudge therefore does not depend on
 // batching order, on how many prompts were processed before it, or on how
-// many nudges were drawn for other prompts.
+// many nudges were drawn for other prompts. (lmood's analyzer uses a hash
+// of the prompt's text as its key, so a prompt's score does not depend on
+// the other prompts in a run either.)
 package drift
