@@ -343,16 +343,9 @@ type EvalRecord struct {
 	AUPR         *float64 `json:"aupr"`
 	FPR95        *float64 `json:"fpr95"`
 	Failed       int      `json:"failed"`
-	Model        string   `json:"model"`
-	NumLayers    int      `json:"num_layers"`
-	Samples      int      `json:"samples"`
-	Sigma        float64  `json:"sigma"`
-	Seed         uint64   `json:"seed"`
-	Noise        string   `json:"noise"`
-	Isolate      bool     `json:"isolate"`
-	Direction    string   `json:"direction"`
-	FirstToken   string   `json:"first_token"`
-	LengthTol    int      `json:"length_tol"`
+	Setup
+	FirstToken string `json:"first_token"`
+	LengthTol  int    `json:"length_tol"`
 }
 
 // evalFinite maps NaN and infinities to null.
@@ -434,8 +427,7 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan evalPlan, m *s
 		reps = append(reps, rep)
 	}
 	meta := EvalRecord{
-		Model: m.Manifest.Name, NumLayers: cfg.Layers, Samples: opt.Samples, Sigma: opt.Sigma, Seed: opt.Seed,
-		Noise: opt.Noise.String(), Isolate: opt.Isolate, Direction: opt.Direction.String(),
+		Setup:      newSetup(m.Manifest.Name, cfg.Layers, opt),
 		FirstToken: map[bool]string{true: "included", false: "excluded"}[opt.IncludeFirst], LengthTol: ef.lengthTol,
 	}
 	bw := bufio.NewWriter(w)

@@ -273,7 +273,7 @@ func TestEvalTable(t *testing.T) {
 
 func TestWriteEvalText(t *testing.T) {
 	var buf bytes.Buffer
-	meta := EvalRecord{Model: "m", NumLayers: 8, Samples: 4, Sigma: 0.01, Noise: "per-token", Direction: "pinch", FirstToken: "excluded"}
+	meta := EvalRecord{Setup: Setup{Model: "m", NumLayers: 8, Samples: 4, Sigma: 0.01, Noise: "per-token", Direction: "pinch"}, FirstToken: "excluded"}
 	if err := writeEvalText(&buf, sampleReports(t), meta, 2, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestWriteEvalText(t *testing.T) {
 func TestWriteEvalJSON(t *testing.T) {
 	var buf bytes.Buffer
 	reps := sampleReports(t)
-	if err := writeEvalJSON(&buf, reps, EvalRecord{Model: "m", Direction: "pinch"}); err != nil {
+	if err := writeEvalJSON(&buf, reps, EvalRecord{Setup: Setup{Model: "m", Direction: "pinch"}}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")

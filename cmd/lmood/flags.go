@@ -180,3 +180,22 @@ func resolveLayer(layer int, m *store.Model) (int, error) {
 	}
 	return layer, nil
 }
+
+// Setup is the analysis setup every JSON record carries (score, layers and
+// eval embed it, so the three agree on names and meaning).
+type Setup struct {
+	Model     string  `json:"model"`
+	NumLayers int     `json:"num_layers"`
+	Samples   int     `json:"samples"`
+	Sigma     float64 `json:"sigma"`
+	Seed      uint64  `json:"seed"`
+	Noise     string  `json:"noise"`
+	Isolate   bool    `json:"isolate"`
+	Direction string  `json:"direction"`
+}
+
+// newSetup describes an analysis of model name with numLayers blocks.
+func newSetup(name string, numLayers int, opt analyze.Options) Setup {
+	return Setup{Model: name, NumLayers: numLayers, Samples: opt.Samples, Sigma: opt.Sigma, Seed: opt.Seed,
+		Noise: opt.Noise.String(), Isolate: opt.Isolate, Direction: opt.Direction.String()}
+}

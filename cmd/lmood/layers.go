@@ -34,15 +34,8 @@ type LayerRecord struct {
 // LayersRecord is one line of `lmood layers --json`: one prompt's
 // prompt-level ratio at every hidden state 1..num_layers.
 type LayersRecord struct {
-	Prompt     string        `json:"prompt"`
-	Model      string        `json:"model"`
-	NumLayers  int           `json:"num_layers"`
-	Samples    int           `json:"samples"`
-	Sigma      float64       `json:"sigma"`
-	Seed       uint64        `json:"seed"`
-	Noise      string        `json:"noise"`
-	Isolate    bool          `json:"isolate"`
-	Direction  string        `json:"direction"`
+	Prompt string `json:"prompt"`
+	Setup
 	FirstToken string        `json:"first_token"`
 	Tokens     int           `json:"tokens"`
 	Passes     int           `json:"passes"` // forward passes run for this prompt
@@ -290,10 +283,8 @@ func finitePtr(v float64) *float64 {
 func layersRecord(it layersItem, meta layersMeta) LayersRecord {
 	opt := meta.Opt
 	rec := LayersRecord{
-		Prompt: it.prompt, Model: meta.Model, NumLayers: meta.NumLayers,
-		Samples: opt.Samples, Sigma: opt.Sigma, Seed: opt.Seed, Noise: opt.Noise.String(),
-		Isolate: opt.Isolate, Direction: opt.Direction.String(), Passes: it.passes,
-		Layers: []LayerRecord{},
+		Prompt: it.prompt, Setup: newSetup(meta.Model, meta.NumLayers, opt),
+		Passes: it.passes, Layers: []LayerRecord{},
 	}
 	if it.err != nil {
 		rec.Error = it.err.Error()

@@ -28,16 +28,9 @@ type TokenRecord struct {
 
 // ScoreRecord is one line of `lmood score --json` (schema in README).
 type ScoreRecord struct {
-	Prompt     string        `json:"prompt"`
-	Model      string        `json:"model"`
+	Prompt string `json:"prompt"`
+	Setup
 	Layer      int           `json:"layer"`
-	NumLayers  int           `json:"num_layers"`
-	Samples    int           `json:"samples"`
-	Sigma      float64       `json:"sigma"`
-	Seed       uint64        `json:"seed"`
-	Noise      string        `json:"noise"`
-	Isolate    bool          `json:"isolate"`
-	Direction  string        `json:"direction"`
 	FirstToken string        `json:"first_token"`
 	Ratio      float64       `json:"ratio"`
 	RatioStd   float64       `json:"ratio_std"`
@@ -138,9 +131,8 @@ func (s *scorer) Close() {
 // record scores one prompt into a JSON record (Error set on failure).
 func (s *scorer) record(prompt string) ScoreRecord {
 	rec := ScoreRecord{
-		Prompt: prompt, Model: s.model.Manifest.Name, Layer: s.layer, NumLayers: s.model.Config().Layers,
-		Samples: s.opt.Samples, Sigma: s.opt.Sigma, Seed: s.opt.Seed, Noise: s.opt.Noise.String(),
-		Isolate: s.opt.Isolate, Direction: s.opt.Direction.String(), Tokens: []TokenRecord{},
+		Prompt: prompt, Setup: newSetup(s.model.Manifest.Name, s.model.Config().Layers, s.opt),
+		Layer: s.layer, Tokens: []TokenRecord{},
 	}
 	start := time.Now()
 	res, err := s.an.Analyze(prompt)
