@@ -60,6 +60,10 @@ type Analyzer struct {
 	sess   *runtime.Session
 	logits *runtime.Session
 	blocks int
+	// maxTokenBytes is the longest token's text in bytes: a prompt longer
+	// than MaxTokens*maxTokenBytes bytes cannot fit and is refused before
+	// tokenizing it.
+	maxTokenBytes int
 }
 
 // Sentinel errors for bad prompts.
@@ -103,7 +107,10 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 	if err != nil {
 		return nil, err
 	}
-	a := &Analyzer{model: m, cfg: cfg, tok: tok, opt: opt, blocks: blocks}
+	a := &Analyzer{model: m, cfg: cfg, tok: tok, opt: opt, blocks: blocks, maxTokenBytes: 1}
+	for id := 0; id < tok.VocabSize(); id++ {
+		a.maxTokenBytes = max(a.maxTokenBytes, len(tok.Decode([]int{id})))
+	}
 	path, err := m.Graph(llama.GraphOptions{Blocks: blocks, HiddenStates: opt.HiddenStates})
 	if err != nil {
 		return nil, err
@@ -217,6 +224,10 @@ func (a *Analyzer) Tokenize(prompt string) ([]Token, error) {
 	}
 	if strings.TrimSpace(prompt) == "" {
 		return nil, fmt.Errorf("%w: nothing to score (the prompt is empty or only whitespace)", ErrEmptyPrompt)
+	}
+	if limit := a.opt.MaxTokens * a.maxTokenBytes; len(prompt) > limit {
+		return nil, fmt.Errorf("%w: %d bytes is more than %d tokens can hold (refused without tokenizing; raise --max-tokens up to the model's context of %d)",
+			ErrTooLong, len(prompt), a.opt.MaxTokens, a.cfg.ContextLength)
 	}
 	toks, err := a.tok.Encode(prompt)
 	if err != nil {

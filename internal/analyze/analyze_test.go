@@ -146,7 +146,8 @@ func TestBadPrompts(t *testing.T) {
 		{"", analyze.ErrEmptyPrompt, "empty"},
 		{" \t\n ", analyze.ErrEmptyPrompt, "whitespace"},
 		{"ok\xff", analyze.ErrInvalidUTF8, "UTF-8"},
-		{strings.Repeat("zq ", 40), analyze.ErrTooLong, "refused rather than truncated"},
+		{strings.Repeat("zq ", 5), analyze.ErrTooLong, "refused rather than truncated"},
+		{strings.Repeat("x", 8<<20), analyze.ErrTooLong, "refused without tokenizing"},
 	}
 	for _, tc := range cases {
 		_, err := an.Analyze(tc.prompt)
