@@ -24,7 +24,7 @@ const (
 
 // defaultDirection orients the OOD score. It was chosen from measurements on
 // the default model, not assumed: with `lmood eval` on SmolLM2-135M, every
-// shifted set drifts more than plain text at hidden states 3..28 (pinch
+// shifted set drifts more than plain text at hidden states 2..29 (pinch
 // AUROC < 0.5), so a higher ratio means more unusual (README, "Which way
 // does drift point?"). Other models may differ: measure with `lmood eval`.
 const defaultDirection = "expand"
