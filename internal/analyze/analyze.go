@@ -7,8 +7,8 @@ package analyze
 
 import (
 	"errors"
-	"hash/fnv"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"strings"
 	"unicode/utf8"
