@@ -121,7 +121,9 @@ func importIfNeeded(g *globals, st *store.Store, path string) (string, error) {
 			return name, nil
 		}
 	}
-	g.logf("converting %s into model %q", path, name)
+	if !g.quiet {
+		fmt.Fprintf(os.Stderr, "lmood: converting %s into model %q (once; later runs reuse it)\n", path, name)
+	}
 	if _, err := st.Import(path, name, store.Source{Kind: "file", Ref: path}, g.progress()); err != nil {
 		return "", err
 	}

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/cobra"
 
 	"github.com/lmood/lmood/internal/fetch"
+	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
 )
@@ -180,19 +180,19 @@ func newModelsCmd(g *globals) *cobra.Command {
 			if len(entries) == 0 {
 				fmt.Fprintln(stdout, "  (none yet: run `lmood pull` or `lmood import FILE.gguf`)")
 			} else {
-				t := tablewriter.NewWriter(stdout)
-				t.Header("name", "arch", "layers", "width", "heads", "params", "source quant", "source", "converted")
+				var rows [][]string
 				for _, e := range entries {
 					if e.Manifest == nil || e.Err != nil {
-						t.Append(e.Name, "?", "", "", "", "", "", "unusable: "+firstLine(e.Err), "")
+						rows = append(rows, []string{e.Name, "?", "", "", "", "", "", "unusable: " + firstLine(e.Err), ""})
 						continue
 					}
 					m := e.Manifest
-					t.Append(e.Name, m.Config.Arch, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
+					rows = append(rows, []string{e.Name, m.Config.Arch, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
 						fmt.Sprintf("%d/%d", m.Config.Heads, m.Config.KVHeads), humanCount(m.Params),
-						m.Source.Quantization, m.Source.Kind+":"+shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly))
+						m.Source.Quantization, m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
 				}
-				if err := t.Render(); err != nil {
+				header := []string{"name", "arch", "layers", "width", "heads (q/kv)", "params", "source quant", "source", "converted"}
+				if err := report.TextTable(stdout, header, rows, report.TableOptions{PromptWidth: 72}); err != nil {
 					return err
 				}
 			}

@@ -6,9 +6,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-
 	"github.com/lmood/lmood/internal/ollama"
+	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/store"
 )
 
@@ -117,16 +116,16 @@ func listOllama(g *globals, w io.Writer) error {
 		return nil
 	}
 	converted := ollama.Converted(store.Default())
-	t := tablewriter.NewWriter(w)
-	t.Header("model", "arch", "family", "params", "quant", "supported", "lmood")
+	var rows [][]string
 	for _, m := range models {
 		if m.Err != nil {
-			t.Append(m.Name, m.Arch, m.Family, m.ParameterSize, m.Quantization, "?", "error: "+firstLine(m.Err))
+			rows = append(rows, []string{m.Name, m.Arch, m.Family, m.ParameterSize, m.Quantization, "?", "error: " + firstLine(m.Err)})
 			continue
 		}
-		t.Append(m.Name, m.Arch, m.Family, m.ParameterSize, m.Quantization, yesNo(m.Supported()), ollamaStatus(&m.Model, converted))
+		rows = append(rows, []string{m.Name, m.Arch, m.Family, m.ParameterSize, m.Quantization, yesNo(m.Supported()), ollamaStatus(&m.Model, converted)})
 	}
-	return t.Render()
+	header := []string{"model", "arch", "family", "params", "quant", "supported", "lmood"}
+	return report.TextTable(w, header, rows, report.TableOptions{PromptWidth: 72})
 }
 
 // ollamaStatus says whether an ollama model is converted, convertible, or
