@@ -106,13 +106,13 @@ set; the exit code is then 1 (after the report).`,
 			return runEval(ctx, g, ef, plan, m, stdout)
 		},
 	}
-	ef.register(cmd)
+	ef.register(cmd, g)
 	return cmd
 }
 
 // register defines the eval flags (the shared analysis flags included) on cmd.
-func (ef *evalFlags) register(cmd *cobra.Command) {
-	ef.af.register(cmd, false)
+func (ef *evalFlags) register(cmd *cobra.Command, g *globals) {
+	ef.af.register(cmd, g, false)
 	fl := cmd.Flags()
 	fl.StringVar(&ef.in, "in", "", "in-distribution prompts: .txt (one per line) or .jsonl ({\"text\": ...})")
 	fl.StringArrayVar(&ef.shifted, "shifted", nil, "a shifted prompt set (.txt or .jsonl), named after its file; repeatable")
@@ -288,7 +288,7 @@ func evalScores(res *analyze.Result, layers []int, opt analyze.Options) (eval.Sc
 		}
 		ratio := l.Ratio.Mean
 		if opt.Isolate {
-			ratio = evalTokenMean(l.TokenRatio, !opt.IncludeFirst)
+			ratio, _ = meanDefined(l.TokenRatio, !opt.IncludeFirst)
 		}
 		if !(ratio > 0) || math.IsInf(ratio, 0) {
 			return s, fmt.Errorf("hidden state %d: ratio %v is not a positive number", h, ratio)
@@ -303,24 +303,6 @@ func evalScores(res *analyze.Result, layers []int, opt analyze.Options) (eval.Sc
 		}
 	}
 	return s, nil
-}
-
-// evalTokenMean is the mean of the per-token ratios, skipping position 0
-// when asked (isolation mode has no prompt-level nudge).
-func evalTokenMean(st []analyze.Stat, skipFirst bool) float64 {
-	var sum float64
-	n := 0
-	for i, s := range st {
-		if i == 0 && skipFirst && len(st) > 1 {
-			continue
-		}
-		sum += s.Mean
-		n++
-	}
-	if n == 0 {
-		return math.NaN()
-	}
-	return sum / float64(n)
 }
 
 // evalResult is the outcome of one prompt, cached by text.
@@ -408,9 +390,7 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan evalPlan, m *s
 		if err != nil {
 			r.err = err
 			failed++
-			if !g.quiet {
-				fmt.Fprintf(os.Stderr, "\nlmood: prompt %q: %v (skipped)\n", report.Sanitize(truncateRunes(text, 60)), err)
-			}
+			promptFailed(len(cache)+1, text, fmt.Errorf("%w (left out)", err))
 		}
 		cache[text] = r
 		p.Add(1)
@@ -428,7 +408,7 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan evalPlan, m *s
 	}
 	meta := EvalRecord{
 		Setup:      newSetup(m.Manifest.Name, cfg.Layers, opt),
-		FirstToken: map[bool]string{true: "included", false: "excluded"}[opt.IncludeFirst], LengthTol: ef.lengthTol,
+		FirstToken: firstTokenWord(opt.IncludeFirst), LengthTol: ef.lengthTol,
 	}
 	bw := bufio.NewWriter(w)
 	if ef.asJSON {

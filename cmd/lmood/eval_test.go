@@ -26,7 +26,7 @@ func parseEvalFlags(t *testing.T, args ...string) *evalFlags {
 	t.Helper()
 	ef := &evalFlags{}
 	cmd := &cobra.Command{Use: "eval"}
-	ef.register(cmd)
+	ef.register(cmd, &globals{})
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatalf("flags %q: %v", args, err)
 	}
@@ -156,7 +156,7 @@ func TestEvalScores(t *testing.T) {
 	layer := func(h int, ratio float64, tokens ...float64) analyze.Layer {
 		l := analyze.Layer{Index: h, Ratio: analyze.Stat{Mean: ratio}}
 		for _, v := range tokens {
-			l.TokenRatio = append(l.TokenRatio, analyze.Stat{Mean: v})
+			l.TokenRatio = append(l.TokenRatio, analyze.Stat{Mean: v, Defined: true})
 		}
 		return l
 	}

@@ -43,8 +43,10 @@ type analysisFlags struct {
 	file         string
 }
 
-func (f *analysisFlags) register(cmd *cobra.Command, withFile bool) {
+func (f *analysisFlags) register(cmd *cobra.Command, g *globals, withFile bool) {
 	fl := cmd.Flags()
+	fl.StringVarP(&g.model, "model", "m", store.DefaultModel, "model: a name listed by 'lmood models', a path to a .gguf file, or ollama:NAME[:TAG]")
+	fl.IntVar(&g.threads, "threads", 0, "onnxruntime intra-op threads (0 = one per core)")
 	fl.IntVarP(&f.samples, "samples", "k", defaultSamples, "nudges per prompt (K); the reference used 50")
 	fl.Float64Var(&f.sigma, "sigma", defaultSigma, "relative nudge size: noise = sigma * |e| * N(0, I), then rescaled to |e|")
 	fl.Uint64Var(&f.seed, "seed", defaultSeed, "noise seed: same seed and inputs give identical results on this machine")
@@ -52,7 +54,7 @@ func (f *analysisFlags) register(cmd *cobra.Command, withFile bool) {
 	fl.StringVar(&f.direction, "direction", defaultDirection, "OOD score orientation: pinch (lower ratio = more unusual, score -ln ratio) or expand (+ln ratio)")
 	fl.BoolVar(&f.isolate, "isolate", false, "nudge one token at a time (K passes per token), so a token's drift excludes noise from tokens before it")
 	fl.BoolVar(&f.includeFirst, "include-first", false, "count position 0 (the attention-sink token) in prompt-level ratios; excluded by default")
-	fl.IntVar(&f.maxTokens, "max-tokens", 1024, "refuse prompts longer than this many tokens (capped at the model's context length)")
+	fl.IntVar(&f.maxTokens, "max-tokens", 1024, "refuse prompts longer than this many tokens (0 = the model's context length; capped at it)")
 	if withFile {
 		fl.StringVarP(&f.file, "file", "f", "", "read prompts from FILE, one per line ('-' = stdin); blank lines and lines starting with '#' are skipped")
 	}
@@ -66,6 +68,9 @@ func (f *analysisFlags) options(hidden []int, surprisal bool) (analyze.Options, 
 	dir, err := drift.ParseDirection(f.direction)
 	if err != nil {
 		return analyze.Options{}, usageError{fmt.Errorf("--direction: %w", err)}
+	}
+	if f.maxTokens < 0 {
+		return analyze.Options{}, usageError{fmt.Errorf("--max-tokens must be >= 0 (0 = the model's context length), got %d", f.maxTokens)}
 	}
 	if f.samples < 1 || f.samples > 10000 {
 		return analyze.Options{}, usageError{fmt.Errorf("--samples must be between 1 and 10000, got %d", f.samples)}

@@ -95,7 +95,7 @@ still shown; the exit code is then 1.`,
 			return runHeatmap(g, &hf, style, m, prompts, stdout)
 		},
 	}
-	hf.af.register(cmd, true)
+	hf.af.register(cmd, g, true)
 	fl := cmd.Flags()
 	fl.IntVarP(&hf.layer, "layer", "l", -1, "hidden-state index to show (0 = embeddings, n = after the last block; default the middle)")
 	fl.StringVar(&hf.value, "value", valueOOD, "what colours the tokens: ood (OOD score, higher = more unusual) or ratio (the raw drift ratio)")
@@ -207,14 +207,15 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 	st.Direction, st.IncludeFirst, st.Isolate, st.NumLayers = opt.Direction, opt.IncludeFirst, opt.Isolate, cfg.Layers
 
 	out := bufio.NewWriter(w)
-	defer out.Flush()
 	failed := 0
 	for i, prompt := range prompts {
 		res, passes, err := sess.analyze(prompt)
 		if err != nil {
 			failed++
-			out.Flush()
-			fmt.Fprintf(os.Stderr, "lmood: prompt %d %q: %v\n", i+1, report.Sanitize(truncateRunes(prompt, 60)), err)
+			if err := out.Flush(); err != nil {
+				return fmt.Errorf("writing output: %w", err)
+			}
+			promptFailed(i+1, prompt, err)
 			continue
 		}
 		for _, wn := range res.Warnings {
@@ -233,12 +234,7 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 			return err
 		}
 	}
-	if failed > 0 {
-		out.Flush()
-		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed\n", failed, len(prompts))
-		return &partialError{failed: failed, total: len(prompts)}
-	}
-	return nil
+	return finish(out, failed, len(prompts))
 }
 
 // tokenValue is the number shown for a token: its mean ratio, or the OOD

@@ -98,7 +98,7 @@ exit code is then 1.`,
 			return runLayers(g, &lf, m, prompts, stdout)
 		},
 	}
-	lf.af.register(cmd, true)
+	lf.af.register(cmd, g, true)
 	fl := cmd.Flags()
 	fl.BoolVar(&lf.asJSON, "json", false, "write JSON Lines, one object per prompt with a ratio per hidden state")
 	fl.StringVar(&lf.png, "png", "", "also draw the ratio against the hidden state to FILE (PNG; .svg and .pdf by extension)")
@@ -196,7 +196,6 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 	meta := layersMeta{Model: m.Manifest.Name, NumLayers: cfg.Layers, Opt: sess.an.Options()}
 
 	out := bufio.NewWriter(w)
-	defer out.Flush()
 	p := g.progress()
 	if len(prompts) > 1 {
 		p.Start("layers", int64(len(prompts)))
@@ -211,7 +210,7 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 		if err != nil {
 			failed++
 			if !lf.asJSON {
-				fmt.Fprintf(os.Stderr, "lmood: prompt %d %q: %v\n", i+1, report.Sanitize(truncateRunes(prompt, 60)), err)
+				promptFailed(i+1, prompt, err)
 			}
 		} else {
 			g.logf("prompt %d: %d forward pass(es) for %d copies (clean + K=%d) of %d tokens, all %d hidden states at once",
@@ -244,12 +243,7 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 			g.logf("plot written to %s", lf.png)
 		}
 	}
-	if failed > 0 {
-		out.Flush()
-		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed\n", failed, len(prompts))
-		return &partialError{failed: failed, total: len(prompts)}
-	}
-	return nil
+	return finish(out, failed, len(prompts))
 }
 
 // promptLevel is a prompt's ratio and drift at one layer, NaN when

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lmood/lmood/internal/runtime"
-	"github.com/lmood/lmood/internal/store"
 )
 
 // globals are the flags every command shares.
@@ -76,9 +75,7 @@ Start here:
 		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.model, "model", "m", store.DefaultModel, "model: a name listed by 'lmood models', a path to a .gguf file, or ollama:NAME[:TAG]")
 	pf.StringVar(&g.ortLib, "ort-lib", "", "path to libonnxruntime.so (default $"+runtime.EnvLib+", else the copy 'lmood setup' installs)")
-	pf.IntVar(&g.threads, "threads", 0, "onnxruntime intra-op threads (0 = one per core)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "explain what is happening on stderr (timings, forward-pass counts)")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress bars or warnings on stderr")
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -67,7 +68,17 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
   lmood score --pairs prompts/probes.tsv        # the replication's side-by-side table
   echo "lsadfhl; wiffle jfdalkgy burh lgoi" | lmood score --layer 20 --samples 50`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if layer < -1 {
+				return usageError{fmt.Errorf("--layer %d: want a hidden-state index >= 0 (or leave it out for the middle)", layer)}
+			}
+			// Check the cheap flags before a model is loaded or converted.
+			if _, err := af.options(nil, false); err != nil {
+				return err
+			}
 			if pairs != "" {
+				if len(args) > 0 || af.file != "" {
+					return usageError{fmt.Errorf("--pairs reads its prompts from the TSV: give no other prompts or -f")}
+				}
 				return runPairs(g, &af, layer, pairs, asJSON)
 			}
 			prompts, err := readPrompts(args, af.file)
@@ -77,7 +88,7 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
 			return runScore(g, &af, layer, prompts, asJSON)
 		},
 	}
-	af.register(cmd, true)
+	af.register(cmd, g, true)
 	cmd.Flags().IntVarP(&layer, "layer", "l", -1, "hidden-state index to measure (0 = embeddings, n = after the last block; default the middle)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON Lines, one object per prompt (schema in README)")
 	cmd.Flags().StringVar(&pairs, "pairs", "", "score a TSV of kind<TAB>plain<TAB>twin lines and print them side by side")
@@ -140,21 +151,31 @@ func (s *scorer) record(prompt string) ScoreRecord {
 		rec.Error = err.Error()
 		return rec
 	}
-	l, _ := res.Layer(s.layer)
+	l, ok := res.Layer(s.layer)
+	if !ok {
+		rec.Error = fmt.Sprintf("internal error: hidden state %d was not measured", s.layer)
+		return rec
+	}
 	if !s.opt.Isolate && !l.Ratio.Defined {
 		rec.Error = fmt.Sprintf("no valid nudge: all %d gave a zero or non-finite angle (zero embeddings or overflow); no ratio can be reported", s.opt.Samples)
 		return rec
 	}
 	rec.FirstToken = res.FirstToken
 	rec.Ratio, rec.RatioStd = l.Ratio.Mean, l.Ratio.Std
-	rec.OOD = drift.OODScore(l.Ratio.Mean, s.opt.Direction)
-	if s.opt.Isolate {
-		// No prompt-level nudge exists; summarise the per-token ratios.
-		rec.Ratio, rec.RatioStd = meanSelected(l.TokenRatio, !s.opt.IncludeFirst)
-		rec.OOD = drift.OODScore(rec.Ratio, s.opt.Direction)
-		rec.Warnings = append(rec.Warnings, "isolation mode: ratio is the mean of per-token ratios (std is across tokens)")
-	}
 	rec.InputAngle, rec.Drift = res.InputAngle.Mean, l.Drift.Mean
+	if s.opt.Isolate {
+		// No prompt-level nudge exists: summarise the per-token values.
+		skip := !s.opt.IncludeFirst
+		rec.Ratio, rec.RatioStd = meanDefined(l.TokenRatio, skip)
+		if math.IsNaN(rec.Ratio) {
+			rec.Error = "no token had a valid nudge: no ratio can be reported"
+			return rec
+		}
+		rec.InputAngle, _ = meanDefined(res.InputTokens, skip)
+		rec.Drift, _ = meanDefined(l.TokenDrift, skip)
+		rec.Warnings = append(rec.Warnings, "isolation mode: ratio, input_angle_deg and drift_deg are means over tokens (ratio_std is across tokens)")
+	}
+	rec.OOD = drift.OODScore(rec.Ratio, s.opt.Direction)
 	for i, t := range res.Tokens {
 		tr := l.TokenRatio[i]
 		rec.Tokens = append(rec.Tokens, TokenRecord{ID: t.ID, Text: t.Text, Ratio: tr.Mean, RatioStd: tr.Std, OOD: drift.OODScore(tr.Mean, s.opt.Direction)})
@@ -164,17 +185,6 @@ func (s *scorer) record(prompt string) ScoreRecord {
 	return rec
 }
 
-func meanSelected(st []analyze.Stat, skipFirst bool) (float64, float64) {
-	var w drift.Welford
-	for i, s := range st {
-		if (i == 0 && skipFirst && len(st) > 1) || !s.Defined {
-			continue
-		}
-		w.Add(s.Mean)
-	}
-	return w.Mean(), w.Std()
-}
-
 func runScore(g *globals, af *analysisFlags, layer int, prompts []string, asJSON bool) error {
 	s, err := newScorer(g, af, layer)
 	if err != nil {
@@ -182,24 +192,23 @@ func runScore(g *globals, af *analysisFlags, layer int, prompts []string, asJSON
 	}
 	defer s.Close()
 	out := bufio.NewWriter(stdout)
-	defer out.Flush()
 	p := g.progress()
 	if len(prompts) > 1 {
 		p.Start("scoring", int64(len(prompts)))
 	}
 	var rows []report.PromptRow
 	failed := 0
-	for _, prompt := range prompts {
+	for i, prompt := range prompts {
 		rec := s.record(prompt)
 		p.Add(1)
 		if rec.Error != "" {
 			failed++
 			if !asJSON {
-				fmt.Fprintf(os.Stderr, "lmood: prompt \"%s\": %s\n", report.Sanitize(truncateRunes(prompt, 60)), rec.Error)
+				promptFailed(i+1, prompt, errors.New(rec.Error))
 			}
 		}
 		for _, w := range rec.Warnings {
-			g.warnf("%s", w)
+			g.warnf("prompt %d: %s", i+1, w)
 		}
 		if asJSON {
 			if err := report.WriteJSONL(out, rec); err != nil {
@@ -216,14 +225,12 @@ func runScore(g *globals, af *analysisFlags, layer int, prompts []string, asJSON
 		}
 		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s; OOD = %s\n",
 			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
-			map[bool]string{true: "included", false: "excluded"}[s.opt.IncludeFirst], oodFormula(s.opt.Direction))
+			firstTokenWord(s.opt.IncludeFirst), oodFormula(s.opt.Direction))
+		if s.opt.Isolate {
+			fmt.Fprintln(out, "isolation mode: one token nudged at a time; prompt ratio = mean of per-token ratios")
+		}
 	}
-	if failed > 0 {
-		out.Flush()
-		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed\n", failed, len(prompts))
-		return &partialError{failed: failed, total: len(prompts)}
-	}
-	return nil
+	return finish(out, failed, len(prompts))
 }
 
 func oodFormula(d drift.Direction) string {
@@ -255,8 +262,8 @@ func runPairs(g *globals, af *analysisFlags, layer int, path string, asJSON bool
 			continue
 		}
 		f := strings.Split(line, "\t")
-		if len(f) != 3 {
-			return usageError{fmt.Errorf("%s:%d: want kind<TAB>plain<TAB>twin, found %d fields", path, i+1, len(f))}
+		if len(f) != 3 || strings.TrimSpace(f[1]) == "" || strings.TrimSpace(f[2]) == "" {
+			return usageError{fmt.Errorf("%s:%d: want kind<TAB>plain<TAB>twin with non-empty sentences, found %d fields", path, i+1, len(f))}
 		}
 		ps = append(ps, pair{f[0], f[1], f[2]})
 	}
@@ -269,11 +276,25 @@ func runPairs(g *globals, af *analysisFlags, layer int, path string, asJSON bool
 	}
 	defer s.Close()
 	out := bufio.NewWriter(stdout)
-	defer out.Flush()
 	var rows [][]string
 	failed := 0
-	for _, p := range ps {
-		a, b := s.record(p.plain), s.record(p.twin)
+	seen := map[string]ScoreRecord{} // a sentence used twice is scored once
+	score := func(i int, text string) ScoreRecord {
+		r, ok := seen[text]
+		if !ok {
+			r = s.record(text)
+			seen[text] = r
+			if r.Error != "" && !asJSON {
+				promptFailed(i, text, errors.New(r.Error))
+			}
+		}
+		return r
+	}
+	bar := g.progress()
+	bar.Start("scoring pairs", int64(len(ps)))
+	for i, p := range ps {
+		a, b := score(2*i+1, p.plain), score(2*i+2, p.twin)
+		bar.Add(1)
 		if asJSON {
 			for _, r := range []ScoreRecord{a, b} {
 				if err := report.WriteJSONL(out, struct {
@@ -298,15 +319,14 @@ func runPairs(g *globals, af *analysisFlags, layer int, path string, asJSON bool
 		}
 		rows = append(rows, []string{p.kind, p.plain, ca, p.twin, cb, delta})
 	}
+	bar.Finish()
 	if !asJSON {
 		if err := report.TextTable(out, []string{"kind", "plain", "ratio", "odd twin", "ratio", "twin − plain"}, rows, report.TableOptions{}); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 excluded unless --include-first\n",
-			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed)
+		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s\n",
+			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
+			firstTokenWord(s.opt.IncludeFirst))
 	}
-	if failed > 0 {
-		return &partialError{failed: failed, total: 2 * len(ps)}
-	}
-	return nil
+	return finish(out, failed, 2*len(ps))
 }

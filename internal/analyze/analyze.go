@@ -197,14 +197,15 @@ type Baselines struct {
 
 // Result is the analysis of one prompt.
 type Result struct {
-	Prompt     string
-	Tokens     []Token
-	Layers     []Layer // in the order of Options.HiddenStates
-	InputAngle Stat    // prompt-level input angle, degrees
-	Selected   int     // tokens counted in prompt-level ratios
-	FirstToken string  // "excluded" or "included"
-	Baselines  *Baselines
-	Warnings   []string
+	Prompt      string
+	Tokens      []Token
+	Layers      []Layer // in the order of Options.HiddenStates
+	InputAngle  Stat    // prompt-level input angle, degrees
+	InputTokens []Stat  // per-token input angles, degrees
+	Selected    int     // tokens counted in prompt-level ratios
+	FirstToken  string  // "excluded" or "included"
+	Baselines   *Baselines
+	Warnings    []string
 }
 
 // Layer returns the result at hidden-state index h.
@@ -368,6 +369,10 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 
 	r := acc.Result()
 	res.InputAngle = stat(r.Input)
+	res.InputTokens = make([]Stat, T)
+	for t, s := range r.InputTokens {
+		res.InputTokens[t] = stat(s)
+	}
 	for i, h := range a.opt.HiddenStates {
 		lr := r.Layers[i]
 		l := Layer{Index: h, TokenRatio: make([]Stat, T), TokenDrift: make([]Stat, T)}
