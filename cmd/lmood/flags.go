@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -114,18 +117,39 @@ func openModel(g *globals) (*store.Model, error) {
 	return m, nil
 }
 
-// importIfNeeded converts a GGUF path given as --model once, keyed by its
-// file name, and reuses the conversion while the file is unchanged.
+// importIfNeeded converts a GGUF path given as --model once and reuses the
+// conversion while the file is unchanged (same absolute path, size and
+// modification time). It never replaces a model converted from another
+// source: if the file-derived name is taken, a suffix from the path's hash
+// is added.
 func importIfNeeded(g *globals, st *store.Store, path string) (string, error) {
-	if _, err := os.Stat(path); err != nil {
+	abs, err := filepath.Abs(path)
+	if err != nil {
 		return "", fmt.Errorf("model file %s: %w", path, err)
 	}
-	name := nameFromPath(path)
-	if m, err := st.ReadManifest(name); err == nil {
-		if fi, err := os.Stat(path); err == nil && fi.Size() == m.Source.Size && m.Source.GGUF == path {
-			return name, nil
-		}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("model file %s: %w", path, err)
 	}
+	name := nameFromPath(abs)
+	for attempt := 0; ; attempt++ {
+		m, err := st.ReadManifest(name)
+		if err != nil && !errors.Is(err, store.ErrStale) {
+			break // free name (or unreadable: replaced below)
+		}
+		if m != nil && m.Source.Kind == "file" && m.Source.GGUF == abs {
+			if err == nil && m.Source.Size == fi.Size() && m.Source.ModTime.Equal(fi.ModTime().UTC()) {
+				return name, nil
+			}
+			break // same file, changed or stale: convert again under this name
+		}
+		if attempt > 0 {
+			return "", fmt.Errorf("model names %q and %q are taken by other models; import the file with `lmood import %s --name NAME`", nameFromPath(abs), name, path)
+		}
+		sum := sha256.Sum256([]byte(abs))
+		name = fmt.Sprintf("%s-%x", strings.TrimRight(truncateName(nameFromPath(abs), 55), "-._"), sum[:4])
+	}
+	path = abs
 	if !g.quiet {
 		fmt.Fprintf(os.Stderr, "lmood: converting %s into model %q (once; later runs reuse it)\n", path, name)
 	}
@@ -205,4 +229,12 @@ type Setup struct {
 func newSetup(name string, numLayers int, opt analyze.Options) Setup {
 	return Setup{Model: name, NumLayers: numLayers, Samples: opt.Samples, Sigma: opt.Sigma, Seed: opt.Seed,
 		Noise: opt.Noise.String(), Isolate: opt.Isolate, Direction: opt.Direction.String()}
+}
+
+// truncateName cuts a store name to at most n bytes.
+func truncateName(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

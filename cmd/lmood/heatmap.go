@@ -98,6 +98,7 @@ still shown; the exit code is then 1.`,
 	hf.af.register(cmd, g, true)
 	fl := cmd.Flags()
 	fl.IntVarP(&hf.layer, "layer", "l", -1, "hidden-state index to show (0 = embeddings, n = after the last block; default the middle)")
+	cmd.Flags().Lookup("layer").DefValue = "middle"
 	fl.StringVar(&hf.value, "value", valueOOD, "what colours the tokens: ood (OOD score, higher = more unusual) or ratio (the raw drift ratio)")
 	fl.StringVar(&hf.color, "color", "auto", "colour mode: auto, truecolor, 256, 16 or none (auto follows the terminal, NO_COLOR and CLICOLOR)")
 	fl.IntVar(&hf.width, "width", 0, "wrap lines at this many terminal cells, 0 = never (unset: the terminal's width, else $COLUMNS, else 80)")

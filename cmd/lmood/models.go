@@ -115,10 +115,17 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 			}
 			st := store.Default()
 			if !force {
-				if m, err := st.ReadManifest(name); err == nil {
-					if sum, err := fetch.FileSHA256(src); err == nil && sum == m.Source.SHA256 {
+				if m, err := st.ReadManifest(name); m != nil {
+					sum, serr := fetch.FileSHA256(src)
+					if serr != nil {
+						return fmt.Errorf("read %s: %w", src, serr)
+					}
+					if err == nil && sum == m.Source.SHA256 {
 						fmt.Fprintf(stdout, "%s is already imported from this file (sha256 %s…); use --force to convert again\n", name, sum[:12])
 						return nil
+					}
+					if sum != m.Source.SHA256 {
+						return usageError{fmt.Errorf("a model named %q already exists, converted from %s:%s; choose another --name, or --force to replace it", name, m.Source.Kind, m.Source.Ref)}
 					}
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -40,7 +41,7 @@ func (e usageError) Unwrap() error { return e.error }
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
 		return 2
 	}
 	return 1
@@ -83,7 +84,22 @@ Start here:
 		newSetupCmd(g), newPullCmd(g), newImportCmd(g), newModelsCmd(g),
 		newScoreCmd(g), newHeatmapCmd(g), newLayersCmd(g), newEvalCmd(g),
 	)
+	for _, c := range root.Commands() {
+		if c.Args != nil {
+			c.Args = usageArgs(c.Args)
+		}
+	}
 	return root
+}
+
+// usageArgs makes a positional-argument check fail as a usage error (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if err := check(c, args); err != nil {
+			return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
+		}
+		return nil
+	}
 }
 
 // signalContext is cancelled on Ctrl-C.

@@ -90,6 +90,7 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
 	}
 	af.register(cmd, g, true)
 	cmd.Flags().IntVarP(&layer, "layer", "l", -1, "hidden-state index to measure (0 = embeddings, n = after the last block; default the middle)")
+	cmd.Flags().Lookup("layer").DefValue = "middle"
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON Lines, one object per prompt (schema in README)")
 	cmd.Flags().StringVar(&pairs, "pairs", "", "score a TSV of kind<TAB>plain<TAB>twin lines and print them side by side")
 	return cmd

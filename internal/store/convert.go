@@ -71,7 +71,7 @@ func (s *Store) Import(path, name string, src Source, p ConvertProgress) (*Manif
 
 	src.GGUF, src.SHA256 = path, sum
 	if fi != nil {
-		src.Size = fi.Size()
+		src.Size, src.ModTime = fi.Size(), fi.ModTime().UTC()
 	}
 	src.TensorTypes = map[string]int{}
 	for _, t := range f.Tensors {
