@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -85,6 +86,7 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 	if len(opt.HiddenStates) == 0 {
 		return nil, fmt.Errorf("analyze: no hidden state requested")
 	}
+	opt.HiddenStates = slices.Clone(opt.HiddenStates) // the caller may reuse its slice
 	blocks := 0
 	seen := map[int]bool{}
 	for _, h := range opt.HiddenStates {
@@ -151,15 +153,19 @@ func (a *Analyzer) Close() error {
 
 // Passes returns the number of forward passes run so far.
 func (a *Analyzer) Passes() int {
-	n := a.sess.Runs
+	n := a.sess.Runs()
 	if a.logits != nil {
-		n += a.logits.Runs
+		n += a.logits.Runs()
 	}
 	return n
 }
 
 // Options returns the analyzer's effective options.
-func (a *Analyzer) Options() Options { return a.opt }
+func (a *Analyzer) Options() Options {
+	o := a.opt
+	o.HiddenStates = slices.Clone(o.HiddenStates)
+	return o
+}
 
 // Config returns the model configuration.
 func (a *Analyzer) Config() llama.Config { return a.cfg }

@@ -158,6 +158,10 @@ func WriteAtomic(path string, r io.Reader) (string, error) {
 		tmp.Close()
 		return "", fmt.Errorf("fetch: write %s: %w", path, err)
 	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("fetch: write %s: %w", path, err)
+	}
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("fetch: write %s: %w", path, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -151,8 +152,11 @@ type Session struct {
 	widths  []int
 	dim     int
 	mu      sync.Mutex
-	Runs    int // forward passes run, for --verbose pass counting
+	runs    atomic.Int64 // forward passes run, for --verbose pass counting
 }
+
+// Runs returns the number of forward passes run so far.
+func (s *Session) Runs() int { return int(s.runs.Load()) }
 
 // Output describes one graph output to fetch.
 type Output struct {
@@ -203,6 +207,9 @@ func (s *Session) Run(embeds []float32, batch, seq int) ([][]float32, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.sess == nil {
+		return nil, errors.New("runtime: session is closed")
+	}
 	in, err := ort.NewTensor(ort.NewShape(int64(batch), int64(seq), int64(s.dim)), embeds)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: input tensor: %w", err)
@@ -222,13 +229,18 @@ func (s *Session) Run(embeds []float32, batch, seq int) ([][]float32, error) {
 	if err := s.sess.Run([]ort.Value{in}, outs); err != nil {
 		return nil, fmt.Errorf("runtime: forward pass (batch %d, %d tokens): %w", batch, seq, err)
 	}
-	s.Runs++
+	s.runs.Add(1)
 	return bufs, nil
 }
 
 // Close releases the session.
 func (s *Session) Close() error {
-	if s == nil || s.sess == nil {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sess == nil {
 		return nil
 	}
 	err := s.sess.Destroy()

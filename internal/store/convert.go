@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lmood/lmood/internal/arch/llama"
@@ -60,9 +61,15 @@ func (s *Store) Import(path, name string, src Source, p ConvertProgress) (*Manif
 		return nil, fmt.Errorf("store: import %s: tokenizer: %w", path, err)
 	}
 
+	for _, n := range cfg.TensorNames() {
+		if _, ok := f.Tensor(n); !ok {
+			return nil, fmt.Errorf("store: import %s: tensor %s is missing from the GGUF", path, n)
+		}
+	}
 	if err := os.MkdirAll(s.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	s.sweep()
 	tmp, err := os.MkdirTemp(s.Root, "."+name+".converting-")
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -96,14 +103,47 @@ func (s *Store) Import(path, name string, src Source, p ConvertProgress) (*Manif
 	if err := writeJSON(filepath.Join(tmp, "manifest.json"), m); err != nil {
 		return nil, err
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// Swap: the old model stays whole until the new one is in place.
 	dir := s.Dir(name)
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("store: replace %s: %w", dir, err)
+	old := ""
+	if _, err := os.Stat(dir); err == nil {
+		old = filepath.Join(s.Root, fmt.Sprintf(".%s.old-%d", name, time.Now().UnixNano()))
+		if err := os.Rename(dir, old); err != nil {
+			return nil, fmt.Errorf("store: replace %s: %w", dir, err)
+		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
 		return nil, fmt.Errorf("store: install %s: %w", dir, err)
 	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
 	return m, nil
+}
+
+// sweep removes what interrupted imports left behind: temporary
+// directories older than an hour (a younger one may belong to an import
+// running right now).
+func (s *Store) sweep() {
+	des, err := os.ReadDir(s.Root)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		n := de.Name()
+		if !strings.HasPrefix(n, ".") || !(strings.Contains(n, ".converting-") || strings.Contains(n, ".old-")) {
+			continue
+		}
+		if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			os.RemoveAll(filepath.Join(s.Root, n))
+		}
+	}
 }
 
 // ConfigFromGGUF reads the llama configuration of a GGUF file, checking the
@@ -118,7 +158,14 @@ func ConfigFromGGUF(f *gguf.File) (llama.Config, error) {
 		return llama.Config{}, fmt.Errorf("GGUF has no 2-D %s tensor", llama.TokenEmbd)
 	}
 	_, hasOutput := f.Tensor(llama.Output)
-	return llama.ConfigFromMetadata(f, int(emb.Dims[1]), hasOutput)
+	cfg, err := llama.ConfigFromMetadata(f, int(emb.Dims[1]), hasOutput)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.Layers > len(f.Tensors) { // each block has several tensors
+		return cfg, fmt.Errorf("GGUF claims %d blocks but holds only %d tensors: the file is corrupt", cfg.Layers, len(f.Tensors))
+	}
+	return cfg, nil
 }
 
 // VocabFromGGUF collects the tokenizer metadata of a GGUF file.

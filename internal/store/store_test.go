@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/gguf"
@@ -194,6 +195,77 @@ func TestOpenUnknown(t *testing.T) {
 	for _, bad := range []string{"", "../x", "a/b", ".hidden", strings.Repeat("x", 65)} {
 		if err := CheckName(bad); err == nil {
 			t.Errorf("CheckName(%q) accepted", bad)
+		}
+	}
+}
+
+// TestCorruptManifestValues: numbers in a manifest that would crash or
+// allocate wildly are refused by Open.
+func TestCorruptManifestValues(t *testing.T) {
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	for _, tc := range []struct {
+		name string
+		mod  func(m map[string]any)
+	}{
+		{"negative dims", func(m map[string]any) {
+			m["tensors"].(map[string]any)["token_embd.weight"].(map[string]any)["dims"] = []any{300, -32}
+		}},
+		{"huge dims", func(m map[string]any) {
+			m["tensors"].(map[string]any)["token_embd.weight"].(map[string]any)["dims"] = []any{1 << 62, 32}
+		}},
+		{"negative offset", func(m map[string]any) {
+			m["tensors"].(map[string]any)["blk.0.attn_q.weight"].(map[string]any)["offset"] = -4096
+		}},
+		{"zero kv heads", func(m map[string]any) { m["config"].(map[string]any)["kv_heads"] = 0 }},
+		{"weights outside", func(m map[string]any) { m["weights"] = "../../etc/passwd" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &Store{Root: t.TempDir()}
+			if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			mpath := filepath.Join(st.Dir("tiny"), "manifest.json")
+			raw, _ := os.ReadFile(mpath)
+			var m map[string]any
+			json.Unmarshal(raw, &m)
+			tc.mod(m)
+			raw, _ = json.Marshal(m)
+			os.WriteFile(mpath, raw, 0o644)
+			_, err := st.Open("tiny")
+			if err == nil || !strings.Contains(err.Error(), "re-convert") {
+				t.Fatalf("Open = %v, want an error asking to re-convert", err)
+			}
+		})
+	}
+}
+
+// TestSweep: leftovers of a killed import are removed by the next import.
+func TestSweep(t *testing.T) {
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	st := &Store{Root: t.TempDir()}
+	stale := filepath.Join(st.Root, ".tiny.converting-123")
+	os.MkdirAll(stale, 0o755)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	fresh := filepath.Join(st.Root, ".other.converting-456")
+	os.MkdirAll(fresh, 0o755)
+	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("stale temporary directory was not removed")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("a recent temporary directory (maybe in use) was removed")
+	}
+	// Replacing a model keeps nothing of the old one around.
+	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	des, _ := os.ReadDir(st.Root)
+	for _, de := range des {
+		if strings.Contains(de.Name(), ".old-") {
+			t.Errorf("left behind %s", de.Name())
 		}
 	}
 }
