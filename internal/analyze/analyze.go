@@ -111,7 +111,8 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 	}
 	a := &Analyzer{model: m, cfg: cfg, tok: tok, opt: opt, blocks: blocks, maxTokenBytes: 1}
 	for id := 0; id < tok.VocabSize(); id++ {
-		a.maxTokenBytes = max(a.maxTokenBytes, len(tok.Decode([]int{id})))
+		// +1: a SentencePiece token's leading space is dropped when decoded alone.
+		a.maxTokenBytes = max(a.maxTokenBytes, len(tok.Decode([]int{id}))+1)
 	}
 	path, err := m.Graph(llama.GraphOptions{Blocks: blocks, HiddenStates: opt.HiddenStates})
 	if err != nil {
@@ -254,6 +255,11 @@ func (a *Analyzer) Tokenize(prompt string) ([]Token, error) {
 	return out, nil
 }
 
+// MinInputAngle (degrees) is the input angle below which float32 rounding
+// inside the model, not the nudge, sets the drift; smaller nudges are
+// reported with a warning.
+const MinInputAngle = 0.01
+
 // MaxBatchRows is the default cap on prompt copies per forward pass.
 const MaxBatchRows = 64
 
@@ -375,6 +381,9 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 
 	r := acc.Result()
 	res.InputAngle = stat(r.Input)
+	if in := res.InputAngle; in.Defined && in.Mean < MinInputAngle {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the input angle is only %.2g°: at this size float32 rounding in the model dominates the drift, so ratios are unreliable; use a larger --sigma", in.Mean))
+	}
 	res.InputTokens = make([]Stat, T)
 	for t, s := range r.InputTokens {
 		res.InputTokens[t] = stat(s)
@@ -390,6 +399,13 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 		}
 		if lr.Prompt.Invalid > 0 && !a.opt.Isolate {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("hidden state %d: %d of %d nudges gave a zero or non-finite angle and were left out", h, lr.Prompt.Invalid, a.opt.Samples))
+		}
+		tokInvalid := 0
+		for _, s := range lr.Tokens {
+			tokInvalid += s.Invalid
+		}
+		if tokInvalid > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("hidden state %d: %d per-token values (of %d tokens × %d nudges) had a zero or non-finite angle and were left out (is sigma too small?)", h, tokInvalid, T, a.opt.Samples))
 		}
 		res.Layers = append(res.Layers, l)
 	}

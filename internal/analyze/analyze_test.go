@@ -167,6 +167,19 @@ func TestBadPrompts(t *testing.T) {
 	}
 }
 
+func TestTinySigmaWarns(t *testing.T) {
+	m := tinyModel(t)
+	opt := base()
+	opt.Sigma = 1e-9
+	r := analyzeOnce(t, m, opt, "hello world")[0]
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "float32 rounding") {
+		t.Errorf("no precision warning for sigma 1e-9: %q", r.Warnings)
+	}
+	if r := analyzeOnce(t, m, base(), "hello world")[0]; len(r.Warnings) != 0 {
+		t.Errorf("warnings at the default sigma: %q", r.Warnings)
+	}
+}
+
 func TestOptionErrors(t *testing.T) {
 	m := tinyModel(t)
 	for _, tc := range []struct {

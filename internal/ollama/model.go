@@ -196,10 +196,10 @@ func (m *Model) Check() error {
 	f, err := os.Open(m.BlobPath)
 	if err == nil {
 		var magic [4]byte
-		_, err = io.ReadFull(f, magic[:])
+		n, rerr := io.ReadFull(f, magic[:])
 		f.Close()
-		if err == nil && string(magic[:]) != "GGUF" {
-			return fmt.Errorf("ollama: model %q: %s is not a GGUF file (it starts with %q)", m.Name, m.BlobPath, magic[:])
+		if rerr != nil || string(magic[:]) != "GGUF" {
+			return fmt.Errorf("ollama: model %q: %s is not a GGUF file (it starts with %q, %d bytes read); re-pull it with `ollama pull %s`", m.Name, m.BlobPath, magic[:n], n, m.Name)
 		}
 	}
 	if err != nil {
@@ -281,7 +281,9 @@ func (c *Client) List(ctx context.Context) ([]Listed, error) {
 		case err == nil:
 			m.Size = lm.Size
 			l.Model = *m
-		case errors.Is(err, ErrUnreachable), errors.Is(err, context.Canceled):
+		case errors.Is(err, ErrUnreachable), errors.Is(err, ErrTimeout), errors.Is(err, context.Canceled):
+			// A server that does not answer one model will not answer the
+			// next either: stop instead of waiting out every timeout.
 			return nil, err
 		default:
 			l.Err = err

@@ -73,6 +73,9 @@ func (c Config) PrepareWeight(name string, dims []uint64, data []float32) ([]flo
 		return nil, nil, fmt.Errorf("llama: %s has dims %v, want a matrix", name, dims)
 	}
 	in, out := int(dims[0]), int(dims[1])
+	if wantIn, wantOut, ok := c.linearShape(name); ok && (in != wantIn || out != wantOut) {
+		return nil, nil, fmt.Errorf("llama: %s is %d×%d (in×out), the configuration says %d×%d: the file is inconsistent", name, in, out, wantIn, wantOut)
+	}
 	rows := data // [out, in]
 	if c.Arch == "llama" {
 		switch {
@@ -90,6 +93,26 @@ func (c Config) PrepareWeight(name string, dims []uint64, data []float32) ([]flo
 		}
 	}
 	return t, []int64{int64(in), int64(out)}, nil
+}
+
+// linearShape is the (in, out) size the configuration implies for a linear
+// weight, by the suffix of its GGUF name.
+func (c Config) linearShape(name string) (in, out int, ok bool) {
+	q, kv := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	for _, s := range []struct {
+		suffix  string
+		in, out int
+	}{
+		{"attn_q.weight", c.Dim, q}, {"attn_k.weight", c.Dim, kv}, {"attn_v.weight", c.Dim, kv},
+		{"attn_output.weight", q, c.Dim},
+		{"ffn_gate.weight", c.Dim, c.FFN}, {"ffn_up.weight", c.Dim, c.FFN}, {"ffn_down.weight", c.FFN, c.Dim},
+		{Output, c.Dim, c.Vocab},
+	} {
+		if strings.HasSuffix(name, s.suffix) {
+			return s.in, s.out, true
+		}
+	}
+	return 0, 0, false
 }
 
 // unpermuteRows reorders the rows of a [out, in] projection from GGUF's
