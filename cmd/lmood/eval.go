@@ -324,6 +324,7 @@ type EvalRecord struct {
 	NMatched     int      `json:"n_matched"`
 	AUPR         *float64 `json:"aupr"`
 	FPR95        *float64 `json:"fpr95"`
+	Error        string   `json:"error,omitempty"`
 	Failed       int      `json:"failed"`
 	Setup
 	FirstToken string `json:"first_token"`
@@ -422,13 +423,19 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan evalPlan, m *s
 	if err != nil {
 		return err
 	}
+	badSets := 0
 	for _, r := range reps {
 		if r.err != nil {
-			return fmt.Errorf("shifted set %s: %w", r.name, r.err)
+			badSets++ // already in the report (text or JSON)
 		}
 	}
 	if failed > 0 {
 		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed and were left out\n", failed, len(order))
+	}
+	if badSets > 0 {
+		fmt.Fprintf(os.Stderr, "lmood: %d of %d shifted sets could not be evaluated (see the report)\n", badSets, len(reps))
+	}
+	if failed > 0 || badSets > 0 {
 		return &partialError{failed: failed, total: len(order)}
 	}
 	return nil
@@ -470,6 +477,14 @@ func evalAbs(x int) int {
 
 func writeEvalJSON(w io.Writer, reps []evalSetReport, meta EvalRecord) error {
 	for _, rep := range reps {
+		if rep.err != nil {
+			rec := meta
+			rec.Set, rec.Failed, rec.Error = rep.name, rep.failed, rep.err.Error()
+			if err := report.WriteJSONL(w, rec); err != nil {
+				return err
+			}
+			continue
+		}
 		for _, r := range rep.rows {
 			rec := meta
 			rec.Set, rec.Method, rec.Failed = rep.name, r.Method, rep.failed
