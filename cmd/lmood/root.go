@@ -15,7 +15,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
 )
+
+// version is lmood's release.
+const version = "0.1.0"
 
 // globals are the flags every command shares.
 type globals struct {
@@ -71,6 +75,7 @@ Start here:
     lmood layers -f prompts/probes.txt`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       fmt.Sprintf("%s (model converter v%d, installs onnxruntime %s)", version, store.ConverterVersion, runtime.ORTVersion),
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
