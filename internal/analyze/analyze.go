@@ -122,8 +122,15 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 	for i, h := range opt.HiddenStates {
 		outs[i] = runtime.Output{Name: llama.HiddenStateName(h), Width: cfg.Dim}
 	}
+	gopt := llama.GraphOptions{Blocks: blocks, HiddenStates: opt.HiddenStates}
 	if a.sess, err = runtime.NewSession(path, llama.InputEmbeds, cfg.Dim, outs, so); err != nil {
-		return nil, err
+		// A cached graph damaged on disk is rebuilt once before giving up.
+		if path, rerr := m.RebuildGraph(gopt); rerr == nil {
+			a.sess, err = runtime.NewSession(path, llama.InputEmbeds, cfg.Dim, outs, so)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if opt.Surprisal {
 		lp, err := m.Graph(llama.GraphOptions{Blocks: cfg.Layers, HiddenStates: []int{}, Logits: true})

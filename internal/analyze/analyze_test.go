@@ -2,6 +2,8 @@ package analyze_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -177,6 +179,24 @@ func TestTinySigmaWarns(t *testing.T) {
 	}
 	if r := analyzeOnce(t, m, base(), "hello world")[0]; len(r.Warnings) != 0 {
 		t.Errorf("warnings at the default sigma: %q", r.Warnings)
+	}
+}
+
+// TestDamagedGraphRebuilt: a cached graph file that onnxruntime cannot
+// load is rebuilt instead of failing every later run.
+func TestDamagedGraphRebuilt(t *testing.T) {
+	m := tinyModel(t)
+	want := analyzeOnce(t, m, base(), "hello")[0]
+	graphs, _ := filepath.Glob(filepath.Join(m.Dir, "graph-*.onnx"))
+	if len(graphs) != 1 {
+		t.Fatalf("graphs: %v", graphs)
+	}
+	if err := os.WriteFile(graphs[0], []byte("not a protobuf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := analyzeOnce(t, m, base(), "hello")[0]
+	if !reflect.DeepEqual(got, want) {
+		t.Error("result changed after rebuilding the graph")
 	}
 }
 

@@ -145,6 +145,21 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 // Graph returns the path of the graph with the given options, building and
 // caching it in the model directory the first time it is asked for.
 func (m *Model) Graph(opt llama.GraphOptions) (string, error) {
+	path := m.graphPath(opt)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	return m.buildGraph(opt, path)
+}
+
+// RebuildGraph builds the graph again even if a cached file exists (for a
+// cached file that onnxruntime cannot load).
+func (m *Model) RebuildGraph(opt llama.GraphOptions) (string, error) {
+	return m.buildGraph(opt, m.graphPath(opt))
+}
+
+// graphPath names the cached graph file for opt.
+func (m *Model) graphPath(opt llama.GraphOptions) string {
 	key := fmt.Sprintf("b%d", opt.Blocks)
 	if opt.HiddenStates == nil {
 		key += "-all"
@@ -163,10 +178,10 @@ func (m *Model) Graph(opt llama.GraphOptions) (string, error) {
 	if opt.Logits {
 		key += "-logits"
 	}
-	path := filepath.Join(m.Dir, "graph-"+key+".onnx")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
+	return filepath.Join(m.Dir, "graph-"+key+".onnx")
+}
+
+func (m *Model) buildGraph(opt llama.GraphOptions, path string) (string, error) {
 	model, err := llama.Build(m.Manifest.Config, m, opt)
 	if err != nil {
 		return "", fmt.Errorf("store: build graph: %w", err)
