@@ -153,7 +153,9 @@ func importIfNeeded(g *globals, st *store.Store, path string) (string, error) {
 	if !g.quiet {
 		fmt.Fprintf(os.Stderr, "lmood: converting %s into model %q (once; later runs reuse it)\n", path, name)
 	}
-	if _, err := st.Import(path, name, store.Source{Kind: "file", Ref: path}, g.progress()); err != nil {
+	ctx, cancel := signalContext()
+	defer cancel()
+	if _, err := st.ImportContext(ctx, path, name, store.Source{Kind: "file", Ref: path}, g.progress()); err != nil {
 		return "", err
 	}
 	return name, nil

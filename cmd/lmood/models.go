@@ -130,7 +130,9 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 				}
 			}
 			abs, _ := filepath.Abs(src)
-			m, err := st.Import(src, name, store.Source{Kind: "file", Ref: abs}, g.progress())
+			ctx, cancel := signalContext()
+			defer cancel()
+			m, err := st.ImportContext(ctx, src, name, store.Source{Kind: "file", Ref: abs}, g.progress())
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -34,6 +35,12 @@ type ConvertProgress interface {
 // written to a temporary directory and renamed into place, so an
 // interrupted import never leaves a model that looks complete.
 func (s *Store) Import(path, name string, src Source, p ConvertProgress) (*Manifest, error) {
+	return s.ImportContext(context.Background(), path, name, src, p)
+}
+
+// ImportContext is Import that stops, leaving nothing behind, when ctx is
+// cancelled (checked between tensors).
+func (s *Store) ImportContext(ctx context.Context, path, name string, src Source, p ConvertProgress) (*Manifest, error) {
 	start := time.Now()
 	if err := CheckName(name); err != nil {
 		return nil, err
@@ -92,7 +99,7 @@ func (s *Store) Import(path, name string, src Source, p ConvertProgress) (*Manif
 		Config: cfg, Params: cfg.Params(), Source: src,
 		Weights: "weights.bin", Tokenizer: "tokenizer.json", Tensors: map[string]Tensor{},
 	}
-	if err := writeWeights(f, cfg, filepath.Join(tmp, m.Weights), m.Tensors, p); err != nil {
+	if err := writeWeights(ctx, f, cfg, filepath.Join(tmp, m.Weights), m.Tensors, p); err != nil {
 		return nil, fmt.Errorf("store: import %s: %w", path, err)
 	}
 	if err := writeJSON(filepath.Join(tmp, m.Tokenizer), vocab); err != nil {
@@ -215,7 +222,7 @@ func dominantType(f *gguf.File) string {
 	return best
 }
 
-func writeWeights(f *gguf.File, cfg llama.Config, path string, index map[string]Tensor, p ConvertProgress) error {
+func writeWeights(ctx context.Context, f *gguf.File, cfg llama.Config, path string, index map[string]Tensor, p ConvertProgress) error {
 	out, err := os.Create(path)
 	if err != nil {
 		return err
@@ -230,6 +237,9 @@ func writeWeights(f *gguf.File, cfg llama.Config, path string, index map[string]
 	var off int64
 	buf := make([]byte, 0)
 	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("conversion stopped: %w", err)
+		}
 		t, ok := f.Tensor(name)
 		if !ok {
 			return fmt.Errorf("tensor %s is missing from the GGUF", name)

@@ -94,6 +94,6 @@ func (s *Store) Pull(ctx context.Context, name string, dl fetch.Progress, conv C
 	if err != nil {
 		return nil, false, err
 	}
-	m, err := s.Import(path, name, Source{Kind: "pypi", Ref: reg.Ref}, conv)
+	m, err := s.ImportContext(ctx, path, name, Source{Kind: "pypi", Ref: reg.Ref}, conv)
 	return m, true, err
 }

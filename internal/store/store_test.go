@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -267,5 +268,20 @@ func TestSweep(t *testing.T) {
 		if strings.Contains(de.Name(), ".old-") {
 			t.Errorf("left behind %s", de.Name())
 		}
+	}
+}
+
+// TestImportCancelled: a cancelled import stops and leaves nothing behind.
+func TestImportCancelled(t *testing.T) {
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	st := &Store{Root: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := st.ImportContext(ctx, path, "tiny", Source{Kind: "file"}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if left, _ := os.ReadDir(st.Root); len(left) != 0 {
+		t.Errorf("cancelled import left %v", left)
 	}
 }
