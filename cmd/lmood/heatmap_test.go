@@ -6,7 +6,6 @@ import (
 	"flag"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/testutil"
+	"github.com/lmood/lmood/internal/testutil/golden"
 )
 
 func init() {
@@ -35,37 +35,7 @@ func wantUpdate() bool {
 // with -update.
 func cmdGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if wantUpdate() {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatalf("creating testdata: %v", err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatalf("updating golden: %v", err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden (run go test -run %s -update to create it): %v", t.Name(), err)
-	}
-	if bytes.Equal(got, want) {
-		return
-	}
-	gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < max(len(gl), len(wl)); i++ {
-		var g, w string
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if g != w {
-			t.Fatalf("%s differs at line %d:\n got: %q\nwant: %q", path, i+1, g, w)
-		}
-	}
-	t.Fatalf("%s differs", path)
+	golden.Check(t, name, got, wantUpdate())
 }
 
 // sgrRun matches the colour codes report writes; nothing else may reach
