@@ -38,12 +38,12 @@ fi
 export LMOOD_PYTHON="$venv/bin/python"
 export LMOOD_REQUIRE_ORACLE=1
 
-if [ "${LMOOD_SKIP_OLLAMA:-0}" != 1 ] && [ -x scripts/ollama.sh ]; then
+if [ "${LMOOD_SKIP_OLLAMA:-0}" != 1 ]; then
   step "ollama server (built from source once)"
-  scripts/ollama.sh build
-  LMOOD_TEST_OLLAMA_HOST="$(scripts/ollama.sh start)"
+  bash scripts/ollama.sh build
+  LMOOD_TEST_OLLAMA_HOST="$(bash scripts/ollama.sh start)"
   export LMOOD_TEST_OLLAMA_HOST
-  trap 'scripts/ollama.sh stop || true' EXIT
+  trap 'bash scripts/ollama.sh stop || true' EXIT
 fi
 
 step "go test"
