@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/eval"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
 )
@@ -183,21 +183,12 @@ func readPrompts(args []string, file string) ([]string, error) {
 	default:
 		return nil, usageError{fmt.Errorf("no prompts: give them as arguments, with -f FILE, or on stdin")}
 	}
-	var prompts []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		prompts = append(prompts, line)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read prompts: %w (lines are limited to 16 MiB)", err)
-	}
-	if len(prompts) == 0 {
+	prompts, err := eval.ParseTexts(r, false)
+	if errors.Is(err, eval.ErrNoPrompts) {
 		return nil, usageError{fmt.Errorf("no prompts found in the input")}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read prompts: %w", err)
 	}
 	return prompts, nil
 }

@@ -19,11 +19,7 @@ import (
 )
 
 // TestMain removes the temporary model store the real-model tests share.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // testMeta describes a fake run of a 30-block model.
 func testMeta() layersMeta {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,20 +23,7 @@ import (
 // ollamaTestHost returns the test server (scripts/ollama.sh start) from
 // LMOOD_TEST_OLLAMA_HOST, skipping (or failing with LMOOD_REQUIRE_ORACLE=1)
 // when there is none.
-func ollamaTestHost(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("LMOOD_SKIP_OLLAMA") == "1" {
-		t.Skip("LMOOD_SKIP_OLLAMA=1")
-	}
-	host := os.Getenv("LMOOD_TEST_OLLAMA_HOST")
-	if host == "" {
-		if os.Getenv("LMOOD_SKIP_OLLAMA") == "1" {
-			t.Skip("LMOOD_SKIP_OLLAMA=1: no ollama server for this run")
-		}
-		testutil.Missing(t, "LMOOD_TEST_OLLAMA_HOST is not set (scripts/ollama.sh build && export LMOOD_TEST_OLLAMA_HOST=$(scripts/ollama.sh start))")
-	}
-	return host
-}
+func ollamaTestHost(t *testing.T) string { return testutil.OllamaHost(t) }
 
 // createOllamaModel creates model name in the server from a GGUF file,
 // deleting it when the test ends, and returns the file's SHA-256.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/eval"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
@@ -251,22 +252,23 @@ func truncateRunes(s string, n int) string {
 
 // runPairs scores plain/twin pairs and prints them side by side.
 func runPairs(g *globals, af *analysisFlags, layer int, path string, asJSON bool) error {
-	data, err := os.ReadFile(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("pairs file: %w", err)
 	}
 	type pair struct{ kind, plain, twin string }
 	var ps []pair
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimRight(line, "\r")
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	err = eval.ScanLines(fh, true, func(n int, line string) error {
 		f := strings.Split(line, "\t")
 		if len(f) != 3 || strings.TrimSpace(f[1]) == "" || strings.TrimSpace(f[2]) == "" {
-			return usageError{fmt.Errorf("%s:%d: want kind<TAB>plain<TAB>twin with non-empty sentences, found %d fields", path, i+1, len(f))}
+			return usageError{fmt.Errorf("%s:%d: want kind<TAB>plain<TAB>twin with non-empty sentences, found %d fields", path, n, len(f))}
 		}
 		ps = append(ps, pair{f[0], f[1], f[2]})
+		return nil
+	})
+	fh.Close()
+	if err != nil {
+		return err
 	}
 	if len(ps) == 0 {
 		return usageError{errors.New("no pairs in " + path)}

@@ -1,14 +1,9 @@
 package analyze_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/lmood/lmood/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }

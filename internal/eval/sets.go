@@ -31,45 +31,60 @@ func ReadTexts(path string) ([]string, error) {
 	return texts, nil
 }
 
-// ParseTexts reads prompts from r: JSON Lines objects with a "text" field
-// when jsonl is true, otherwise one prompt per line (see [ReadTexts]).
-func ParseTexts(r io.Reader, jsonl bool) ([]string, error) {
-	var texts []string
+// ErrNoPrompts is returned when an input holds no prompt at all.
+var ErrNoPrompts = errors.New("no prompts")
+
+// ScanLines calls fn with each line of r and its 1-based number: trailing
+// carriage returns dropped, blank lines skipped, and with skipComments so
+// are lines starting with '#'. Lines may be up to 16 MiB long.
+func ScanLines(r io.Reader, skipComments bool, fn func(n int, line string) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 16<<20)
 	n := 0
 	for sc.Scan() {
 		n++
 		line := strings.TrimRight(sc.Text(), "\r")
-		if strings.TrimSpace(line) == "" {
+		if strings.TrimSpace(line) == "" || (skipComments && strings.HasPrefix(line, "#")) {
 			continue
 		}
+		if err := fn(n, line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: %w (lines are limited to 16 MiB)", n+1, err)
+	}
+	return nil
+}
+
+// ParseTexts reads prompts from r: JSON Lines objects with a "text" field
+// when jsonl is true, otherwise one prompt per line (see [ReadTexts]).
+func ParseTexts(r io.Reader, jsonl bool) ([]string, error) {
+	var texts []string
+	err := ScanLines(r, !jsonl, func(n int, line string) error {
 		if !jsonl {
-			if strings.HasPrefix(line, "#") {
-				continue
-			}
 			texts = append(texts, line)
-			continue
+			return nil
 		}
 		var rec struct {
 			Text *string `json:"text"`
 		}
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
+			return fmt.Errorf("line %d: %w", n, err)
 		}
 		if rec.Text == nil {
-			return nil, fmt.Errorf("line %d: no \"text\" field", n)
+			return fmt.Errorf("line %d: no \"text\" field", n)
 		}
-		if strings.TrimSpace(*rec.Text) == "" {
-			continue
+		if strings.TrimSpace(*rec.Text) != "" {
+			texts = append(texts, *rec.Text)
 		}
-		texts = append(texts, *rec.Text)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w (lines are limited to 16 MiB)", n+1, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(texts) == 0 {
-		return nil, errors.New("no prompts")
+		return nil, ErrNoPrompts
 	}
 	return texts, nil
 }
@@ -98,30 +113,23 @@ func ReadPairs(path string) ([]Pair, error) {
 // ParsePairs parses pairs from r (see [ReadPairs]).
 func ParsePairs(r io.Reader) ([]Pair, error) {
 	var ps []Pair
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimRight(sc.Text(), "\r")
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	err := ScanLines(r, true, func(n int, line string) error {
 		f := strings.Split(line, "\t")
 		switch len(f) {
 		case 2:
 		case 3:
 			f = f[1:]
 		default:
-			return nil, fmt.Errorf("line %d: want plain<TAB>twin (or kind<TAB>plain<TAB>twin), found %d fields", n, len(f))
+			return fmt.Errorf("line %d: want plain<TAB>twin (or kind<TAB>plain<TAB>twin), found %d fields", n, len(f))
 		}
 		if strings.TrimSpace(f[0]) == "" || strings.TrimSpace(f[1]) == "" {
-			return nil, fmt.Errorf("line %d: empty field", n)
+			return fmt.Errorf("line %d: empty field", n)
 		}
 		ps = append(ps, Pair{Plain: f[0], Twin: f[1]})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", n+1, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(ps) == 0 {
 		return nil, errors.New("no pairs")

@@ -7,7 +7,6 @@ package ollama
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,17 +22,7 @@ import (
 // realClient returns a client for the test server.
 func realClient(t *testing.T) *Client {
 	t.Helper()
-	if os.Getenv("LMOOD_SKIP_OLLAMA") == "1" {
-		t.Skip("LMOOD_SKIP_OLLAMA=1")
-	}
-	host := os.Getenv("LMOOD_TEST_OLLAMA_HOST")
-	if host == "" {
-		if os.Getenv("LMOOD_SKIP_OLLAMA") == "1" {
-			t.Skip("LMOOD_SKIP_OLLAMA=1: no ollama server for this run")
-		}
-		testutil.Missing(t, "LMOOD_TEST_OLLAMA_HOST is not set (scripts/ollama.sh build && export LMOOD_TEST_OLLAMA_HOST=$(scripts/ollama.sh start))")
-	}
-	c, err := New(host, time.Minute)
+	c, err := New(testutil.OllamaHost(t), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,3 +106,26 @@ func Cleanup() {
 		os.RemoveAll(realDir)
 	}
 }
+
+// Main runs a package's tests and then removes the shared temporary store;
+// call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// OllamaHost returns the test ollama server's address from
+// LMOOD_TEST_OLLAMA_HOST. Without one the test skips (always with
+// LMOOD_SKIP_OLLAMA=1), or fails when LMOOD_REQUIRE_ORACLE=1.
+func OllamaHost(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("LMOOD_SKIP_OLLAMA") == "1" {
+		t.Skip("LMOOD_SKIP_OLLAMA=1: no ollama server for this run")
+	}
+	host := os.Getenv("LMOOD_TEST_OLLAMA_HOST")
+	if host == "" {
+		Missing(t, "LMOOD_TEST_OLLAMA_HOST is not set (scripts/ollama.sh build && export LMOOD_TEST_OLLAMA_HOST=$(scripts/ollama.sh start))")
+	}
+	return host
+}

@@ -16,11 +16,7 @@ import (
 	"github.com/lmood/lmood/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // Tolerance of the oracle comparison: relative Frobenius error per hidden
 // state, float32 graph vs float64 numpy reference.
