@@ -34,16 +34,27 @@ func ReadTexts(path string) ([]string, error) {
 // ErrNoPrompts is returned when an input holds no prompt at all.
 var ErrNoPrompts = errors.New("no prompts")
 
-// ScanLines calls fn with each line of r and its 1-based number: trailing
-// carriage returns dropped, blank lines skipped, and with skipComments so
-// are lines starting with '#'. Lines may be up to 16 MiB long.
+// MaxLineBytes is the longest line ScanLines accepts.
+const MaxLineBytes = 16 << 20
+
+// utf8BOM is the byte-order mark some editors put at the start of a file.
+const utf8BOM = "\uFEFF"
+
+// ScanLines calls fn with each line of r and its 1-based number: a UTF-8
+// byte-order mark at the start of the input dropped (it is not part of the
+// first prompt), trailing carriage returns dropped, blank lines skipped,
+// and with skipComments so are lines starting with '#'. Lines may be up to
+// [MaxLineBytes] long.
 func ScanLines(r io.Reader, skipComments bool, fn func(n int, line string) error) error {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	sc.Buffer(make([]byte, 64*1024), MaxLineBytes)
 	n := 0
 	for sc.Scan() {
 		n++
 		line := strings.TrimRight(sc.Text(), "\r")
+		if n == 1 {
+			line = strings.TrimPrefix(line, utf8BOM)
+		}
 		if strings.TrimSpace(line) == "" || (skipComments && strings.HasPrefix(line, "#")) {
 			continue
 		}
@@ -52,7 +63,10 @@ func ScanLines(r io.Reader, skipComments bool, fn func(n int, line string) error
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("line %d: %w (lines are limited to 16 MiB)", n+1, err)
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("line %d: %w (lines are limited to %d MiB)", n+1, err, MaxLineBytes>>20)
+		}
+		return fmt.Errorf("line %d: %w", n+1, err)
 	}
 	return nil
 }
@@ -75,9 +89,11 @@ func ParseTexts(r io.Reader, jsonl bool) ([]string, error) {
 		if rec.Text == nil {
 			return fmt.Errorf("line %d: no \"text\" field", n)
 		}
-		if strings.TrimSpace(*rec.Text) != "" {
-			texts = append(texts, *rec.Text)
+		if strings.TrimSpace(*rec.Text) == "" {
+			// As score does with an empty prompt: say so, never drop it silently.
+			return fmt.Errorf("line %d: \"text\" is empty or only whitespace", n)
 		}
+		texts = append(texts, *rec.Text)
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,7 +19,12 @@ func TestParseTexts(t *testing.T) {
 	}{
 		{"lines", "a b\n\n# comment\nc d\r\n", false, []string{"a b", "c d"}, ""},
 		{"jsonl", `{"text":"one"}` + "\n\n" + `{"text":"# two","id":3}` + "\n", true, []string{"one", "# two"}, ""},
-		{"jsonl blank text skipped", `{"text":"  "}` + "\n" + `{"text":"x"}`, true, []string{"x"}, ""},
+		{"jsonl blank text refused", `{"text":"x"}` + "\n" + `{"text":"  "}`, true, nil, "line 2: \"text\" is empty"},
+		{"byte-order mark dropped", "\uFEFFEggplants are purple.\nb\n", false, []string{"Eggplants are purple.", "b"}, ""},
+		{"byte-order mark before a comment", "\uFEFF# c\nb\n", false, []string{"b"}, ""},
+		{"byte-order mark in jsonl", "\uFEFF" + `{"text":"one"}`, true, []string{"one"}, ""},
+		{"byte-order mark kept after line 1", "a\n\uFEFFb\n", false, []string{"a", "\uFEFFb"}, ""},
+		{"too long line", strings.Repeat("x", MaxLineBytes+1), false, nil, "lines are limited to 16 MiB"},
 		{"jsonl missing field", `{"prompt":"x"}`, true, nil, "no \"text\""},
 		{"jsonl bad json", `{"text":`, true, nil, "line 1"},
 		{"empty", "\n# only a comment\n", false, nil, "no prompts"},
@@ -240,5 +246,20 @@ func TestParseLayers(t *testing.T) {
 		if !tc.wantErr && !slices.Equal(got, tc.want) {
 			t.Errorf("ParseLayers(%q) = %v, want %v", tc.spec, got, tc.want)
 		}
+	}
+}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestScanLinesReadErrorNotBlamedOnLength(t *testing.T) {
+	err := ScanLines(errReader{errors.New("is a directory")}, true, func(int, string) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("err = %v, want the read error", err)
+	}
+	if strings.Contains(err.Error(), "16 MiB") {
+		t.Errorf("err = %v: a read error is not about line length", err)
 	}
 }
