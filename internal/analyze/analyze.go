@@ -1,8 +1,9 @@
 // Package analyze turns prompts into drift results: it tokenizes a prompt,
 // gathers its embeddings, builds the batch of K nudged copies, runs them
-// (with the clean copy) through a graph truncated at the deepest hidden
-// state asked for, and accumulates drift statistics per token, per prompt
-// and per layer. It renders nothing.
+// (with the clean copy) through a graph truncated after the deepest
+// measurement point asked for, and accumulates drift statistics per token,
+// per prompt and per layer at one site (resid, norm, attn, mlp or logits).
+// It renders nothing.
 package analyze
 
 import (
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/runtime"
@@ -21,10 +23,33 @@ import (
 	"github.com/lmood/lmood/internal/tokenize"
 )
 
+// Site is where drift is read (see package arch): the residual stream
+// after block i (resid), the normalised residual the next block reads
+// (norm), the attention or MLP output of block i (attn, mlp), or the output
+// head's logits (logits, no index).
+type Site = arch.Site
+
+// The measurement sites.
+const (
+	SiteResid  = arch.SiteResid
+	SiteNorm   = arch.SiteNorm
+	SiteAttn   = arch.SiteAttn
+	SiteMLP    = arch.SiteMLP
+	SiteLogits = arch.SiteLogits
+)
+
+// ParseSite reads a site name: resid, norm, attn, mlp or logits.
+func ParseSite(s string) (Site, error) { return arch.ParseSite(s) }
+
 // Options configure an Analyzer.
 type Options struct {
-	// HiddenStates are the hidden-state indices to measure (0 = embeddings,
-	// i = after block i). The graph is truncated after the deepest one.
+	// Site is where drift is measured, for every index in HiddenStates
+	// (default resid).
+	Site Site
+	// HiddenStates are the indices to measure at Site: for resid and norm
+	// 0..layers (0 = the embeddings, i = after block i), for attn and mlp
+	// 1..layers (block i). The graph is truncated after the deepest one.
+	// The logits site has no index: leave HiddenStates empty.
 	HiddenStates []int
 	Samples      int         // K nudges per prompt
 	Sigma        float64     // relative nudge size
@@ -40,7 +65,9 @@ type Options struct {
 	IncludeFirst bool
 	// MaxTokens refuses longer prompts (0 = the model's context length).
 	MaxTokens int
-	// BatchMiB bounds the memory of one forward batch (0 = 512 MiB).
+	// BatchMiB bounds the memory of one forward batch (0 = 512 MiB),
+	// logits included: the logit baselines project a long prompt onto the
+	// vocabulary a slice of positions at a time to stay within it.
 	BatchMiB int
 	// BatchRows caps the prompt copies per forward pass (0 = up to 64,
 	// within BatchMiB). Results do not depend on it.
@@ -59,8 +86,12 @@ type Analyzer struct {
 	tok    *tokenize.Tokenizer
 	opt    Options
 	sess   *runtime.Session
-	logits *runtime.Session
-	blocks int
+	widths []int // last-axis size of each output of sess
+	// final (the full model up to norm.n) and head (the output head alone)
+	// give the logit baselines when Surprisal is set.
+	final, head *runtime.Session
+	// budget is the batch memory bound in bytes (BatchMiB).
+	budget int
 	// maxTokenBytes is the longest token's text in bytes: a prompt longer
 	// than MaxTokens*maxTokenBytes bytes cannot fit and is refused before
 	// tokenizing it.
@@ -83,21 +114,35 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 	if !(opt.Sigma > 0) || math.IsInf(opt.Sigma, 0) {
 		return nil, fmt.Errorf("analyze: sigma must be a positive number, got %v", opt.Sigma)
 	}
-	if len(opt.HiddenStates) == 0 {
+	if opt.Site == "" {
+		opt.Site = SiteResid
+	}
+	site, err := ParseSite(string(opt.Site))
+	if err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
+	opt.Site = site
+	opt.HiddenStates = slices.Clone(opt.HiddenStates) // the caller may reuse its slice
+	if site == SiteLogits {
+		if len(opt.HiddenStates) > 0 {
+			return nil, fmt.Errorf("analyze: site logits has no layer index (it reads the output head after all %d blocks); got %v", cfg.Layers, opt.HiddenStates)
+		}
+		opt.HiddenStates = []int{cfg.Layers}
+	} else if len(opt.HiddenStates) == 0 {
 		return nil, fmt.Errorf("analyze: no hidden state requested")
 	}
-	opt.HiddenStates = slices.Clone(opt.HiddenStates) // the caller may reuse its slice
-	blocks := 0
+	points := make([]arch.Point, len(opt.HiddenStates))
 	seen := map[int]bool{}
-	for _, h := range opt.HiddenStates {
-		if h < 0 || h > cfg.Layers {
-			return nil, fmt.Errorf("analyze: hidden state %d is outside 0..%d for model %s (%d layers)", h, cfg.Layers, m.Manifest.Name, cfg.Layers)
+	for i, h := range opt.HiddenStates {
+		p, err := arch.Point{Site: site, Index: h}.Check(cfg.Layers)
+		if err != nil {
+			return nil, fmt.Errorf("analyze: %w for model %s (%d layers)", err, m.Manifest.Name, cfg.Layers)
 		}
 		if seen[h] {
 			return nil, fmt.Errorf("analyze: hidden state %d requested twice", h)
 		}
 		seen[h] = true
-		blocks = max(blocks, h)
+		points[i] = p
 	}
 	if opt.MaxTokens <= 0 || opt.MaxTokens > cfg.ContextLength {
 		opt.MaxTokens = cfg.ContextLength
@@ -105,40 +150,33 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 	if opt.BatchMiB <= 0 {
 		opt.BatchMiB = 512
 	}
+	opt.BatchMiB = min(opt.BatchMiB, 1<<20) // a TiB: keeps BatchMiB<<20 from overflowing
 	tok, err := m.Tokenizer()
 	if err != nil {
 		return nil, err
 	}
-	a := &Analyzer{model: m, cfg: cfg, tok: tok, opt: opt, blocks: blocks, maxTokenBytes: 1}
+	a := &Analyzer{model: m, cfg: cfg, tok: tok, opt: opt, maxTokenBytes: 1, budget: opt.BatchMiB << 20}
 	for id := 0; id < tok.VocabSize(); id++ {
 		// +1: a SentencePiece token's leading space is dropped when decoded alone.
 		a.maxTokenBytes = max(a.maxTokenBytes, len(tok.Decode([]int{id}))+1)
 	}
-	path, err := m.Graph(llama.GraphOptions{Blocks: blocks, HiddenStates: opt.HiddenStates})
-	if err != nil {
+	outs := make([]runtime.Output, len(points))
+	a.widths = make([]int, len(points))
+	for i, p := range points {
+		a.widths[i] = cfg.Width(p.Site)
+		outs[i] = runtime.Output{Name: p.Name(), Width: a.widths[i]}
+	}
+	if a.sess, err = openSession(m, llama.GraphOptions{Outputs: points}, llama.InputEmbeds, outs, so); err != nil {
 		return nil, err
 	}
-	outs := make([]runtime.Output, len(opt.HiddenStates))
-	for i, h := range opt.HiddenStates {
-		outs[i] = runtime.Output{Name: llama.HiddenStateName(h), Width: cfg.Dim}
-	}
-	gopt := llama.GraphOptions{Blocks: blocks, HiddenStates: opt.HiddenStates}
-	if a.sess, err = runtime.NewSession(path, llama.InputEmbeds, cfg.Dim, outs, so); err != nil {
-		// A cached graph damaged on disk is rebuilt once before giving up.
-		if path, rerr := m.RebuildGraph(gopt); rerr == nil {
-			a.sess, err = runtime.NewSession(path, llama.InputEmbeds, cfg.Dim, outs, so)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 	if opt.Surprisal {
-		lp, err := m.Graph(llama.GraphOptions{Blocks: cfg.Layers, HiddenStates: []int{}, Logits: true})
-		if err != nil {
-			a.Close()
-			return nil, err
+		final := arch.Point{Site: SiteNorm, Index: cfg.Layers}
+		a.final, err = openSession(m, llama.GraphOptions{Outputs: []arch.Point{final}}, llama.InputEmbeds,
+			[]runtime.Output{{Name: final.Name(), Width: cfg.Dim}}, so)
+		if err == nil {
+			a.head, err = openSession(m, llama.GraphOptions{Head: true}, llama.HeadInput,
+				[]runtime.Output{{Name: llama.LogitsName, Width: cfg.Vocab}}, so)
 		}
-		a.logits, err = runtime.NewSession(lp, llama.InputEmbeds, cfg.Dim, []runtime.Output{{Name: llama.LogitsName, Width: cfg.Vocab}}, so)
 		if err != nil {
 			a.Close()
 			return nil, err
@@ -147,14 +185,35 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 	return a, nil
 }
 
+// openSession loads the model's graph for gopt. A cached graph that
+// onnxruntime cannot load (damaged on disk) is rebuilt once before giving up.
+func openSession(m *store.Model, gopt llama.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
+	path, err := m.Graph(gopt)
+	if err != nil {
+		return nil, err
+	}
+	s, err := runtime.NewSession(path, input, m.Config().Dim, outs, so)
+	if err == nil {
+		return s, nil
+	}
+	path, rerr := m.RebuildGraph(gopt)
+	if rerr != nil {
+		return nil, err
+	}
+	return runtime.NewSession(path, input, m.Config().Dim, outs, so)
+}
+
 // Close releases the sessions.
 func (a *Analyzer) Close() error {
 	var errs []error
 	if a.sess != nil {
 		errs = append(errs, a.sess.Close())
 	}
-	if a.logits != nil {
-		errs = append(errs, a.logits.Close())
+	if a.final != nil {
+		errs = append(errs, a.final.Close())
+	}
+	if a.head != nil {
+		errs = append(errs, a.head.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -162,8 +221,8 @@ func (a *Analyzer) Close() error {
 // Passes returns the number of forward passes run so far.
 func (a *Analyzer) Passes() int {
 	n := a.sess.Runs()
-	if a.logits != nil {
-		n += a.logits.Runs()
+	if a.final != nil {
+		n += a.final.Runs() + a.head.Runs()
 	}
 	return n
 }
@@ -191,9 +250,10 @@ type Stat struct {
 	Defined   bool // false when no nudge gave a valid value (Mean and Std are then 0)
 }
 
-// Layer holds the drift at one hidden state.
+// Layer holds the drift at one measurement point: a site at an index.
 type Layer struct {
-	Index      int    // hidden-state index
+	Site       Site   // where drift was read (Options.Site)
+	Index      int    // index at Site (for logits: the number of layers)
 	Ratio      Stat   // prompt-level ratio (undefined in isolation mode: zero value)
 	Drift      Stat   // prompt-level drift angle, degrees
 	TokenRatio []Stat // per-token ratio r_t
@@ -222,7 +282,7 @@ type Result struct {
 	Warnings    []string
 }
 
-// Layer returns the result at hidden-state index h.
+// Layer returns the result at index h (results hold one site).
 func (r *Result) Layer(h int) (*Layer, bool) {
 	for i := range r.Layers {
 		if r.Layers[i].Index == h {
@@ -240,7 +300,7 @@ func (a *Analyzer) Tokenize(prompt string) ([]Token, error) {
 	if strings.TrimSpace(prompt) == "" {
 		return nil, fmt.Errorf("%w: nothing to score (the prompt is empty or only whitespace)", ErrEmptyPrompt)
 	}
-	if limit := a.opt.MaxTokens * a.maxTokenBytes; len(prompt) > limit {
+	if limit := satMul(a.opt.MaxTokens, a.maxTokenBytes); len(prompt) > limit {
 		return nil, fmt.Errorf("%w: %d bytes is more than %d tokens can hold (refused without tokenizing; raise --max-tokens up to the model's context of %d)",
 			ErrTooLong, len(prompt), a.opt.MaxTokens, a.cfg.ContextLength)
 	}
@@ -270,17 +330,48 @@ const MinInputAngle = 0.01
 // MaxBatchRows is the default cap on prompt copies per forward pass.
 const MaxBatchRows = 64
 
+// satMul is a*b for non-negative a and b, or math.MaxInt when that
+// overflows (a manifest may claim any context length).
+func satMul(a, b int) int {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > math.MaxInt/b {
+		return math.MaxInt
+	}
+	return a * b
+}
+
+// logitsCopies is how many [T, vocab] float32 buffers one row of a logits
+// output keeps alive at once: the projection, its reshape, the Go copy.
+const logitsCopies = 3
+
 // rowsPerBatch bounds how many [T, d] copies go into one forward pass, from
-// an estimate of the largest live tensors per copy.
+// an estimate of the largest live tensors per copy: the residual stream and
+// its outputs, attention scores, the MLP, and logits (vocab wide) when
+// they are an output. At least one row runs, whatever its size.
 func (a *Analyzer) rowsPerBatch(T int) int {
 	c := a.cfg
-	perRow := 4 * (T*c.Dim*(len(a.opt.HiddenStates)+4) + 2*c.Heads*T*T + 3*T*c.FFN)
-	n := a.opt.BatchMiB << 20 / max(perRow, 1)
+	outputs := 0
+	for _, w := range a.widths {
+		outputs += w
+	}
+	if a.opt.Site == SiteLogits {
+		outputs *= logitsCopies
+	}
+	perRow := satMul(4, satMul(T, 4*c.Dim+outputs+3*c.FFN)+satMul(2*c.Heads, satMul(T, T)))
+	n := a.budget / max(perRow, 1)
 	limit := MaxBatchRows
 	if a.opt.BatchRows > 0 {
 		limit = a.opt.BatchRows
 	}
 	return max(1, min(n, limit))
+}
+
+// headPositions is how many positions one run of the output head projects
+// onto the vocabulary within the batch memory budget (at least one).
+func (a *Analyzer) headPositions() int {
+	return max(1, a.budget/max(1, 4*logitsCopies*a.cfg.Vocab))
 }
 
 // Analyze scores one prompt.
@@ -331,6 +422,7 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 	rows := a.rowsPerBatch(T)
 	n := T * d
 	var acc *drift.Accumulator
+	w := a.widths
 	hs := len(a.opt.HiddenStates)
 	cleanHidden := make([]drift.Matrix, hs)
 	nudgedEmb := drift.Matrix{Rows: T, Cols: d}
@@ -361,7 +453,7 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 		if first {
 			for h := range cleanHidden {
 				// Copy: the batch buffer is reused by nothing, but keep clean states independent.
-				cleanHidden[h] = drift.Matrix{Rows: T, Cols: d, Data: append([]float32(nil), outs[h][:n]...)}
+				cleanHidden[h] = drift.Matrix{Rows: T, Cols: w[h], Data: append([]float32(nil), outs[h][:T*w[h]]...)}
 			}
 			if acc, err = drift.NewAccumulator(emb, cleanHidden, sel); err != nil {
 				return nil, err
@@ -371,7 +463,7 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 			j := jobs[next+i-off]
 			nudgedEmb.Data = batch[i*n : (i+1)*n]
 			for h := range nudgedHidden {
-				nudgedHidden[h] = drift.Matrix{Rows: T, Cols: d, Data: outs[h][i*n : (i+1)*n]}
+				nudgedHidden[h] = drift.Matrix{Rows: T, Cols: w[h], Data: outs[h][i*T*w[h] : (i+1)*T*w[h]]}
 			}
 			if a.opt.Isolate {
 				err = acc.AddIsolated(j.token, nudgedEmb, nudgedHidden)
@@ -397,7 +489,7 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 	}
 	for i, h := range a.opt.HiddenStates {
 		lr := r.Layers[i]
-		l := Layer{Index: h, TokenRatio: make([]Stat, T), TokenDrift: make([]Stat, T)}
+		l := Layer{Site: a.opt.Site, Index: h, TokenRatio: make([]Stat, T), TokenDrift: make([]Stat, T)}
 		if !a.opt.Isolate {
 			l.Ratio, l.Drift = stat(lr.Prompt), stat(lr.PromptDrift)
 		}
@@ -405,18 +497,18 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 			l.TokenRatio[t], l.TokenDrift[t] = stat(lr.Tokens[t]), stat(lr.TokenDrift[t])
 		}
 		if lr.Prompt.Invalid > 0 && !a.opt.Isolate {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("hidden state %d: %d of %d nudges gave a zero or non-finite angle and were left out", h, lr.Prompt.Invalid, a.opt.Samples))
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d of %d nudges gave a zero or non-finite angle and were left out", a.pointName(h), lr.Prompt.Invalid, a.opt.Samples))
 		}
 		tokInvalid := 0
 		for _, s := range lr.Tokens {
 			tokInvalid += s.Invalid
 		}
 		if tokInvalid > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("hidden state %d: %d per-token values (of %d tokens × %d nudges) had a zero or non-finite angle and were left out (is sigma too small?)", h, tokInvalid, T, a.opt.Samples))
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d per-token values (of %d tokens × %d nudges) had a zero or non-finite angle and were left out (is sigma too small?)", a.pointName(h), tokInvalid, T, a.opt.Samples))
 		}
 		res.Layers = append(res.Layers, l)
 	}
-	if a.logits != nil {
+	if a.final != nil {
 		b, err := a.baselines(clean, ids)
 		if err != nil {
 			return nil, err
@@ -449,27 +541,69 @@ func stat(s drift.Stats) Stat {
 	return Stat{Mean: s.Mean, Std: s.Std, Invalid: s.Invalid, Defined: true}
 }
 
-// baselines runs the full model once on the clean embeddings and derives
-// surprisal, entropy and max-softmax from its logits.
+// pointName names the measurement point at index h of the analyzer's site
+// for messages: "hidden state 15" for the residual stream, else "attn.15".
+func (a *Analyzer) pointName(h int) string {
+	if a.opt.Site == SiteResid {
+		return fmt.Sprintf("hidden state %d", h)
+	}
+	return arch.Point{Site: a.opt.Site, Index: h}.Name()
+}
+
+// baselines runs the full model once on the clean embeddings, up to the
+// final norm, then projects the predicting positions onto the vocabulary a
+// slice at a time (within the batch memory budget) and derives surprisal,
+// entropy and max-softmax from the logits.
 func (a *Analyzer) baselines(clean []float32, ids []int) (*Baselines, error) {
-	T, V := len(ids), a.cfg.Vocab
-	outs, err := a.logits.Run(clean, 1, T)
+	T, d := len(ids), a.cfg.Dim
+	var acc baselineAcc
+	acc.init(T)
+	if T < 2 {
+		return acc.result(), nil
+	}
+	outs, err := a.final.Run(clean, 1, T)
 	if err != nil {
 		return nil, err
 	}
-	return LogitBaselines(outs[0], ids, V), nil
+	normed := outs[0]
+	// Position t-1 predicts token t: positions 0..T-2 are projected.
+	step := a.headPositions()
+	for s := 0; s < T-1; s += step {
+		e := min(s+step, T-1)
+		lg, err := a.head.Run(normed[s*d:e*d], 1, e-s)
+		if err != nil {
+			return nil, err
+		}
+		acc.add(lg[0], ids[s+1:e+1], a.cfg.Vocab)
+	}
+	return acc.result(), nil
 }
 
 // LogitBaselines computes per-prompt logit baselines from [T, V] logits:
 // position t-1 predicts token t.
 func LogitBaselines(logits []float32, ids []int, V int) *Baselines {
-	T := len(ids)
-	b := &Baselines{Tokens: make([]float64, T)}
-	if T < 2 {
-		return b
+	var acc baselineAcc
+	acc.init(len(ids))
+	if len(ids) >= 2 {
+		acc.add(logits[:(len(ids)-1)*V], ids[1:], V)
 	}
-	for t := 1; t < T; t++ {
-		row := logits[(t-1)*V : t*V]
+	return acc.result()
+}
+
+// baselineAcc accumulates logit baselines over slices of positions.
+type baselineAcc struct {
+	b *Baselines
+	n int // predicted tokens so far
+}
+
+func (acc *baselineAcc) init(T int) { acc.b = &Baselines{Tokens: make([]float64, T)} }
+
+// add includes rows of [len(next), V] logits, row j predicting token
+// next[j], which is token acc.n+1+j of the prompt.
+func (acc *baselineAcc) add(logits []float32, next []int, V int) {
+	b := acc.b
+	for j, id := range next {
+		row := logits[j*V : (j+1)*V]
 		mx := math.Inf(-1)
 		for _, v := range row {
 			mx = math.Max(mx, float64(v))
@@ -481,15 +615,21 @@ func LogitBaselines(logits []float32, ids []int, V int) *Baselines {
 			ez += e * (float64(v) - mx)
 		}
 		logZ := math.Log(z)
-		s := -(float64(row[ids[t]]) - mx - logZ)
-		b.Tokens[t] = s
+		s := -(float64(row[id]) - mx - logZ)
+		acc.n++
+		b.Tokens[acc.n] = s
 		b.Surprisal += s
 		b.Entropy += logZ - ez/z
 		b.MaxSoftmax += 1 / z
 	}
-	n := float64(T - 1)
-	b.Surprisal /= n
-	b.Entropy /= n
-	b.MaxSoftmax /= n
-	return b
+}
+
+func (acc *baselineAcc) result() *Baselines {
+	if acc.n > 0 {
+		n := float64(acc.n)
+		acc.b.Surprisal /= n
+		acc.b.Entropy /= n
+		acc.b.MaxSoftmax /= n
+	}
+	return acc.b
 }

@@ -207,7 +207,12 @@ func TestOptionErrors(t *testing.T) {
 		mod  func(*analyze.Options)
 		want string
 	}{
-		{"layer too deep", func(o *analyze.Options) { o.HiddenStates = []int{3} }, "outside 0..2"},
+		{"layer too deep", func(o *analyze.Options) { o.HiddenStates = []int{3} }, "site resid has indices 0..2, got 3"},
+		{"attn.0", func(o *analyze.Options) { o.Site, o.HiddenStates = analyze.SiteAttn, []int{0} }, "site attn has indices 1..2, got 0"},
+		{"mlp too deep", func(o *analyze.Options) { o.Site, o.HiddenStates = analyze.SiteMLP, []int{3} }, "site mlp has indices 1..2, got 3"},
+		{"logits with an index", func(o *analyze.Options) { o.Site = analyze.SiteLogits }, "site logits has no layer index"},
+		{"unknown site", func(o *analyze.Options) { o.Site = "hidden" }, `unknown site "hidden"`},
+		{"norm without index", func(o *analyze.Options) { o.Site, o.HiddenStates = analyze.SiteNorm, nil }, "no hidden state"},
 		{"duplicate layer", func(o *analyze.Options) { o.HiddenStates = []int{1, 1} }, "twice"},
 		{"no samples", func(o *analyze.Options) { o.Samples = 0 }, "samples"},
 		{"bad sigma", func(o *analyze.Options) { o.Sigma = -1 }, "sigma"},

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/fetch"
@@ -55,13 +56,13 @@ func BenchmarkSessionLoad(b *testing.B) {
 	m := testutil.RealModel(b)
 	defer m.Close()
 	c := m.Config()
-	h := c.Middle()
-	path, err := m.Graph(llama.GraphOptions{Blocks: h, HiddenStates: []int{h}})
+	h := llama.Resid(c.Middle())
+	path, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{h}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: llama.HiddenStateName(h), Width: c.Dim}}, runtime.SessionOptions{})
+		s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -91,11 +92,11 @@ func BenchmarkForward(b *testing.B) {
 		name   string
 		blocks int
 	}{{"full", c.Layers}, {"mid", c.Middle()}} {
-		path, err := m.Graph(llama.GraphOptions{Blocks: tc.blocks, HiddenStates: []int{tc.blocks}})
+		path, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(tc.blocks)}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: llama.HiddenStateName(tc.blocks), Width: c.Dim}}, runtime.SessionOptions{})
+		s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: llama.Resid(tc.blocks).Name(), Width: c.Dim}}, runtime.SessionOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -231,12 +232,11 @@ func BenchmarkNaiveLoop(b *testing.B) {
 	for i, t := range toks {
 		ids[i] = t.ID
 	}
-	path, err := m.Graph(llama.GraphOptions{Blocks: c.Layers, Logits: true})
+	path, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(c.Middle()), llama.Logits()}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	outs := []runtime.Output{{Name: llama.HiddenStateName(c.Middle()), Width: c.Dim}, {Name: llama.LogitsName, Width: c.Vocab}}
-	// The full graph exposes every hidden state; fetch the middle one and the logits.
+	outs := []runtime.Output{{Name: llama.Resid(c.Middle()).Name(), Width: c.Dim}, {Name: llama.LogitsName, Width: c.Vocab}}
 	s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, outs, runtime.SessionOptions{})
 	if err != nil {
 		b.Fatal(err)

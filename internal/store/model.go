@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/lmood/lmood/internal/arch/llama"
@@ -158,25 +159,23 @@ func (m *Model) RebuildGraph(opt llama.GraphOptions) (string, error) {
 	return m.buildGraph(opt, m.graphPath(opt))
 }
 
-// graphPath names the cached graph file for opt.
+// graphPath names the cached graph file for opt. The name lists the
+// output set (sorted, so the order asked in does not matter), or a hash of
+// it when long; a head-only graph is "graph-head.onnx". Graphs cached under
+// the older "graph-b<blocks>-h<states>" names are not reused.
 func (m *Model) graphPath(opt llama.GraphOptions) string {
-	key := fmt.Sprintf("b%d", opt.Blocks)
-	if opt.HiddenStates == nil {
-		key += "-all"
-	} else {
-		parts := make([]string, len(opt.HiddenStates))
-		for i, h := range opt.HiddenStates {
-			parts[i] = fmt.Sprint(h)
-		}
-		list := strings.Join(parts, "_")
-		if len(list) > 40 {
-			sum := sha256.Sum256([]byte(list))
-			list = hex.EncodeToString(sum[:6])
-		}
-		key += "-h" + list
+	if opt.Head {
+		return filepath.Join(m.Dir, "graph-head.onnx")
 	}
-	if opt.Logits {
-		key += "-logits"
+	names := make([]string, len(opt.Outputs))
+	for i, p := range opt.Outputs {
+		names[i] = p.Name()
+	}
+	slices.Sort(names)
+	key := strings.Join(names, "+")
+	if len(key) > 60 {
+		sum := sha256.Sum256([]byte(key))
+		key = "set-" + hex.EncodeToString(sum[:8])
 	}
 	return filepath.Join(m.Dir, "graph-"+key+".onnx")
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/gguf"
 	. "github.com/lmood/lmood/internal/store"
@@ -66,12 +67,12 @@ func TestImportOpen(t *testing.T) {
 	}
 
 	// Graphs are built once and cached.
-	g1, err := model.Graph(llama.GraphOptions{Blocks: 1, HiddenStates: []int{1}})
+	g1, err := model.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fi1, _ := os.Stat(g1)
-	g2, _ := model.Graph(llama.GraphOptions{Blocks: 1, HiddenStates: []int{1}})
+	g2, _ := model.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(1)}})
 	fi2, _ := os.Stat(g2)
 	if g1 != g2 || !fi1.ModTime().Equal(fi2.ModTime()) {
 		t.Errorf("graph rebuilt: %s vs %s", g1, g2)

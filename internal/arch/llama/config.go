@@ -1,7 +1,9 @@
 // Package llama describes the llama family of decoder-only transformers
 // (Llama 2/3, TinyLlama, Mistral, SmolLM2, and Qwen2 with its q/k/v bias)
 // and builds an ONNX graph of it that takes token embeddings as input and
-// exposes the residual stream after every block.
+// exposes any set of measurement sites (the sites of package arch): the residual
+// stream, the normalised residual, the attention and MLP outputs of each
+// block, and the logits.
 package llama
 
 import (

@@ -4,32 +4,61 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/onnx"
 	"github.com/lmood/lmood/internal/onnx/onnxpb"
 )
 
 // Graph input and output names.
 const (
-	InputEmbeds = "inputs_embeds" // float32 [batch, seq, dim]
+	InputEmbeds = "inputs_embeds" // float32 [batch, seq, dim]: the embeddings fed in
+	HeadInput   = "normed"        // float32 [batch, seq, dim]: norm.n, input of a head-only graph
 	LogitsName  = "logits"        // float32 [batch, seq, vocab]
 )
 
-// HiddenStateName is the graph output holding hidden state i: i = 0 is the
-// embeddings fed in, i = k the residual stream after block k (the Hugging
-// Face hidden_states[i] convention).
-func HiddenStateName(i int) string { return fmt.Sprintf("hidden_states.%d", i) }
+// Resid is the measurement point of hidden state i: the residual stream
+// after block i (i = 0: the embeddings fed in), Hugging Face's
+// hidden_states[i]. Its graph output is named "resid.i".
+func Resid(i int) arch.Point { return arch.Point{Site: arch.SiteResid, Index: i} }
+
+// Logits is the measurement point of the output head.
+func Logits() arch.Point { return arch.Point{Site: arch.SiteLogits} }
+
+// Width is the last-axis size of a site's output: the vocabulary for
+// logits, the residual width for every other site.
+func (c Config) Width(s arch.Site) int {
+	if s == arch.SiteLogits {
+		return c.Vocab
+	}
+	return c.Dim
+}
 
 // GraphOptions selects what a graph computes.
 type GraphOptions struct {
-	// Blocks is how many transformer blocks to run (1..Layers). A graph with
-	// fewer blocks than the model is truncated: analyses of early hidden
-	// states do not pay for the rest.
-	Blocks int
-	// HiddenStates lists the hidden-state indices to expose (each 0..Blocks).
-	// Nil exposes all of them.
-	HiddenStates []int
-	// Logits adds the final norm and output head; needs Blocks == Layers.
-	Logits bool
+	// Outputs lists the measurement points the graph exposes (at least
+	// one, no repeats), each as an output named by [arch.Point.Name]. The
+	// graph is truncated right after the deepest one: analyses of early
+	// sites do not pay for the rest (norm.i reads block i+1's norm weight
+	// but runs nothing of block i+1; attn.i skips block i's MLP).
+	Outputs []arch.Point
+	// Head builds the output head alone instead (Outputs must be empty):
+	// input HeadInput, the final norm's output norm.n, and output logits. It
+	// lets a caller project long prompts onto the vocabulary a slice of
+	// positions at a time.
+	Head bool
+}
+
+// stage orders measurement points along the forward pass of a model of
+// layers blocks: resid.i and norm.i at 2i, attn.i at 2i-1, mlp.i after its
+// block (2i), logits after the last block.
+func stage(p arch.Point, layers int) int {
+	switch p.Site {
+	case arch.SiteAttn:
+		return 2*p.Index - 1
+	case arch.SiteLogits:
+		return 2 * layers
+	}
+	return 2 * p.Index
 }
 
 // Build returns the ONNX model of c. Weights are resolved through w, which
@@ -40,39 +69,74 @@ type GraphOptions struct {
 // that follows it, and rotary positions stay correct. No attention-mask
 // input is needed.
 func Build(c Config, w onnx.WeightSource, opt GraphOptions) (*onnxpb.ModelProto, error) {
-	if opt.Blocks < 0 || opt.Blocks > c.Layers {
-		return nil, fmt.Errorf("llama: graph with %d blocks requested; the model has %d", opt.Blocks, c.Layers)
-	}
-	if opt.Logits && opt.Blocks != c.Layers {
-		return nil, fmt.Errorf("llama: logits need all %d blocks, graph has %d", c.Layers, opt.Blocks)
-	}
-	expose := map[int]bool{}
-	if opt.HiddenStates == nil {
-		for i := 0; i <= opt.Blocks; i++ {
-			expose[i] = true
-		}
-	}
-	for _, i := range opt.HiddenStates {
-		if i < 0 || i > opt.Blocks {
-			return nil, fmt.Errorf("llama: hidden state %d is outside 0..%d", i, opt.Blocks)
-		}
-		expose[i] = true
-	}
-
 	m := &model{Builder: onnx.NewBuilder("lmood-"+c.Arch, w), c: c}
-	h := m.Input(InputEmbeds, onnx.Float, "batch", "seq", c.Dim)
-	m.positions(h)
-	for i := 0; ; i++ {
-		if expose[i] {
-			m.Output(h, HiddenStateName(i), onnx.Float, "batch", "seq", c.Dim)
+	if opt.Head {
+		if len(opt.Outputs) > 0 {
+			return nil, fmt.Errorf("llama: a head-only graph has the single output %s; %d outputs requested", LogitsName, len(opt.Outputs))
 		}
-		if i == opt.Blocks {
+		x := m.Input(HeadInput, onnx.Float, "batch", "seq", c.Dim)
+		m.Output(m.project(x), LogitsName, onnx.Float, "batch", "seq", c.Vocab)
+		return m.Model("lmood")
+	}
+	if len(opt.Outputs) == 0 {
+		return nil, fmt.Errorf("llama: a graph needs at least one output")
+	}
+	want := map[arch.Point]bool{}
+	last := 0
+	for _, p := range opt.Outputs {
+		p, err := p.Check(c.Layers)
+		if err != nil {
+			return nil, fmt.Errorf("llama: graph output: %w", err)
+		}
+		if want[p] {
+			return nil, fmt.Errorf("llama: graph output %s requested twice", p.Name())
+		}
+		want[p] = true
+		last = max(last, stage(p, c.Layers))
+	}
+	emit := func(p arch.Point, v onnx.Value) {
+		if want[p] {
+			m.Output(v, p.Name(), onnx.Float, "batch", "seq", c.Width(p.Site))
+		}
+	}
+	at := func(s arch.Site, i int) arch.Point { return arch.Point{Site: s, Index: i} }
+
+	h := m.Input(InputEmbeds, onnx.Float, "batch", "seq", c.Dim)
+	if last > 0 {
+		m.positions(h)
+	}
+	for i := 0; ; i++ {
+		// h is resid.i. Its norm is what block i+1 (GGUF blk.i) reads, or,
+		// after the last block, what the output head reads.
+		emit(at(arch.SiteResid, i), h)
+		if i == c.Layers {
+			if want[at(arch.SiteNorm, i)] || want[Logits()] {
+				x := m.rmsNorm(h, m.Weight(OutputNorm))
+				emit(at(arch.SiteNorm, i), x)
+				if want[Logits()] {
+					emit(Logits(), m.project(x))
+				}
+			}
 			break
 		}
-		h = m.block(i, h)
-	}
-	if opt.Logits {
-		m.Output(m.head(h), LogitsName, onnx.Float, "batch", "seq", c.Vocab)
+		runAttn := stage(at(arch.SiteAttn, i+1), c.Layers) <= last
+		if !runAttn && !want[at(arch.SiteNorm, i)] {
+			break
+		}
+		x := m.rmsNorm(h, m.Weight(Block(i, "attn_norm.weight")))
+		emit(at(arch.SiteNorm, i), x)
+		if !runAttn {
+			break
+		}
+		a := m.attention(i, x)
+		emit(at(arch.SiteAttn, i+1), a)
+		if stage(at(arch.SiteMLP, i+1), c.Layers) > last {
+			break
+		}
+		h = m.Add(h, a)
+		f := m.mlp(i, m.rmsNorm(h, m.Weight(Block(i, "ffn_norm.weight"))))
+		emit(at(arch.SiteMLP, i+1), f)
+		h = m.Add(h, f)
 	}
 	return m.Model("lmood")
 }
@@ -115,15 +179,6 @@ func (m *model) positions(x onnx.Value) {
 
 func (m *model) intScalar(v int64) onnx.Value {
 	return m.Op("Squeeze", []onnx.Value{m.Ints(v), m.Ints(0)})
-}
-
-// block is one transformer block: pre-norm attention then pre-norm MLP,
-// each added back to the residual stream.
-func (m *model) block(i int, h onnx.Value) onnx.Value {
-	w := func(name string) onnx.Value { return m.Weight(Block(i, name)) }
-	h = m.Add(h, m.attention(i, m.rmsNorm(h, w("attn_norm.weight"))))
-	h = m.Add(h, m.mlp(i, m.rmsNorm(h, w("ffn_norm.weight"))))
-	return h
 }
 
 // rmsNorm is x / sqrt(mean(x^2) + eps) * weight over the last axis.
@@ -186,11 +241,11 @@ func (m *model) mlp(i int, x onnx.Value) onnx.Value {
 	return m.linear(i, "ffn_down", m.Mul(silu, m.linear(i, "ffn_up", x, false)), false)
 }
 
-// head is the final norm and the output projection to vocabulary logits.
-// A tied head multiplies by the [vocab, dim] embedding matrix transposed
-// (Gemm with transB), so it needs no second copy of the matrix.
-func (m *model) head(h onnx.Value) onnx.Value {
-	x := m.rmsNorm(h, m.Weight(OutputNorm))
+// project is the output projection of the final norm's output to
+// vocabulary logits. A tied head multiplies by the [vocab, dim] embedding
+// matrix transposed (Gemm with transB), so it needs no second copy of the
+// matrix.
+func (m *model) project(x onnx.Value) onnx.Value {
 	if !m.c.TiedOutput {
 		return m.MatMul(x, m.Weight(Output))
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
@@ -64,10 +65,97 @@ func runGraph(t *testing.T, m *store.Model, opt llama.GraphOptions, outs []runti
 	return res
 }
 
-// TestOracle checks the ONNX graph's hidden states (0, 1, middle, last) and
-// logits on the real SmolLM2-135M against an independent numpy forward pass
-// that dequantizes with the PyPI gguf package and applies rotary
-// embeddings in GGUF's own interleaved layout.
+// oracle runs testdata/oracle.py on ids and returns the named measurement
+// points, each [len(ids), width].
+func oracle(t *testing.T, py, gguf string, c llama.Config, ids []int, points []arch.Point) map[arch.Point][]float32 {
+	t.Helper()
+	strIDs := make([]string, len(ids))
+	for i, id := range ids {
+		strIDs[i] = fmt.Sprint(id)
+	}
+	names := make([]string, len(points))
+	for i, p := range points {
+		names[i] = p.Name()
+	}
+	out := filepath.Join(t.TempDir(), "points.bin")
+	cmd := exec.Command(py, filepath.Join("testdata", "oracle.py"), "--gguf", gguf,
+		"--ids", strings.Join(strIDs, ","), "--points", strings.Join(names, ","), "--out", out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("oracle: %v\n%s", err, msg)
+	}
+	all := readF32(t, out)
+	res := map[arch.Point][]float32{}
+	off := 0
+	for _, p := range points {
+		n := len(ids) * c.Width(p.Site)
+		if off+n > len(all) {
+			t.Fatalf("oracle wrote %d values, fewer than the points need", len(all))
+		}
+		res[p] = all[off : off+n]
+		off += n
+	}
+	if off != len(all) {
+		t.Fatalf("oracle wrote %d values, the points need %d", len(all), off)
+	}
+	return res
+}
+
+// runPoints runs a graph exposing points on one prompt's embeddings.
+func runPoints(t *testing.T, m *store.Model, points []arch.Point, emb []float32, T int) map[arch.Point][]float32 {
+	t.Helper()
+	c := m.Config()
+	outs := make([]runtime.Output, len(points))
+	for i, p := range points {
+		outs[i] = runtime.Output{Name: p.Name(), Width: c.Width(p.Site)}
+	}
+	got := runGraph(t, m, llama.GraphOptions{Outputs: points}, outs, emb, 1, T)
+	res := map[arch.Point][]float32{}
+	for i, p := range points {
+		res[p] = got[i]
+	}
+	return res
+}
+
+// checkOracle compares every point of the graph with the oracle and, for
+// each point, a graph truncated right after it with the full graph.
+func checkOracle(t *testing.T, m *store.Model, py, gguf string, ids []int, points []arch.Point, truncated []arch.Point) {
+	t.Helper()
+	c := m.Config()
+	want := oracle(t, py, gguf, c, ids, points)
+	emb, err := m.Embeddings(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := runPoints(t, m, points, emb, len(ids))
+	worst := map[arch.Site]float64{}
+	for _, p := range points {
+		e := relErr(got[p], want[p])
+		worst[p.Site] = max(worst[p.Site], e)
+		t.Logf("%-9s relative error %.2e", p.Name(), e)
+		if e > oracleTol || math.IsNaN(e) {
+			t.Errorf("%s: relative error %.2e > %.0e", p.Name(), e, oracleTol)
+		}
+	}
+	for _, s := range arch.Sites {
+		if e, ok := worst[s]; ok {
+			t.Logf("site %-6s worst relative error %.2e", s, e)
+		}
+	}
+	for _, p := range truncated {
+		alone := runPoints(t, m, []arch.Point{p}, emb, len(ids))[p]
+		if e := relErr(alone, got[p]); e > 1e-6 {
+			t.Errorf("a graph truncated after %s differs from the full graph: %.2e", p.Name(), e)
+		}
+	}
+}
+
+func pt(s arch.Site, i int) arch.Point { return arch.Point{Site: s, Index: i} }
+
+// TestOracle checks the ONNX graph on the real SmolLM2-135M against an
+// independent numpy forward pass that dequantizes with the PyPI gguf
+// package and applies rotary embeddings in GGUF's own interleaved layout:
+// the residual stream at 0, 1, the middle and the last hidden state, every
+// other site at block 1, the middle block and the last, and the logits.
 func TestOracle(t *testing.T) {
 	gguf := testutil.GGUF(t)
 	py := testutil.Python(t)
@@ -84,59 +172,18 @@ func TestOracle(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := make([]int, len(toks))
-	strIDs := make([]string, len(toks))
 	for i, tk := range toks {
-		ids[i], strIDs[i] = tk.ID, fmt.Sprint(tk.ID)
+		ids[i] = tk.ID
 	}
-	layers := []int{0, 1, c.Middle(), c.Layers}
-
-	dir := t.TempDir()
-	refPath, logitsPath := filepath.Join(dir, "ref.bin"), filepath.Join(dir, "logits.bin")
-	strLayers := make([]string, len(layers))
-	for i, l := range layers {
-		strLayers[i] = fmt.Sprint(l)
+	n, mid := c.Layers, c.Middle()
+	points := []arch.Point{llama.Resid(0), llama.Resid(1), llama.Resid(mid), llama.Resid(n), llama.Logits()}
+	for _, i := range []int{1, mid, n} {
+		points = append(points, pt(arch.SiteNorm, i), pt(arch.SiteAttn, i), pt(arch.SiteMLP, i))
 	}
-	cmd := exec.Command(py, filepath.Join("testdata", "oracle.py"), "--gguf", gguf,
-		"--ids", strings.Join(strIDs, ","), "--layers", strings.Join(strLayers, ","),
-		"--out", refPath, "--logits-out", logitsPath)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("oracle: %v\n%s", err, out)
-	}
-	ref := readF32(t, refPath)
-	refLogits := readF32(t, logitsPath)
-
-	emb, err := m.Embeddings(ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	T, d := len(ids), c.Dim
-	outs := make([]runtime.Output, 0, len(layers)+1)
-	for _, l := range layers {
-		outs = append(outs, runtime.Output{Name: llama.HiddenStateName(l), Width: d})
-	}
-	outs = append(outs, runtime.Output{Name: llama.LogitsName, Width: c.Vocab})
-	got := runGraph(t, m, llama.GraphOptions{Blocks: c.Layers, Logits: true}, outs, emb, 1, T)
-
-	for i, l := range layers {
-		want := ref[i*T*d : (i+1)*T*d]
-		e := relErr(got[i], want)
-		t.Logf("hidden state %2d: relative error %.2e", l, e)
-		if e > oracleTol {
-			t.Errorf("hidden state %d: relative error %.2e > %.0e", l, e, oracleTol)
-		}
-	}
-	e := relErr(got[len(layers)], refLogits)
-	t.Logf("logits: relative error %.2e", e)
-	if e > oracleTol {
-		t.Errorf("logits: relative error %.2e > %.0e", e, oracleTol)
-	}
-
-	// A graph truncated at the middle layer computes the same state.
-	mid := runGraph(t, m, llama.GraphOptions{Blocks: c.Middle(), HiddenStates: []int{c.Middle()}},
-		[]runtime.Output{{Name: llama.HiddenStateName(c.Middle()), Width: d}}, emb, 1, T)
-	if e := relErr(mid[0], got[2]); e > 1e-6 {
-		t.Errorf("truncated graph differs from full graph at hidden state %d: %.2e", c.Middle(), e)
-	}
+	points = append(points, pt(arch.SiteNorm, 0))
+	// Graphs truncated after the middle block's sites compute the same values.
+	truncated := []arch.Point{llama.Resid(mid), pt(arch.SiteNorm, mid), pt(arch.SiteAttn, mid), pt(arch.SiteMLP, mid)}
+	checkOracle(t, m, py, gguf, ids, points, truncated)
 }
 
 // TestRightPaddingNeedsNoMask checks the claim in Build's doc: a prompt
@@ -154,9 +201,9 @@ func TestRightPaddingNeedsNoMask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := c.Middle()
-	outs := []runtime.Output{{Name: llama.HiddenStateName(h), Width: c.Dim}}
-	opt := llama.GraphOptions{Blocks: h, HiddenStates: []int{h}}
+	h := llama.Resid(c.Middle())
+	outs := []runtime.Output{{Name: h.Name(), Width: c.Dim}}
+	opt := llama.GraphOptions{Outputs: []arch.Point{h}}
 	alone := runGraph(t, m, opt, outs, es, 1, len(short))[0]
 	padded := make([]float32, len(el))
 	copy(padded, es) // zeros after the short prompt
@@ -170,7 +217,8 @@ func TestRightPaddingNeedsNoMask(t *testing.T) {
 // TestTinyOracle runs synthetic models of each supported variant (llama
 // with grouped-query attention and a tied head; qwen2 with q/k/v bias,
 // rotate-half rotary and an untied head) through the graph and the numpy
-// oracle.
+// oracle, at every measurement point, and checks that a graph truncated
+// after any point computes it as the full graph does.
 func TestTinyOracle(t *testing.T) {
 	py := testutil.Python(t)
 	testutil.Runtime(t)
@@ -193,38 +241,14 @@ func TestTinyOracle(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			c := m.Config()
-			ids := []int{5, 260, 17, 299, 42, 42, 0, 128}
-			strIDs := make([]string, len(ids))
-			for i, id := range ids {
-				strIDs[i] = fmt.Sprint(id)
-			}
-			dir := t.TempDir()
-			ref, lg := filepath.Join(dir, "ref.bin"), filepath.Join(dir, "logits.bin")
-			layers := fmt.Sprintf("0,1,%d", c.Layers)
-			out, err := exec.Command(py, filepath.Join("testdata", "oracle.py"), "--gguf", path,
-				"--ids", strings.Join(strIDs, ","), "--layers", layers, "--out", ref, "--logits-out", lg).CombinedOutput()
-			if err != nil {
-				t.Fatalf("oracle: %v\n%s", err, out)
-			}
-			want, wantLogits := readF32(t, ref), readF32(t, lg)
-			emb, err := m.Embeddings(ids)
-			if err != nil {
-				t.Fatal(err)
-			}
-			T, d := len(ids), c.Dim
-			outs := []runtime.Output{
-				{Name: llama.HiddenStateName(0), Width: d}, {Name: llama.HiddenStateName(1), Width: d},
-				{Name: llama.HiddenStateName(c.Layers), Width: d}, {Name: llama.LogitsName, Width: c.Vocab}}
-			got := runGraph(t, m, llama.GraphOptions{Blocks: c.Layers, Logits: true}, outs, emb, 1, T)
-			for i := 0; i < 3; i++ {
-				if e := relErr(got[i], want[i*T*d:(i+1)*T*d]); e > oracleTol {
-					t.Errorf("output %s: relative error %.2e", outs[i].Name, e)
+			var points []arch.Point
+			for _, s := range arch.Sites {
+				lo, hi := s.Range(m.Config().Layers)
+				for i := lo; i <= hi; i++ {
+					points = append(points, pt(s, i))
 				}
 			}
-			if e := relErr(got[3], wantLogits); e > oracleTol {
-				t.Errorf("logits: relative error %.2e", e)
-			}
+			checkOracle(t, m, py, path, []int{5, 260, 17, 299, 42, 42, 0, 128}, points, points)
 		})
 	}
 }

@@ -10,9 +10,18 @@ computed in float64.
 
 Usage:
   oracle.py --gguf MODEL.gguf --ids 1,2,3 --layers 0,1,15,30 --out states.bin
+  oracle.py --gguf MODEL.gguf --ids 1,2,3 --points resid.0,norm.3,attn.2,mlp.2,logits --out points.bin
 
-Writes float32 little-endian [len(layers), len(ids), dim] to --out, and with
---logits-out the [len(ids), vocab] logits of the output head.
+With --layers, writes float32 little-endian [len(layers), len(ids), dim] to
+--out, and with --logits-out the [len(ids), vocab] logits of the output head.
+With --points, writes the named measurement points one after the other,
+each [len(ids), width] (width = vocab for logits, dim otherwise):
+  resid.i  residual stream after block i (0 = embeddings)
+  norm.i   RMSNorm(resid.i) * weight of block i+1's attn_norm (i < n),
+           or of output_norm (i = n)
+  attn.i   attention output of block i (1-based) after attn_output
+  mlp.i    MLP output of block i (1-based)
+  logits   output head
 """
 import argparse
 import sys
@@ -75,7 +84,8 @@ def rope_neox(x, theta):
     return np.concatenate([a * c - b * s, a * s + b * c], axis=-1)
 
 
-def forward(reader, ids, layers):
+def forward(reader, ids, depth):
+    """Runs blocks 1..depth; returns a dict of measurement points by name."""
     arch = field(reader, "general.architecture")
     n_layer = field(reader, f"{arch}.block_count")
     n_head = field(reader, f"{arch}.attention.head_count")
@@ -84,16 +94,18 @@ def forward(reader, ids, layers):
     theta = field(reader, f"{arch}.rope.freq_base", 10000.0)
     rope = rope_interleaved if arch == "llama" else rope_neox
     W = Weights(reader)
+    depth = min(depth, n_layer)
 
     emb = W["token_embd.weight"]  # [vocab, dim]
     h = emb[np.asarray(ids)]  # [T, dim]
     T, dim = h.shape
     hd = dim // n_head
     causal = np.triu(np.full((T, T), -np.inf), k=1)
-    states = {0: h.copy()}
-    for i in range(max(layers)):
+    pts = {"resid.0": h.copy()}
+    for i in range(depth):
         p = f"blk.{i}."
         x = rms_norm(h, W[p + "attn_norm.weight"], eps)
+        pts[f"norm.{i}"] = x.copy()
         q = x @ W[p + "attn_q.weight"].T
         k = x @ W[p + "attn_k.weight"].T
         v = x @ W[p + "attn_v.weight"].T
@@ -109,37 +121,67 @@ def forward(reader, ids, layers):
         probs = np.exp(scores)
         probs /= probs.sum(axis=-1, keepdims=True)
         att = (probs @ v).transpose(1, 0, 2).reshape(T, n_head * hd)
-        h = h + att @ W[p + "attn_output.weight"].T
+        a = att @ W[p + "attn_output.weight"].T
+        pts[f"attn.{i + 1}"] = a
+        h = h + a
 
         x = rms_norm(h, W[p + "ffn_norm.weight"], eps)
         g = x @ W[p + "ffn_gate.weight"].T
         u = x @ W[p + "ffn_up.weight"].T
-        h = h + ((g / (1.0 + np.exp(-g))) * u) @ W[p + "ffn_down.weight"].T
-        states[i + 1] = h.copy()
-    logits = None
-    if max(layers) == n_layer:
+        f = ((g / (1.0 + np.exp(-g))) * u) @ W[p + "ffn_down.weight"].T
+        pts[f"mlp.{i + 1}"] = f
+        h = h + f
+        pts[f"resid.{i + 1}"] = h.copy()
+    if depth < n_layer:
+        pts[f"norm.{depth}"] = rms_norm(h, W[f"blk.{depth}.attn_norm.weight"], eps)
+    else:
         x = rms_norm(h, W["output_norm.weight"], eps)
+        pts[f"norm.{depth}"] = x
         head = W["output.weight"] if W.has("output.weight") else emb
-        logits = (x @ head.T).astype("<f4")
-    return np.stack([states[l] for l in layers]).astype("<f4"), logits
+        pts["logits"] = x @ head.T
+    return pts, n_layer
+
+
+def depth_of(name, n_layer):
+    if name == "logits":
+        return n_layer
+    site, i = name.split(".")
+    return int(i)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--ids", required=True, help="comma-separated token ids")
-    ap.add_argument("--layers", required=True, help="comma-separated hidden-state indices")
+    ap.add_argument("--layers", help="comma-separated hidden-state indices")
+    ap.add_argument("--points", help="comma-separated measurement points (resid.i, norm.i, attn.i, mlp.i, logits)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--logits-out", help="also write [T, vocab] logits (needs the last layer in --layers)")
     a = ap.parse_args()
     ids = [int(x) for x in a.ids.split(",")]
+    reader = GGUFReader(a.gguf)
+    arch = field(reader, "general.architecture")
+    n_layer = field(reader, f"{arch}.block_count")
+    if a.points:
+        names = a.points.split(",")
+        pts, _ = forward(reader, ids, max(depth_of(x, n_layer) for x in names))
+        missing = [x for x in names if x not in pts]
+        if missing:
+            sys.exit(f"unknown or out-of-range points {missing}")
+        out = np.concatenate([pts[x].astype("<f4").ravel() for x in names])
+        out.tofile(a.out)
+        print(f"wrote {len(names)} points ({out.size} values) to {a.out}", file=sys.stderr)
+        return
+    if not a.layers:
+        sys.exit("give --layers or --points")
     layers = [int(x) for x in a.layers.split(",")]
-    out, logits = forward(GGUFReader(a.gguf), ids, layers)
+    pts, _ = forward(reader, ids, max(layers))
+    out = np.stack([pts[f"resid.{l}"] for l in layers]).astype("<f4")
     out.tofile(a.out)
     if a.logits_out:
-        if logits is None:
+        if "logits" not in pts:
             sys.exit("--logits-out needs the last hidden state in --layers")
-        logits.tofile(a.logits_out)
+        pts["logits"].astype("<f4").tofile(a.logits_out)
     print(f"wrote {out.shape} to {a.out}", file=sys.stderr)
 
 
