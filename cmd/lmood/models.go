@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
@@ -114,27 +114,19 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 				name = nameFromPath(src)
 			}
 			st := store.Default()
-			if !force {
-				if m, err := st.ReadManifest(name); m != nil {
-					sum, serr := fetch.FileSHA256(src)
-					if serr != nil {
-						return fmt.Errorf("read %s: %w", src, serr)
-					}
-					if err == nil && sum == m.Source.SHA256 {
-						fmt.Fprintf(stdout, "%s is already imported from this file (sha256 %s…); use --force to convert again\n", name, sum[:12])
-						return nil
-					}
-					if sum != m.Source.SHA256 {
-						return usageError{fmt.Errorf("a model named %q already exists, converted from %s:%s; choose another --name, or --force to replace it", name, m.Source.Kind, m.Source.Ref)}
-					}
-				}
-			}
 			abs, _ := filepath.Abs(src)
 			ctx, cancel := signalContext()
 			defer cancel()
-			m, err := st.ImportContext(ctx, src, name, store.Source{Kind: "file", Ref: abs}, g.progress())
+			m, converted, err := st.ImportWith(ctx, src, name, store.Source{Kind: "file", Ref: abs}, store.ImportOptions{Force: force, Progress: g.progress()})
+			if errors.Is(err, store.ErrExists) {
+				return usageError{err}
+			}
 			if err != nil {
 				return err
+			}
+			if !converted {
+				fmt.Fprintf(stdout, "%s is already imported from this file (sha256 %s…); use --force to convert again\n", name, m.Source.SHA256[:12])
+				return nil
 			}
 			fmt.Fprintf(stdout, "imported %s: %s, %d layers, width %d, %s parameters (source %s) in %.1fs\n",
 				name, m.Config.Arch, m.Config.Layers, m.Config.Dim, humanCount(m.Params), m.Source.Quantization, m.ConvertSeconds)
@@ -204,6 +196,13 @@ func newModelsCmd(g *globals) *cobra.Command {
 				if err := report.TextTable(stdout, header, rows, report.TableOptions{PromptWidth: 72}); err != nil {
 					return err
 				}
+			}
+			if lo, err := st.Leftovers(); err == nil && len(lo) > 0 {
+				var size int64
+				for _, l := range lo {
+					size += l.Size
+				}
+				fmt.Fprintf(stdout, "%d leftovers of interrupted imports or downloads (%s): `lmood prune` removes them\n", len(lo), humanBytes(size))
 			}
 			var missing []string
 			for _, n := range store.PullableNames() {

@@ -34,7 +34,7 @@ func ollamaModel(g *globals, ref, name string, force bool) (*ollama.Model, *olla
 	if target == "" {
 		target = ollama.StoreName(model)
 	}
-	imp, err := ollama.Import(store.Default(), m, name, force, &noteFirst{bar: g.progress(), note: func() {
+	imp, err := ollama.ImportContext(ctx, store.Default(), m, name, force, &noteFirst{bar: g.progress(), note: func() {
 		if !g.quiet {
 			fmt.Fprintf(os.Stderr, "lmood: converting %s%s (%s, %s) into model %s\n", ollama.Prefix, model, m.Arch, m.Quantization, target)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -88,6 +89,7 @@ Start here:
 	root.AddCommand(
 		newSetupCmd(g), newPullCmd(g), newImportCmd(g), newModelsCmd(g),
 		newScoreCmd(g), newHeatmapCmd(g), newLayersCmd(g), newEvalCmd(g),
+		newPruneCmd(g), newVerifyCmd(g),
 	)
 	for _, c := range root.Commands() {
 		if c.Args != nil {
@@ -107,9 +109,10 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// signalContext is cancelled on Ctrl-C.
+// signalContext is cancelled on Ctrl-C and on SIGTERM (sent by timeout,
+// kill, container runtimes and systemd), so imports clean up either way.
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt)
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // isTerminal reports whether f is a terminal.

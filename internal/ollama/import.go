@@ -1,10 +1,12 @@
 package ollama
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 
+	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/store"
 )
 
@@ -21,16 +23,25 @@ type Imported struct {
 // Import makes model m available in st under name (default StoreName of
 // the model), converting its GGUF blob only when needed: a conversion whose
 // manifest records the blob's digest is reused unless force is set. The
-// digest comes from the blob's file name and is trusted without re-hashing
-// the file; the conversion itself hashes what it reads, and a file whose
-// content does not match its name is refused.
+// digest comes from the blob's file name; the conversion hashes the file
+// first and refuses one whose content does not match its name.
 //
 // With no name given, any conversion of the same digest in the store is
 // reused (one imported earlier with --name, or the same GGUF imported as a
 // file): the weights are identical. The model is
 // checked (architecture, readable weights) before anything is converted.
 // The conversion's store.Source is Kind "ollama", Ref the model's name.
+//
+// Without force, a name holding a model of another source (a file, another
+// ollama model) is not replaced (store.ErrExists). The blob's content is
+// checked against its digest before the store is touched.
 func Import(st *store.Store, m *Model, name string, force bool, p store.ConvertProgress) (*Imported, error) {
+	return ImportContext(context.Background(), st, m, name, force, p)
+}
+
+// ImportContext is Import that stops, leaving nothing behind, when ctx is
+// cancelled.
+func ImportContext(ctx context.Context, st *store.Store, m *Model, name string, force bool, p store.ConvertProgress) (*Imported, error) {
 	explicit := name != ""
 	if !explicit {
 		name = StoreName(m.Name)
@@ -51,19 +62,22 @@ func Import(st *store.Store, m *Model, name string, force bool, p store.ConvertP
 	if err := m.Check(); err != nil {
 		return nil, err
 	}
-	man, err := st.Import(m.BlobPath, name, store.Source{Kind: SourceKind, Ref: m.Name}, p)
+	src := store.Source{Kind: SourceKind, Ref: m.Name, SHA256: m.Digest}
+	man, converted, err := st.ImportWith(ctx, m.BlobPath, name, src, store.ImportOptions{Force: force, Progress: p})
+	if errors.Is(err, fetch.ErrChecksum) {
+		return nil, fmt.Errorf("ollama: model %q: the blob %s does not have the SHA-256 %s its name claims (%w); the ollama model store looks corrupt (`ollama pull %s` again); nothing was changed",
+			m.Name, m.BlobPath, m.Digest, err, m.Name)
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("ollama: %w: %v", ErrUnreadable, err)
 		}
+		if errors.Is(err, store.ErrExists) {
+			return nil, fmt.Errorf("ollama: import %s: %w", m.Name, err)
+		}
 		return nil, fmt.Errorf("ollama: convert %s: %w", m.Name, err)
 	}
-	if man.Source.SHA256 != m.Digest {
-		_ = os.RemoveAll(st.Dir(name))
-		return nil, fmt.Errorf("ollama: model %q: the blob %s has SHA-256 %s, not the %s its name claims; the ollama model store looks corrupt (`ollama pull %s` again)",
-			m.Name, m.BlobPath, man.Source.SHA256, m.Digest, m.Name)
-	}
-	return &Imported{Name: name, Manifest: man, Converted: true}, nil
+	return &Imported{Name: name, Manifest: man, Converted: converted}, nil
 }
 
 // findDigest returns a usable conversion of the GGUF with the given digest,

@@ -2,6 +2,8 @@ package ollama
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
@@ -13,7 +15,9 @@ import (
 	"time"
 
 	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/testutil"
 )
 
 func TestParseRef(t *testing.T) {
@@ -327,5 +331,81 @@ func TestUnsupportedArchRefusedBeforeReading(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
+	}
+}
+
+// blobOf copies a GGUF to dir/blobs/sha256-<digest> as ollama keeps it
+// (digest "" = its real digest).
+func blobOf(t *testing.T, gguf, digest string) (string, string) {
+	t.Helper()
+	data, err := os.ReadFile(gguf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest == "" {
+		sum := sha256.Sum256(data)
+		digest = hex.EncodeToString(sum[:])
+	}
+	p := filepath.Join(t.TempDir(), "blobs", "sha256-"+digest)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, digest
+}
+
+// TestImportRefusesUnrelatedName: `import ollama:X --name EXISTING` does not
+// replace a model of another source without force (issue 14.4).
+func TestImportRefusesUnrelatedName(t *testing.T) {
+	st := &store.Store{Root: filepath.Join(t.TempDir(), "models")}
+	file := testutil.WriteTiny(t, testutil.DefaultTiny())
+	orig, err := st.Import(file, "mine", store.Source{Kind: "file", Ref: file}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := testutil.DefaultTiny()
+	other.Seed = 42
+	blob, digest := blobOf(t, testutil.WriteTiny(t, other), "")
+	m := &Model{Host: "http://127.0.0.1:11434", Name: "tiny:latest", BlobPath: blob, Digest: digest, Arch: "llama"}
+	_, err = Import(st, m, "mine", false, nil)
+	if !errors.Is(err, store.ErrExists) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("err = %v, want store.ErrExists suggesting --force", err)
+	}
+	if man, _ := st.ReadManifest("mine"); man == nil || man.Source.SHA256 != orig.Source.SHA256 {
+		t.Fatal("the existing model was replaced")
+	}
+	imp, err := Import(st, m, "mine", true, nil)
+	if err != nil || !imp.Converted || imp.Manifest.Source.SHA256 != digest {
+		t.Fatalf("with force: %+v, %v", imp, err)
+	}
+}
+
+// TestImportBadBlobKeepsModel: a blob whose content does not match its
+// digest is refused before anything is replaced (issue 14.5).
+func TestImportBadBlobKeepsModel(t *testing.T) {
+	st := &store.Store{Root: filepath.Join(t.TempDir(), "models")}
+	good, digest := blobOf(t, testutil.WriteTiny(t, testutil.DefaultTiny()), "")
+	m := &Model{Host: "http://127.0.0.1:11434", Name: "tiny:latest", BlobPath: good, Digest: digest, Arch: "llama"}
+	first, err := Import(st, m, "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := testutil.DefaultTiny()
+	other.Seed = 42
+	badDigest := strings.Repeat("ab", 32)
+	bad, _ := blobOf(t, testutil.WriteTiny(t, other), badDigest)
+	m2 := &Model{Host: m.Host, Name: m.Name, BlobPath: bad, Digest: badDigest, Arch: "llama"}
+	_, err = Import(st, m2, "", false, nil)
+	if !errors.Is(err, fetch.ErrChecksum) || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("err = %v, want fetch.ErrChecksum", err)
+	}
+	man, err := st.ReadManifest(first.Name)
+	if err != nil || man.Source.SHA256 != digest {
+		t.Fatalf("existing model lost: %v", err)
+	}
+	if model, err := st.Open(first.Name); err != nil {
+		t.Fatalf("existing model unusable: %v", err)
+	} else {
+		model.Close()
 	}
 }

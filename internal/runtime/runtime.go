@@ -36,40 +36,100 @@ var ortWheels = map[string]fetch.Artifact{
 	"arm64": {
 		URL:    "https://files.pythonhosted.org/packages/38/e9/8c901c150ce0c368da38638f44152fb411059c0c7364b497c9e5c957321a/onnxruntime-1.24.4-cp311-cp311-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl",
 		SHA256: "046ff290045a387676941a02a8ae5c3ebec6b4f551ae228711968c4a69d8f6b7",
+		Size:   15152472,
 		Name:   "onnxruntime-1.24.4-cp311-cp311-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl",
 	},
 }
 
+// libSHA256 is the digest of the shared library inside each pinned wheel:
+// the library lmood installs, and the only one it loads from its cache.
+var libSHA256 = map[string]string{
+	"amd64": "2d518e11c7767f9fdc4413bdbeb45acf30db504ff76a82fc19d9238a3f9f6c24",
+	"arm64": "f373ae5fd4d878ed17ebea26e5480bd3d0a15e3bd6bc94b878e6c1b73998d22a",
+}
+
 const libMember = "onnxruntime/capi/libonnxruntime.so." + ORTVersion
 
-// CacheDir is lmood's cache root: $XDG_CACHE_HOME/lmood, else ~/.cache/lmood.
+// ErrNoCacheDir is returned when neither XDG_CACHE_HOME (absolute) nor
+// HOME names a cache directory. lmood then refuses to guess: a shared
+// fallback such as /tmp would let another user plant the library it loads.
+var ErrNoCacheDir = errors.New("no cache directory")
+
+// CacheRoot is lmood's cache root: $XDG_CACHE_HOME/lmood, else
+// $HOME/.cache/lmood. A relative XDG_CACHE_HOME is ignored, as the XDG
+// base directory specification says. With neither set it is an error,
+// never a shared directory.
+func CacheRoot() (string, error) {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "lmood"), nil
+	}
+	if home := os.Getenv("HOME"); home != "" && filepath.IsAbs(home) {
+		return filepath.Join(home, ".cache", "lmood"), nil
+	}
+	return "", fmt.Errorf("runtime: %w: set XDG_CACHE_HOME or HOME to an absolute path (lmood keeps onnxruntime and its models under $XDG_CACHE_HOME/lmood or $HOME/.cache/lmood)", ErrNoCacheDir)
+}
+
+// CacheDir is CacheRoot without the error: "" when there is no cache
+// directory (callers that write must use CacheRoot).
 func CacheDir() string {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "lmood")
+	d, _ := CacheRoot()
+	return d
+}
+
+// installPath is where `lmood setup` installs the library.
+func installPath() (string, error) {
+	root, err := CacheRoot()
+	if err != nil {
+		return "", err
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "lmood")
-	}
-	return filepath.Join(os.TempDir(), "lmood-cache")
+	return filepath.Join(root, "runtime", "onnxruntime-"+ORTVersion, "libonnxruntime.so."+ORTVersion), nil
 }
 
 // DefaultLibPath is where `lmood setup` installs the library, unless
-// LMOOD_ORT_LIB says otherwise.
+// LMOOD_ORT_LIB says otherwise ("" when there is no cache directory).
 func DefaultLibPath() string {
 	if p := os.Getenv(EnvLib); p != "" {
 		return p
 	}
-	return filepath.Join(CacheDir(), "runtime", "onnxruntime-"+ORTVersion, "libonnxruntime.so."+ORTVersion)
+	p, _ := installPath()
+	return p
+}
+
+// ErrLibDigest reports a cached onnxruntime library whose SHA-256 is not
+// the one of the library lmood installs (truncated, damaged or replaced).
+var ErrLibDigest = errors.New("onnxruntime library does not match its pinned digest")
+
+// VerifyLib checks that the library at path is the one lmood installs for
+// this machine, by SHA-256.
+func VerifyLib(path string) error {
+	want, ok := libSHA256[goruntime.GOARCH]
+	if !ok {
+		return fmt.Errorf("runtime: %w: no pinned onnxruntime build for %s; install one yourself and set %s", ErrLibDigest, goruntime.GOARCH, EnvLib)
+	}
+	got, err := fetch.FileSHA256(path)
+	if err != nil {
+		return fmt.Errorf("runtime: check %s: %w", path, err)
+	}
+	if got != want {
+		return fmt.Errorf("runtime: %w: %s has sha256 %s, want %s (truncated, damaged or replaced).\n  Fix: run `lmood setup` to install it again",
+			ErrLibDigest, path, got, want)
+	}
+	return nil
 }
 
 // Install downloads the pinned onnxruntime wheel for this machine, checks
-// its digest and extracts the shared library to DefaultLibPath (or dest if
-// set). An existing library is kept.
+// its digest and extracts the shared library to the install location (or
+// dest if set). An existing library is kept if it has the pinned digest;
+// one that does not (truncated, damaged) is installed again.
 func Install(ctx context.Context, dest string, p fetch.Progress) (string, error) {
-	if dest == "" {
-		dest = filepath.Join(CacheDir(), "runtime", "onnxruntime-"+ORTVersion, "libonnxruntime.so."+ORTVersion)
+	root, err := CacheRoot()
+	if err != nil {
+		return "", err
 	}
-	if fi, err := os.Stat(dest); err == nil && fi.Size() > 0 {
+	if dest == "" {
+		dest, _ = installPath()
+	}
+	if VerifyLib(dest) == nil {
 		return dest, nil
 	}
 	if goruntime.GOOS != "linux" {
@@ -79,11 +139,15 @@ func Install(ctx context.Context, dest string, p fetch.Progress) (string, error)
 	if !ok {
 		return "", fmt.Errorf("runtime: no pinned onnxruntime build for %s; install one yourself and set %s", goruntime.GOARCH, EnvLib)
 	}
-	whl, err := fetch.Get(ctx, a, filepath.Join(CacheDir(), "downloads"), p)
+	whl, err := fetch.Get(ctx, a, filepath.Join(root, "downloads"), p)
 	if err != nil {
 		return "", fmt.Errorf("runtime: install onnxruntime: %w", err)
 	}
 	if _, err := fetch.ExtractZipMember(whl, libMember, dest); err != nil {
+		return "", fmt.Errorf("runtime: install onnxruntime: %w", err)
+	}
+	if err := VerifyLib(dest); err != nil {
+		os.Remove(dest)
 		return "", fmt.Errorf("runtime: install onnxruntime: %w", err)
 	}
 	return dest, nil
@@ -97,13 +161,24 @@ var (
 	initPath string
 )
 
-// Init loads libonnxruntime from libPath ("" = DefaultLibPath) once per
-// process. Calling it again with the same path is a no-op.
+// Init loads libonnxruntime once per process. libPath (or, if empty,
+// $LMOOD_ORT_LIB) is the user's choice and is loaded as given once it is
+// found to be a regular file; with neither, the library `lmood setup`
+// installed in the cache is loaded, and only if its SHA-256 is the pinned
+// one. Calling Init again with the same path is a no-op.
 func Init(libPath string) error {
 	initMu.Lock()
 	defer initMu.Unlock()
+	cached := false
 	if libPath == "" {
-		libPath = DefaultLibPath()
+		libPath = os.Getenv(EnvLib)
+	}
+	if libPath == "" {
+		p, err := installPath()
+		if err != nil {
+			return fmt.Errorf("runtime: %w: %w", ErrNoLibrary, err)
+		}
+		libPath, cached = p, true
 	}
 	if ort.IsInitialized() {
 		if libPath != initPath {
@@ -116,6 +191,14 @@ func Init(libPath string) error {
 		return fmt.Errorf("runtime: %w: no file at %s.\n  Fix: run `lmood setup` (installs onnxruntime %s into %s), or point --ort-lib or %s at an existing libonnxruntime.so (version 1.24 or newer)",
 			ErrNoLibrary, libPath, ORTVersion, filepath.Dir(filepath.Dir(DefaultLibPathNoEnv())), EnvLib)
 	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("runtime: %w: %s is not a regular file; point --ort-lib or %s at libonnxruntime.so", ErrNoLibrary, libPath, EnvLib)
+	}
+	if cached {
+		if err := VerifyLib(libPath); err != nil {
+			return fmt.Errorf("runtime: %w: %w", ErrNoLibrary, err)
+		}
+	}
 	ort.SetSharedLibraryPath(libPath)
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		return fmt.Errorf("runtime: %w: loading %s failed: %v.\n  lmood needs onnxruntime 1.24 or newer (C API 24). Fix: run `lmood setup`, or point --ort-lib or %s at a compatible libonnxruntime.so",
@@ -125,9 +208,15 @@ func Init(libPath string) error {
 	return nil
 }
 
-// DefaultLibPathNoEnv is the install location, ignoring LMOOD_ORT_LIB.
+// DefaultLibPathNoEnv is the install location, ignoring LMOOD_ORT_LIB
+// ("$XDG_CACHE_HOME/lmood/..." when there is no cache directory, for help
+// texts).
 func DefaultLibPathNoEnv() string {
-	return filepath.Join(CacheDir(), "runtime", "onnxruntime-"+ORTVersion, "libonnxruntime.so."+ORTVersion)
+	p, err := installPath()
+	if err != nil {
+		return filepath.Join("$XDG_CACHE_HOME", "lmood", "runtime", "onnxruntime-"+ORTVersion, "libonnxruntime.so."+ORTVersion)
+	}
+	return p
 }
 
 // Version returns the loaded onnxruntime version string.

@@ -3,14 +3,17 @@ package store
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/fetch"
@@ -32,61 +35,113 @@ type ConvertProgress interface {
 // Import converts the GGUF file at path into the model called name,
 // replacing any existing model of that name. src describes where the file
 // came from (its checksum and size are filled in here). The conversion is
-// written to a temporary directory and renamed into place, so an
-// interrupted import never leaves a model that looks complete.
+// written to a new version directory and the model's link moved to it, so
+// an interrupted import never leaves a model that looks complete, and a
+// reader never finds the model missing.
 func (s *Store) Import(path, name string, src Source, p ConvertProgress) (*Manifest, error) {
 	return s.ImportContext(context.Background(), path, name, src, p)
 }
 
 // ImportContext is Import that stops, leaving nothing behind, when ctx is
-// cancelled (checked between tensors).
+// cancelled (checked while hashing and between tensors).
 func (s *Store) ImportContext(ctx context.Context, path, name string, src Source, p ConvertProgress) (*Manifest, error) {
+	m, _, err := s.ImportWith(ctx, path, name, src, ImportOptions{Force: true, Progress: p})
+	return m, err
+}
+
+// ImportOptions tunes ImportWith.
+type ImportOptions struct {
+	// Force replaces a model of that name converted from another source,
+	// and converts again even if the same GGUF was converted already.
+	Force bool
+	// Progress is told about each tensor written; nil is silent.
+	Progress ConvertProgress
+}
+
+// ImportWith converts the GGUF file at path into the model called name.
+//
+// If src.SHA256 is set, the file must have that digest (ErrChecksum
+// otherwise, and nothing in the store changes). Without opts.Force, a
+// usable conversion of the same file under that name is kept (converted
+// is false), and a model of that name converted from a different GGUF of
+// another source (see CheckReplace) is not replaced (ErrExists).
+//
+// Imports of one name are serialized by a lock: a second import waits for
+// the first, then finds its result. ctx cancels the hashing, the wait and
+// the conversion.
+func (s *Store) ImportWith(ctx context.Context, path, name string, src Source, opts ImportOptions) (m *Manifest, converted bool, err error) {
 	start := time.Now()
 	if err := CheckName(name); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	sum, err := fetch.FileSHA256(path)
+	if err := s.check(); err != nil {
+		return nil, false, err
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // the manifest records where the file is, wherever it is used from
+	}
+	fi, err := fetch.CheckRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("store: read %s: %w", path, err)
+		return nil, false, fmt.Errorf("store: import %s: %w", path, err)
+	}
+	sum, err := fetch.FileSHA256Context(ctx, path)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: read %s: %w", path, err)
+	}
+	if src.SHA256 != "" && src.SHA256 != sum {
+		return nil, false, fmt.Errorf("store: import %s: %w: its SHA-256 is %s, not the expected %s; nothing was changed", path, fetch.ErrChecksum, sum, src.SHA256)
 	}
 	f, err := gguf.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("store: import %s: %w", path, err)
+		return nil, false, fmt.Errorf("store: import %s: %w", path, err)
 	}
 	defer f.Close()
-	fi, _ := os.Stat(path)
 
-	cfg, err := ConfigFromGGUF(f)
+	cfg, vocab, err := checkGGUF(f)
 	if err != nil {
-		return nil, fmt.Errorf("store: import %s: %w", path, err)
-	}
-	vocab, err := VocabFromGGUF(f)
-	if err != nil {
-		return nil, fmt.Errorf("store: import %s: %w", path, err)
-	}
-	if _, err := tokenize.New(vocab); err != nil {
-		return nil, fmt.Errorf("store: import %s: tokenizer: %w", path, err)
-	}
-
-	for _, n := range cfg.TensorNames() {
-		if _, ok := f.Tensor(n); !ok {
-			return nil, fmt.Errorf("store: import %s: tensor %s is missing from the GGUF", path, n)
-		}
+		return nil, false, fmt.Errorf("store: import %s: %w", path, err)
 	}
 	if err := os.MkdirAll(s.Root, 0o755); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, false, fmt.Errorf("store: %w", err)
 	}
-	s.sweep()
-	tmp, err := os.MkdirTemp(s.Root, "."+name+".converting-")
+	if err := os.MkdirAll(filepath.Join(s.Root, locksDir), 0o755); err != nil {
+		return nil, false, fmt.Errorf("store: %w", err)
+	}
+	nameLock, err := lockFile(ctx, s.nameLock(name))
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, false, fmt.Errorf("store: wait for another import of %q: %w", name, err)
 	}
-	defer os.RemoveAll(tmp)
-
+	defer nameLock.Close()
 	src.GGUF, src.SHA256 = path, sum
-	if fi != nil {
-		src.Size, src.ModTime = fi.Size(), fi.ModTime().UTC()
+	src.Size, src.ModTime = fi.Size(), fi.ModTime().UTC()
+	if !opts.Force {
+		old, err := s.CheckReplace(name, src)
+		if err != nil {
+			return nil, false, err
+		}
+		if old != nil {
+			return old, false, nil
+		}
 	}
+	s.Prune() // what killed imports left; never anything in use
+
+	tmp, err := os.MkdirTemp(s.Root, "."+name+versionInfix)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: %w", err)
+	}
+	dirLock := tryLock(tmp, unix.LOCK_EX) // a sweep leaves it alone while held
+	if dirLock == nil {
+		os.RemoveAll(tmp)
+		return nil, false, fmt.Errorf("store: lock %s", tmp)
+	}
+	defer dirLock.Close()
+	installed := false
+	defer func() {
+		if !installed {
+			os.RemoveAll(tmp)
+		}
+	}()
+
 	src.TensorTypes = map[string]int{}
 	for _, t := range f.Tensors {
 		src.TensorTypes[t.Type.String()]++
@@ -94,63 +149,98 @@ func (s *Store) ImportContext(ctx context.Context, path, name string, src Source
 	src.Quantization = dominantType(f)
 	src.Name, _ = f.String("general.name")
 
-	m := &Manifest{
+	m = &Manifest{
 		Converter: Converter, ConverterVersion: ConverterVersion, Name: name,
 		Config: cfg, Params: cfg.Params(), Source: src,
 		Weights: "weights.bin", Tokenizer: "tokenizer.json", Tensors: map[string]Tensor{},
 	}
-	if err := writeWeights(ctx, f, cfg, filepath.Join(tmp, m.Weights), m.Tensors, p); err != nil {
-		return nil, fmt.Errorf("store: import %s: %w", path, err)
+	if err := writeWeights(ctx, f, cfg, filepath.Join(tmp, m.Weights), m.Tensors, opts.Progress); err != nil {
+		return nil, false, fmt.Errorf("store: import %s: %w", path, err)
 	}
 	if err := writeJSON(filepath.Join(tmp, m.Tokenizer), vocab); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	m.Created = time.Now().UTC()
 	m.ConvertSeconds = time.Since(start).Seconds()
 	if err := writeJSON(filepath.Join(tmp, "manifest.json"), m); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, false, fmt.Errorf("store: %w", err)
 	}
-	// Swap: the old model stays whole until the new one is in place.
-	dir := s.Dir(name)
-	old := ""
-	if _, err := os.Stat(dir); err == nil {
-		old = filepath.Join(s.Root, fmt.Sprintf(".%s.old-%d", name, time.Now().UnixNano()))
-		if err := os.Rename(dir, old); err != nil {
-			return nil, fmt.Errorf("store: replace %s: %w", dir, err)
-		}
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("store: import %s: conversion stopped: %w", path, err)
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			os.Rename(old, dir)
-		}
-		return nil, fmt.Errorf("store: install %s: %w", dir, err)
+	prev, err := s.install(name, filepath.Base(tmp))
+	if err != nil {
+		return nil, false, err
 	}
-	if old != "" {
-		os.RemoveAll(old)
+	installed = true
+	dirLock.Close()
+	if prev != "" {
+		removeIfUnused(prev) // else a leftover, once its readers are done
 	}
-	return m, nil
+	return m, true, nil
 }
 
-// sweep removes what interrupted imports left behind: temporary
-// directories older than an hour (a younger one may belong to an import
-// running right now).
-func (s *Store) sweep() {
-	des, err := os.ReadDir(s.Root)
+// CheckReplace decides whether an import of the GGUF described by src
+// (its SHA256, Kind and Ref set) may go to name. It returns the existing
+// manifest when a usable conversion of the same GGUF is there already,
+// nil when the import may go ahead (no model, an unusable one, or one from
+// the same source, e.g. an updated file at the same path), and an error
+// wrapping ErrExists when name holds a model converted from a different
+// GGUF of another source: replacing it takes --force.
+func (s *Store) CheckReplace(name string, src Source) (*Manifest, error) {
+	m, err := s.ReadManifest(name)
+	switch {
+	case m == nil:
+		return nil, nil
+	case m.Source.SHA256 == src.SHA256:
+		if err == nil {
+			if model, err := s.Open(name); err == nil { // weights present and consistent
+				model.Close()
+				return m, nil
+			}
+		}
+		return nil, nil
+	case m.Source.Kind == src.Kind && m.Source.Ref == src.Ref:
+		return nil, nil
+	}
+	from := m.Source.Kind + ":" + m.Source.Ref
+	if m.Source.Kind == "" {
+		from = "an unknown source"
+	}
+	return nil, fmt.Errorf("store: %w: a model named %q already exists, converted from %s; choose another --name, or --force to replace it", ErrExists, name, from)
+}
+
+// checkGGUF reads a GGUF file's configuration and tokenizer and checks
+// them against its tensors and against sanity ranges, before anything is
+// converted.
+func checkGGUF(f *gguf.File) (llama.Config, tokenize.Vocab, error) {
+	cfg, err := ConfigFromGGUF(f)
 	if err != nil {
-		return
+		return cfg, tokenize.Vocab{}, err
 	}
-	for _, de := range des {
-		n := de.Name()
-		if !strings.HasPrefix(n, ".") || !(strings.Contains(n, ".converting-") || strings.Contains(n, ".old-")) {
-			continue
+	vocab, err := VocabFromGGUF(f)
+	if err != nil {
+		return cfg, vocab, err
+	}
+	if err := vocab.Validate(cfg.Vocab); err != nil {
+		return cfg, vocab, err
+	}
+	if _, err := tokenize.New(vocab); err != nil {
+		return cfg, vocab, fmt.Errorf("tokenizer: %w", err)
+	}
+	for _, n := range cfg.TensorNames() {
+		t, ok := f.Tensor(n)
+		if !ok {
+			return cfg, vocab, fmt.Errorf("tensor %s is missing from the GGUF", n)
 		}
-		if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
-			os.RemoveAll(filepath.Join(s.Root, n))
+		if err := cfg.CheckTensorShape(n, t.Dims); err != nil {
+			return cfg, vocab, err
 		}
 	}
+	return cfg, vocab, nil
 }
 
 // ConfigFromGGUF reads the llama configuration of a GGUF file, checking the
@@ -223,7 +313,7 @@ func dominantType(f *gguf.File) string {
 }
 
 func writeWeights(ctx context.Context, f *gguf.File, cfg llama.Config, path string, index map[string]Tensor, p ConvertProgress) error {
-	out, err := os.Create(path)
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -258,7 +348,6 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg llama.Config, path stri
 			}
 			off += pad
 		}
-		index[name] = Tensor{Offset: off, Dims: dims}
 		if cap(buf) < 4*len(prepared) {
 			buf = make([]byte, 4*len(prepared))
 		}
@@ -266,6 +355,8 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg llama.Config, path stri
 		for i, v := range prepared {
 			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
 		}
+		sum := sha256.Sum256(b)
+		index[name] = Tensor{Offset: off, Dims: dims, SHA256: hex.EncodeToString(sum[:])}
 		if _, err := w.Write(b); err != nil {
 			return err
 		}

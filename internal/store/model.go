@@ -2,16 +2,22 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/fetch"
@@ -21,23 +27,54 @@ import (
 
 // Model is an opened, converted model.
 type Model struct {
-	Dir      string
+	Dir      string // its version directory
 	Manifest *Manifest
 	weights  *os.File
+	lock     *os.File // shared flock on Dir: an import replacing the model leaves it in place
 	embd     Tensor
 }
 
-// Open opens the named model for reading.
+// Open opens the named model for reading. The version it opens stays
+// readable until Close, even if an import replaces the model meanwhile.
 func (s *Store) Open(name string) (*Model, error) {
-	m, err := s.ReadManifest(name)
-	if err != nil {
+	if err := CheckName(name); err != nil {
 		return nil, err
 	}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	for try := 0; ; try++ {
+		dir, m, err := s.readManifest(name)
+		if err != nil {
+			return nil, err
+		}
+		lock := tryLock(dir, unix.LOCK_SH)
+		if lock != nil {
+			if d, _ := s.resolve(name); d == dir {
+				model, err := s.openAt(name, dir, m)
+				if err != nil {
+					lock.Close()
+					return nil, err
+				}
+				model.lock = lock
+				return model, nil
+			}
+			lock.Close()
+		}
+		// Replaced (or being removed) meanwhile: look again.
+		if try == 50 {
+			return nil, fmt.Errorf("store: model %q keeps changing while being opened; try again", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// openAt opens the weights of the model in version directory dir.
+func (s *Store) openAt(name, dir string, m *Manifest) (*Model, error) {
 	embd, ok := m.Tensors[llama.TokenEmbd]
 	if !ok || len(embd.Dims) != 2 {
 		return nil, fmt.Errorf("store: %q has no embedding matrix in its manifest; re-convert it", name)
 	}
-	dir := s.Dir(name)
 	w, err := os.Open(filepath.Join(dir, m.Weights))
 	if err != nil {
 		return nil, fmt.Errorf("store: open weights of %q: %w; re-convert it", name, err)
@@ -91,6 +128,10 @@ func (m *Model) Close() error {
 	}
 	err := m.weights.Close()
 	m.weights = nil
+	if m.lock != nil {
+		m.lock.Close()
+		m.lock = nil
+	}
 	return err
 }
 
@@ -111,7 +152,12 @@ func (m *Model) Embeddings(ids []int) ([]float32, error) {
 			return nil, fmt.Errorf("store: read embedding of token %d: %w", id, err)
 		}
 		for j := 0; j < dim; j++ {
-			out[i*dim+j] = math.Float32frombits(binary.LittleEndian.Uint32(row[4*j:]))
+			v := math.Float32frombits(binary.LittleEndian.Uint32(row[4*j:]))
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("store: %w: the embedding of token %d holds %v; run `lmood verify %s` and re-convert the model (`lmood import --force` or `lmood pull`)",
+					ErrCorrupt, id, v, m.Manifest.Name)
+			}
+			out[i*dim+j] = v
 		}
 	}
 	return out, nil
@@ -193,4 +239,54 @@ func (m *Model) buildGraph(opt llama.GraphOptions, path string) (string, error) 
 		return "", fmt.Errorf("store: write graph: %w", err)
 	}
 	return path, nil
+}
+
+// Verify re-reads the named model's weights.bin and checks every tensor
+// against the SHA-256 recorded at conversion. It returns the names of the
+// tensors that differ (an error wrapping ErrCorrupt then says so too).
+func (s *Store) Verify(ctx context.Context, name string) ([]string, error) {
+	model, err := s.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer model.Close()
+	man := model.Manifest
+	names := make([]string, 0, len(man.Tensors))
+	for n := range man.Tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var bad []string
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("store: verify %s: %w", name, err)
+		}
+		t := man.Tensors[n]
+		if t.SHA256 == "" {
+			return nil, fmt.Errorf("store: verify %s: tensor %s has no recorded digest; re-convert the model", name, n)
+		}
+		size := int64(4)
+		for _, d := range t.Dims {
+			size *= d
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(model.weights, t.Offset, size)); err != nil {
+			return nil, fmt.Errorf("store: verify %s: read %s: %w", name, n, err)
+		}
+		if hex.EncodeToString(h.Sum(nil)) != t.SHA256 {
+			bad = append(bad, n)
+		}
+	}
+	if len(bad) > 0 {
+		return bad, fmt.Errorf("store: %w: %d of %d tensors of %q differ from what was converted (%s); re-convert it (`lmood import --force` or `lmood pull`)",
+			ErrCorrupt, len(bad), len(names), name, strings.Join(firstN(bad, 5), ", "))
+	}
+	return nil, nil
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], "…")
+	}
+	return s
 }

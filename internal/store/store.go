@@ -1,10 +1,13 @@
 // Package store keeps converted models in lmood's cache:
 //
-//	$XDG_CACHE_HOME/lmood/models/<name>/   (fallback ~/.cache/lmood/models)
+//	$XDG_CACHE_HOME/lmood/models/<name>    (fallback ~/.cache/lmood/models)
+//	    a link to the model's current version directory, .<name>.v-*/:
 //	    manifest.json   what the model is, where it came from, how it was converted
 //	    weights.bin     every tensor as little-endian float32, graph layout
 //	    tokenizer.json  the GGUF's tokenizer metadata
 //	    graph-*.onnx    graphs built on demand (full, truncated, with logits)
+//
+// (layout.go says how the link makes re-imports atomic for readers.)
 //
 // The embedding matrix is one region of weights.bin: lmood gathers token
 // rows from it directly, and graphs with a tied output head read it too.
@@ -29,7 +32,8 @@ import (
 
 // ConverterVersion is bumped whenever the on-disk layout or the graph
 // changes meaning; model directories made by another version are refused.
-const ConverterVersion = 1
+// Version 2: versioned directories behind a link, per-tensor SHA-256.
+const ConverterVersion = 2
 
 // Converter names the converter in manifests.
 const Converter = "lmood-convert"
@@ -51,6 +55,7 @@ type Source struct {
 type Tensor struct {
 	Offset int64   `json:"offset"`
 	Dims   []int64 `json:"dims"`
+	SHA256 string  `json:"sha256"` // of its bytes in weights.bin, for `lmood verify`
 }
 
 // Manifest describes a converted model.
@@ -71,15 +76,43 @@ type Manifest struct {
 // Store is a directory of converted models.
 type Store struct {
 	Root string
+	// TempDirs are other directories whose leftover temporary files
+	// (killed downloads) Leftovers and Prune look after.
+	TempDirs []string
+	err      error // why there is no store (no cache directory)
 }
 
-// Default is the store under lmood's cache directory.
-func Default() *Store { return &Store{Root: filepath.Join(runtime.CacheDir(), "models")} }
+// Default is the store under lmood's cache directory. When there is no
+// cache directory (neither HOME nor XDG_CACHE_HOME set) every method that
+// touches the disk returns runtime.ErrNoCacheDir.
+func Default() *Store {
+	root, err := runtime.CacheRoot()
+	if err != nil {
+		return &Store{err: fmt.Errorf("store: %w", err)}
+	}
+	return &Store{
+		Root:     filepath.Join(root, "models"),
+		TempDirs: []string{filepath.Join(root, "downloads"), filepath.Dir(runtime.DefaultLibPathNoEnv())},
+	}
+}
+
+// check reports a store without a directory.
+func (s *Store) check() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.Root == "" {
+		return errors.New("store: no store directory")
+	}
+	return nil
+}
 
 // Sentinel errors.
 var (
 	ErrNotFound = errors.New("model not found")
 	ErrStale    = errors.New("model was converted by another converter version")
+	ErrExists   = errors.New("a different model has that name")
+	ErrCorrupt  = errors.New("model data corrupt")
 )
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -100,13 +133,39 @@ func (s *Store) ReadManifest(name string) (*Manifest, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(s.Dir(name), "manifest.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("store: %w: %q is not in %s.\n  Fix: `lmood pull` fetches the default model; `lmood import FILE.gguf --name %s` converts a local GGUF; `lmood models` lists what is there", ErrNotFound, name, s.Root, name)
+	if err := s.check(); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("store: read manifest of %q: %w", name, err)
+	_, m, err := s.readManifest(name)
+	return m, err
+}
+
+// readManifest resolves name to its version directory and reads the
+// manifest there; it returns the directory too. If the directory vanished
+// because an import replaced the model meanwhile, it looks again.
+func (s *Store) readManifest(name string) (string, *Manifest, error) {
+	for try := 0; ; try++ {
+		dir, err := s.resolve(name)
+		if err != nil {
+			return "", nil, err
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+		if errors.Is(err, os.ErrNotExist) {
+			if d, _ := s.resolve(name); d != dir && try < 3 {
+				continue
+			}
+			return dir, nil, fmt.Errorf("store: %w: %q is not in %s.\n  Fix: `lmood pull` fetches the default model; `lmood import FILE.gguf --name %s` converts a local GGUF; `lmood models` lists what is there", ErrNotFound, name, s.Root, name)
+		}
+		if err != nil {
+			return dir, nil, fmt.Errorf("store: read manifest of %q: %w", name, err)
+		}
+		m, err := parseManifest(name, data)
+		return dir, m, err
 	}
+}
+
+// parseManifest decodes a manifest and checks its converter version.
+func parseManifest(name string, data []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("store: manifest of %q is corrupt (%v); re-convert it with `lmood import` or `lmood pull`", name, err)
@@ -127,6 +186,9 @@ type Entry struct {
 
 // List returns every model directory in the store, sorted by name.
 func (s *Store) List() ([]Entry, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
 	des, err := os.ReadDir(s.Root)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -136,7 +198,7 @@ func (s *Store) List() ([]Entry, error) {
 	}
 	var out []Entry
 	for _, de := range des {
-		if !de.IsDir() || strings.HasPrefix(de.Name(), ".") {
+		if !(de.IsDir() || de.Type()&os.ModeSymlink != 0) || strings.HasPrefix(de.Name(), ".") {
 			continue
 		}
 		m, err := s.ReadManifest(de.Name())

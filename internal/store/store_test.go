@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/gguf"
@@ -135,8 +137,7 @@ func TestImportErrors(t *testing.T) {
 			if entries, _ := st.List(); len(entries) != 0 {
 				t.Errorf("failed import left %v", entries)
 			}
-			left, _ := os.ReadDir(st.Root)
-			if len(left) != 0 {
+			if left := storeFiles(st); len(left) != 0 {
 				t.Errorf("failed import left files: %v", left)
 			}
 		})
@@ -241,34 +242,39 @@ func TestCorruptManifestValues(t *testing.T) {
 	}
 }
 
-// TestSweep: leftovers of a killed import are removed by the next import.
+// TestSweep: leftovers of a killed import are removed by the next import,
+// whatever their age; a temporary directory whose import still runs (it
+// holds a flock on it) is kept, however old.
 func TestSweep(t *testing.T) {
 	path := testutil.WriteTiny(t, testutil.DefaultTiny())
 	st := &Store{Root: t.TempDir()}
-	stale := filepath.Join(st.Root, ".tiny.converting-123")
-	os.MkdirAll(stale, 0o755)
-	old := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(stale, old, old)
-	fresh := filepath.Join(st.Root, ".other.converting-456")
-	os.MkdirAll(fresh, 0o755)
+	dead := filepath.Join(st.Root, ".tiny.converting-123")
+	os.MkdirAll(dead, 0o755)
+	deadV := filepath.Join(st.Root, ".other.v-456")
+	os.MkdirAll(deadV, 0o755)
+	running := filepath.Join(st.Root, ".other.v-789")
+	os.MkdirAll(running, 0o755)
+	old := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(running, old, old)
+	lock := holdFlock(t, running)
 	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Error("stale temporary directory was not removed")
+	for _, p := range []string{dead, deadV} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("leftover %s was not removed", p)
+		}
 	}
-	if _, err := os.Stat(fresh); err != nil {
-		t.Error("a recent temporary directory (maybe in use) was removed")
+	if _, err := os.Stat(running); err != nil {
+		t.Error("the directory of an import in progress was removed")
 	}
+	lock.Close()
 	// Replacing a model keeps nothing of the old one around.
 	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	des, _ := os.ReadDir(st.Root)
-	for _, de := range des {
-		if strings.Contains(de.Name(), ".old-") {
-			t.Errorf("left behind %s", de.Name())
-		}
+	if got := storeFiles(st); len(got) != 2 { // the link and its version
+		t.Errorf("store holds %v, want the link tiny and one version", got)
 	}
 }
 
@@ -285,4 +291,30 @@ func TestImportCancelled(t *testing.T) {
 	if left, _ := os.ReadDir(st.Root); len(left) != 0 {
 		t.Errorf("cancelled import left %v", left)
 	}
+}
+
+// storeFiles lists the store's top level, without the lock directory.
+func storeFiles(st *Store) []string {
+	des, _ := os.ReadDir(st.Root)
+	var out []string
+	for _, de := range des {
+		if de.Name() != ".locks" {
+			out = append(out, de.Name())
+		}
+	}
+	return out
+}
+
+// holdFlock takes an exclusive flock on path as a running import would.
+func holdFlock(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

@@ -298,3 +298,37 @@ func supportedPre() []string {
 	sort.Strings(names)
 	return names
 }
+
+// MaxTokens and MaxMerges bound a vocabulary's size: far above any real
+// tokenizer, low enough that a hostile file cannot make lmood allocate
+// gigabytes.
+const (
+	MaxTokens = 1 << 20
+	MaxMerges = 1 << 22
+)
+
+// Validate checks a vocabulary read from a GGUF file before a model is
+// converted: sizes within MaxTokens and MaxMerges, no more token entries
+// than the embedding matrix has rows (embRows; a token beyond them would
+// have no embedding), and no token text given twice (the tokenizer could
+// not tell the two IDs apart). Errors name the GGUF field.
+func (v Vocab) Validate(embRows int) error {
+	switch {
+	case len(v.Tokens) == 0:
+		return errors.New("tokenize: tokenizer.ggml.tokens is empty")
+	case len(v.Tokens) > MaxTokens:
+		return fmt.Errorf("tokenize: tokenizer.ggml.tokens has %d entries, more than the %d lmood accepts", len(v.Tokens), MaxTokens)
+	case len(v.Tokens) > embRows:
+		return fmt.Errorf("tokenize: tokenizer.ggml.tokens has %d entries but the embedding matrix has %d rows: the file is inconsistent", len(v.Tokens), embRows)
+	case len(v.Merges) > MaxMerges:
+		return fmt.Errorf("tokenize: tokenizer.ggml.merges has %d entries, more than the %d lmood accepts", len(v.Merges), MaxMerges)
+	}
+	seen := make(map[string]int, len(v.Tokens))
+	for i, s := range v.Tokens {
+		if j, dup := seen[s]; dup {
+			return fmt.Errorf("tokenize: tokenizer.ggml.tokens holds %q twice (IDs %d and %d): the file is corrupt", s, j, i)
+		}
+		seen[s] = i
+	}
+	return nil
+}

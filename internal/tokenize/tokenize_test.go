@@ -245,3 +245,37 @@ func TestConcurrentEncode(t *testing.T) {
 		}
 	}
 }
+
+// TestVocabValidate: hostile tokenizer metadata is refused at import,
+// naming the field.
+func TestVocabValidate(t *testing.T) {
+	ok := Vocab{Model: "gpt2", Tokens: []string{"a", "b", "c"}, BOS: -1, EOS: -1}
+	tests := []struct {
+		name string
+		v    Vocab
+		rows int
+		err  string
+	}{
+		{"fine", ok, 3, ""},
+		{"padded embedding", ok, 64, ""},
+		{"more tokens than rows", ok, 1, "3 entries but the embedding matrix has 1 rows"},
+		{"duplicate", Vocab{Tokens: []string{"a", "b", "a"}}, 3, `"a" twice (IDs 0 and 2)`},
+		{"too many", Vocab{Tokens: make([]string, MaxTokens+1)}, MaxTokens + 1, "tokenizer.ggml.tokens has"},
+		{"too many merges", Vocab{Tokens: []string{"a"}, Merges: make([]string, MaxMerges+1)}, 1, "tokenizer.ggml.merges"},
+		{"empty", Vocab{}, 1, "empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.v.Validate(tt.rows)
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("Validate = %v, want %q", err, tt.err)
+			}
+		})
+	}
+}

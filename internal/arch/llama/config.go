@@ -9,6 +9,8 @@ package llama
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 )
 
 // Metadata is the subset of a GGUF file's key/value metadata the
@@ -103,11 +105,17 @@ func ConfigFromMetadata(md Metadata, vocab int, hasOutput bool) (Config, error) 
 		return Config{}, fmt.Errorf("llama: head_count %d is not a multiple of head_count_kv %d", c.Heads, c.KVHeads)
 	}
 	c.RMSEps = 1e-5
-	if v, ok := md.Float(arch + ".attention.layer_norm_rms_epsilon"); ok && v > 0 {
+	if v, ok := md.Float(arch + ".attention.layer_norm_rms_epsilon"); ok {
+		if !(v > 0 && v <= MaxRMSEps) { // also refuses NaN
+			return Config{}, fmt.Errorf("llama: %s.attention.layer_norm_rms_epsilon = %g is outside (0, %g]: with it the norms would flatten every hidden state", arch, v, MaxRMSEps)
+		}
 		c.RMSEps = v
 	}
 	c.RopeTheta = 10000
-	if v, ok := md.Float(arch + ".rope.freq_base"); ok && v > 0 {
+	if v, ok := md.Float(arch + ".rope.freq_base"); ok {
+		if !(v > 1 && v <= MaxRopeTheta) { // also refuses NaN and +Inf
+			return Config{}, fmt.Errorf("llama: %s.rope.freq_base = %g is not a finite base in (1, %g]", arch, v, MaxRopeTheta)
+		}
 		c.RopeTheta = v
 	}
 	c.RopeDim = c.HeadDim
@@ -123,7 +131,93 @@ func ConfigFromMetadata(md Metadata, vocab int, hasOutput bool) (Config, error) 
 	if s, ok := md.String(arch + ".rope.scaling.type"); ok && s != "" && s != "none" {
 		return Config{}, fmt.Errorf("llama: rope scaling %q is not supported", s)
 	}
+	if err := c.checkRanges(); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// Sanity limits for GGUF metadata: far above any real model, low enough
+// that a hostile file cannot make lmood allocate wildly or compute garbage.
+const (
+	MaxLayers        = 1024
+	MaxDim           = 1 << 16
+	MaxHeads         = 1024
+	MaxFFN           = 1 << 20
+	MaxVocab         = 1 << 20
+	MaxContextLength = 1 << 24
+	MaxRMSEps        = 1e-2
+	MaxRopeTheta     = 1e12
+)
+
+// checkRanges refuses sizes no real model has, naming the GGUF field.
+func (c Config) checkRanges() error {
+	for _, f := range []struct {
+		key      string
+		v, limit int
+	}{
+		{"block_count", c.Layers, MaxLayers},
+		{"embedding_length", c.Dim, MaxDim},
+		{"attention.head_count", c.Heads, MaxHeads},
+		{"attention.head_count_kv", c.KVHeads, c.Heads},
+		{"attention.key_length", c.HeadDim, MaxDim},
+		{"feed_forward_length", c.FFN, MaxFFN},
+		{"context_length", c.ContextLength, MaxContextLength},
+	} {
+		if f.v <= 0 || f.v > f.limit {
+			return fmt.Errorf("llama: %s.%s = %d is outside 1..%d: the file is corrupt", c.Arch, f.key, f.v, f.limit)
+		}
+	}
+	if c.Vocab <= 0 || c.Vocab > MaxVocab {
+		return fmt.Errorf("llama: %s has %d rows (the vocabulary size), outside 1..%d", TokenEmbd, c.Vocab, MaxVocab)
+	}
+	if math.IsNaN(c.RMSEps) || math.IsNaN(c.RopeTheta) {
+		return fmt.Errorf("llama: NaN in the configuration")
+	}
+	return nil
+}
+
+// CheckTensorShape checks a GGUF tensor's dims (GGUF order: the fastest
+// varying first) against the configuration before anything is converted,
+// naming the tensor and the metadata field it contradicts.
+func (c Config) CheckTensorShape(name string, dims []uint64) error {
+	want := func(exp ...int) error {
+		ok := len(dims) == len(exp)
+		for i := 0; ok && i < len(exp); i++ {
+			ok = dims[i] == uint64(exp[i])
+		}
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("llama: tensor %s has dims %v, the metadata says %v (%s): the file is inconsistent", name, dims, exp, c.shapeSource(name))
+	}
+	switch {
+	case name == TokenEmbd:
+		return want(c.Dim, c.Vocab)
+	case strings.HasSuffix(name, "norm.weight"):
+		return want(c.Dim)
+	case strings.HasSuffix(name, "attn_q.bias"):
+		return want(c.Heads * c.HeadDim)
+	case strings.HasSuffix(name, "attn_k.bias"), strings.HasSuffix(name, "attn_v.bias"):
+		return want(c.KVHeads * c.HeadDim)
+	}
+	if in, out, ok := c.linearShape(name); ok {
+		return want(in, out)
+	}
+	return nil
+}
+
+// shapeSource names the metadata a tensor's expected shape comes from.
+func (c Config) shapeSource(name string) string {
+	switch {
+	case name == TokenEmbd:
+		return fmt.Sprintf("%s.embedding_length %d × vocabulary %d", c.Arch, c.Dim, c.Vocab)
+	case strings.HasSuffix(name, "norm.weight"):
+		return fmt.Sprintf("%s.embedding_length %d", c.Arch, c.Dim)
+	case strings.Contains(name, "ffn_"):
+		return fmt.Sprintf("%s.embedding_length %d, %s.feed_forward_length %d", c.Arch, c.Dim, c.Arch, c.FFN)
+	}
+	return fmt.Sprintf("%s.embedding_length %d, head_count %d, head_count_kv %d, head dim %d", c.Arch, c.Dim, c.Heads, c.KVHeads, c.HeadDim)
 }
 
 // Params returns the number of weights in the model (embeddings counted once
