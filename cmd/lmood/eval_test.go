@@ -367,3 +367,46 @@ func TestEvalRealModel(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalAggregateRows: labels of aggregation rows, and the table of each
+// aggregation's best layer (only with more than one aggregation).
+func TestEvalAggregateRows(t *testing.T) {
+	for _, tc := range []struct {
+		row  eval.Row
+		want string
+	}{
+		{eval.Row{Method: "drift", Layer: 5}, "drift L5"},
+		{eval.Row{Method: "drift/median", Layer: 5}, "drift/median L5"},
+		{eval.Row{Method: "drift+surprisal", Layer: 5}, "z(drift L5)+z(surprisal)"},
+		{eval.Row{Method: "drift/topk+surprisal", Layer: 8}, "z(drift/topk L8)+z(surprisal)"},
+		{eval.Row{Method: "length", Layer: -1}, "length (tokens)"},
+		{eval.Row{Method: "surprisal", Layer: -1}, "surprisal"},
+	} {
+		if got := evalMethodLabel(tc.row); got != tc.want {
+			t.Errorf("label of %+v = %q, want %q", tc.row, got, tc.want)
+		}
+	}
+	reps := []evalSetReport{{Name: "mash", Rows: []eval.Row{
+		{Method: "drift", Layer: 5, AUROC: 0.6}, {Method: "drift", Layer: 8, AUROC: 0.7},
+		{Method: "drift/median", Layer: 5, AUROC: 0.9}, {Method: "drift/median", Layer: 8, AUROC: 0.8},
+	}}}
+	h, cells := evalAggregateTable(reps, []drift.Aggregation{drift.Flat, drift.Median, drift.TopK})
+	want := []string{"mash", "0.700 (L8)", "0.900 (L5)", "n/a"}
+	if !slices.Equal(h, []string{"shifted set", "flat", "median", "topk"}) || len(cells) != 1 || !slices.Equal(cells[0], want) {
+		t.Errorf("table %q %q, want cells %q", h, cells, want)
+	}
+	var one, many bytes.Buffer
+	meta := EvalRecord{Setup: core.Setup{Model: "m", Direction: "expand"}}
+	if err := writeEvalText(&one, reps, meta, 3, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeEvalText(&many, reps, meta, 3, 5, drift.Median, drift.Flat); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(one.String(), "per prompt-level aggregation") || !strings.Contains(many.String(), "per prompt-level aggregation") {
+		t.Errorf("aggregation table shown with one aggregation or missing with two:\n%s\n%s", one.String(), many.String())
+	}
+	if !strings.Contains(many.String(), "best drift/median layer: 5 (AUROC 0.900)") {
+		t.Errorf("primary aggregation does not lead:\n%s", many.String())
+	}
+}
