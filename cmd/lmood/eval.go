@@ -3,23 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/eval"
+	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
-	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
 )
 
@@ -78,6 +74,11 @@ Length control: each shifted prompt is paired with an unused in-distribution
 prompt whose token count differs by at most --length-tol; the AUROC of the
 matched subsets is reported with the number of pairs.
 
+--aggregate sets the prompt-level aggregation of drift; --aggregate all
+(or a list such as flat,median) adds drift rows for each aggregation
+("drift/mean L15", method names drift/NAME in --json), the first one
+leading; the summary then gets a table of each aggregation's best layer.
+
 Prompts that cannot be analyzed are reported on stderr and left out of every
 set; the exit code is then 1 (after the report).`,
 		Example: `  # CI-sized (about 75 s on 2 shared cores)
@@ -92,7 +93,7 @@ set; the exit code is then 1 (after the report).`,
 				return err
 			}
 			if ef.writeCorrupted != "" {
-				if err := writeCorruptedSets(ef.writeCorrupted, plan); err != nil {
+				if err := core.WriteCorruptedSets(ef.writeCorrupted, plan); err != nil {
 					return err
 				}
 			}
@@ -103,7 +104,7 @@ set; the exit code is then 1 (after the report).`,
 			defer m.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
-			return runEval(ctx, g, ef, plan, m, stdout)
+			return runEval(ctx, g, ef, plan, m, cmd.OutOrStdout())
 		},
 	}
 	ef.register(cmd, g)
@@ -125,297 +126,64 @@ func (ef *evalFlags) register(cmd *cobra.Command, g *globals) {
 	fl.StringVar(&ef.writeCorrupted, "write-corrupted", "", "also write each --corrupt set to DIR/KIND.txt")
 }
 
-// evalSet is a named shifted set.
-type evalSet struct {
-	name  string
-	texts []string
-}
-
-// evalPlan is what an evaluation scores: one in-distribution set and the
-// shifted sets, each as prompt texts.
-type evalPlan struct {
-	in   []string
-	sets []evalSet
-	// corrupted names the sets made by --corrupt (for --write-corrupted).
-	corrupted map[string]bool
-}
-
-func evalLimit[T any](xs []T, n int) []T {
-	if n > 0 && len(xs) > n {
-		return xs[:n]
-	}
-	return xs
+// evalPlanOptions are the plan's inputs from the flags.
+func (ef *evalFlags) planOptions() core.EvalPlanOptions {
+	return core.EvalPlanOptions{In: ef.in, Shifted: ef.shifted, Corrupt: ef.corrupt, Seed: ef.af.seed, Pairs: ef.pairs, Limit: ef.limit}
 }
 
 // plan loads and builds the sets, without the model.
-func (ef *evalFlags) plan() (evalPlan, error) {
-	var p evalPlan
-	if ef.limit < 0 {
-		return p, usageError{fmt.Errorf("--limit must be >= 0, got %d", ef.limit)}
-	}
+func (ef *evalFlags) plan() (core.EvalPlan, error) {
 	if ef.lengthTol < 0 {
-		return p, usageError{fmt.Errorf("--length-tol must be >= 0, got %d", ef.lengthTol)}
+		return core.EvalPlan{}, usageError{fmt.Errorf("--length-tol must be >= 0, got %d", ef.lengthTol)}
 	}
-	if ef.in == "" && len(ef.pairs) == 0 {
-		return p, usageError{errors.New("no in-distribution prompts: give --in FILE (or --pairs FILE.tsv)")}
+	if _, err := ef.aggregates(); err != nil {
+		return core.EvalPlan{}, err
 	}
-	if ef.corrupt != "" && ef.in == "" {
-		return p, usageError{errors.New("--corrupt corrupts the --in prompts: give --in FILE")}
-	}
-	if len(ef.shifted) == 0 && ef.corrupt == "" && len(ef.pairs) == 0 {
-		return p, usageError{errors.New("no shifted set: give --shifted FILE, --corrupt KIND[,KIND...] or --pairs FILE.tsv")}
-	}
-	seen := map[string]bool{}
-	addSet := func(name string, texts []string) error {
-		if seen[name] {
-			return usageError{fmt.Errorf("two shifted sets are named %q: rename one of the files", name)}
-		}
-		seen[name] = true
-		p.sets = append(p.sets, evalSet{name: name, texts: texts})
-		return nil
-	}
-	var base []string
-	if ef.in != "" {
-		texts, err := eval.ReadTexts(ef.in)
-		if err != nil {
-			return p, fmt.Errorf("--in: %w", err)
-		}
-		base = evalLimit(texts, ef.limit)
-		p.in = append(p.in, base...)
-	}
-	for _, path := range ef.shifted {
-		texts, err := eval.ReadTexts(path)
-		if err != nil {
-			return p, fmt.Errorf("--shifted: %w", err)
-		}
-		if err := addSet(eval.SetName(path), evalLimit(texts, ef.limit)); err != nil {
-			return p, err
-		}
-	}
-	if ef.corrupt != "" {
-		kinds, err := eval.ParseKinds(ef.corrupt)
-		if err != nil {
-			return p, usageError{fmt.Errorf("--corrupt: %w", err)}
-		}
-		p.corrupted = map[string]bool{}
-		for _, k := range kinds {
-			twins, _, err := eval.CorruptAll(k, base, ef.af.seed)
-			if err != nil {
-				return p, err
-			}
-			if len(twins) == 0 {
-				return p, fmt.Errorf("--corrupt %s: no --in prompt could be corrupted", k)
-			}
-			if err := addSet(k, twins); err != nil {
-				return p, err
-			}
-			p.corrupted[k] = true
-		}
-	}
-	for _, path := range ef.pairs {
-		ps, err := eval.ReadPairs(path)
-		if err != nil {
-			return p, fmt.Errorf("--pairs: %w", err)
-		}
-		ps = evalLimit(ps, ef.limit)
-		twins := make([]string, len(ps))
-		for i, pr := range ps {
-			p.in = append(p.in, pr.Plain)
-			twins[i] = pr.Twin
-		}
-		if err := addSet(eval.SetName(path), twins); err != nil {
-			return p, err
-		}
-	}
-	p.in = evalDedupe(p.in)
-	for i := range p.sets {
-		p.sets[i].texts = evalDedupe(p.sets[i].texts)
-	}
-	return p, nil
+	p, err := core.NewEvalPlan(ef.planOptions())
+	return p, cliErr(err)
 }
 
-// evalDedupe drops repeated texts, keeping the first of each.
-func evalDedupe(xs []string) []string {
-	seen := make(map[string]bool, len(xs))
-	out := xs[:0:0]
-	for _, x := range xs {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// writeCorruptedSets writes every --corrupt set to dir/KIND.txt.
-func writeCorruptedSets(dir string, plan evalPlan) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--write-corrupted: %w", err)
-	}
-	for _, s := range plan.sets {
-		if !plan.corrupted[s.name] {
-			continue
-		}
-		var b strings.Builder
-		for _, t := range s.texts {
-			b.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(t))
-			b.WriteByte('\n')
-		}
-		if err := os.WriteFile(filepath.Join(dir, s.name+".txt"), []byte(b.String()), 0o644); err != nil {
-			return fmt.Errorf("--write-corrupted: %w", err)
-		}
-	}
-	return nil
-}
-
-// evalScores converts one analysis into the numbers an evaluation keeps.
-// layers must be the analyzer's hidden states.
-func evalScores(res *analyze.Result, layers []int, opt analyze.Options) (eval.Scores, error) {
-	s := eval.Scores{Tokens: len(res.Tokens), Drift: make([]float64, len(layers))}
-	if res.Baselines == nil {
-		return s, errors.New("no logit baselines (the analyzer ran without Surprisal)")
-	}
-	if len(res.Tokens) < 2 {
-		return s, errors.New("a single token: no next-token prediction to score")
-	}
-	if res.Selected == 0 && !opt.Isolate {
-		return s, errors.New("no token counts in the prompt-level ratio (use --include-first)")
-	}
-	for i, h := range layers {
-		l, ok := res.Layer(h)
-		if !ok {
-			return s, fmt.Errorf("hidden state %d missing from the analysis", h)
-		}
-		ratio := l.Ratio.Mean
-		if opt.Isolate {
-			ratio, _ = meanDefined(l.TokenRatio, !opt.IncludeFirst)
-		}
-		if !(ratio > 0) || math.IsInf(ratio, 0) {
-			return s, fmt.Errorf("hidden state %d: ratio %v is not a positive number", h, ratio)
-		}
-		s.Drift[i] = drift.OODScore(ratio, opt.Direction)
-	}
-	b := res.Baselines
-	s.Surprisal, s.Entropy, s.MaxSoftmax = b.Surprisal, b.Entropy, b.MaxSoftmax
-	for _, v := range []float64{s.Surprisal, s.Entropy, s.MaxSoftmax} {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return s, errors.New("non-finite logit baseline")
-		}
-	}
-	return s, nil
-}
-
-// evalResult is the outcome of one prompt, cached by text.
-type evalResult struct {
-	scores eval.Scores
-	err    error
-}
-
-// EvalRecord is one line of `lmood eval --json`: one method (at one layer)
-// on one shifted set. Undefined metrics are null.
-type EvalRecord struct {
-	Set          string   `json:"set"`
-	Method       string   `json:"method"`
-	Layer        *int     `json:"layer"`
-	Positives    int      `json:"n_shifted"`
-	Negatives    int      `json:"n_in"`
-	AUROC        *float64 `json:"auroc"`
-	AUROCMatched *float64 `json:"auroc_length_matched"`
-	NMatched     int      `json:"n_matched"`
-	AUPR         *float64 `json:"aupr"`
-	FPR95        *float64 `json:"fpr95"`
-	Error        string   `json:"error,omitempty"`
-	Failed       int      `json:"failed"`
-	Setup
-	FirstToken string `json:"first_token"`
-	LengthTol  int    `json:"length_tol"`
-}
-
-// evalFinite maps NaN and infinities to null.
-func evalFinite(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
-}
-
-// evalSetReport is the evaluation of one shifted set.
-type evalSetReport struct {
-	name   string
-	rows   []eval.Row
-	failed int // prompts of this set that failed
-	err    error
+// aggregates parses --aggregate: one name, a list, or all.
+func (ef *evalFlags) aggregates() ([]drift.Aggregation, error) {
+	aggs, err := core.ParseAggregates(ef.af.aggregate)
+	return aggs, cliErr(err)
 }
 
 // runEval analyzes every distinct prompt once (all layers and baselines in
 // one analysis) and reports each shifted set against the in-distribution set.
-func runEval(ctx context.Context, g *globals, ef *evalFlags, plan evalPlan, m *store.Model, w io.Writer) error {
+func runEval(ctx context.Context, g *globals, ef *evalFlags, plan core.EvalPlan, m *store.Model, w io.Writer) error {
 	cfg := m.Config()
 	layers, err := eval.ParseLayers(ef.layers, cfg.Layers)
 	if err != nil {
 		return usageError{fmt.Errorf("--layers: %w", err)}
 	}
-	opt, err := ef.af.options(layers, true)
+	aggs, err := ef.aggregates()
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	an, err := analyze.New(m, opt, runtime.SessionOptions{Threads: g.threads})
+	af := ef.af
+	af.aggregate = aggs[0].String()
+	sess, err := openSession(g, &af, m, layers, true)
 	if err != nil {
 		return err
 	}
-	defer an.Close()
-	opt = an.Options()
-	g.logf("model %s: hidden states %v of %d, session ready in %v", m.Manifest.Name, layers, cfg.Layers, time.Since(start).Round(time.Millisecond))
+	defer sess.Close()
 
-	order := append([]string(nil), plan.in...)
-	for _, s := range plan.sets {
-		order = append(order, s.texts...)
-	}
-	order = evalDedupe(order)
-	cache := make(map[string]*evalResult, len(order))
 	p := g.progress()
-	p.Start("evaluating", int64(len(order)))
-	failed := 0
-	start = time.Now()
-	for _, text := range order {
-		if err := ctx.Err(); err != nil {
-			p.Finish()
-			return fmt.Errorf("eval interrupted after %d of %d prompts: %w", len(cache), len(order), err)
-		}
-		r := &evalResult{}
-		res, err := an.Analyze(text)
-		if err == nil {
-			r.scores, err = evalScores(res, layers, opt)
-		}
-		if err != nil {
-			r.err = err
-			failed++
-			promptFailed(len(cache)+1, text, fmt.Errorf("%w (left out)", err))
-		}
-		cache[text] = r
-		p.Add(1)
-	}
+	p.Start("evaluating", int64(len(plan.Prompts())))
+	rep, err := core.RunEval(ctx, sess, plan, layers, aggs, ef.lengthTol, core.EvalHooks{
+		Done:   func() { p.Add(1) },
+		Failed: promptFailed,
+	})
 	p.Finish()
-	g.logf("%d prompts analyzed in %v (%d forward passes)", len(order), time.Since(start).Round(time.Millisecond), an.Passes())
-
-	in, _ := evalCollect(plan.in, cache)
-	var reps []evalSetReport
-	for _, s := range plan.sets {
-		out, nf := evalCollect(s.texts, cache)
-		rep := evalSetReport{name: s.name, failed: nf}
-		rep.rows, rep.err = eval.Evaluate(in, out, layers, ef.lengthTol)
-		reps = append(reps, rep)
-	}
-	meta := EvalRecord{
-		Setup:      newSetup(m.Manifest.Name, cfg.Layers, opt),
-		FirstToken: firstTokenWord(opt.IncludeFirst), LengthTol: ef.lengthTol,
+	if err != nil {
+		return err
 	}
 	bw := bufio.NewWriter(w)
 	if ef.asJSON {
-		err = writeEvalJSON(bw, reps, meta)
+		err = writeEvalJSON(bw, rep.Sets, rep.Meta)
 	} else {
-		err = writeEvalText(bw, reps, meta, len(in), evalMiddle(layers, cfg.Middle()))
+		err = writeEvalText(bw, rep.Sets, rep.Meta, rep.NIn, evalMiddle(layers, cfg.Middle()), aggs...)
 	}
 	if ferr := bw.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("eval: writing report: %w", ferr)
@@ -424,38 +192,28 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan evalPlan, m *s
 		return err
 	}
 	badSets := 0
-	for _, r := range reps {
-		if r.err != nil {
+	for _, r := range rep.Sets {
+		if r.Err != nil {
 			badSets++ // already in the report (text or JSON)
 		}
 	}
-	if failed > 0 {
-		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed and were left out\n", failed, len(order))
+	if rep.Failed > 0 {
+		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed and were left out\n", rep.Failed, rep.Total)
 	}
 	if badSets > 0 {
-		fmt.Fprintf(os.Stderr, "lmood: %d of %d shifted sets could not be evaluated (see the report)\n", badSets, len(reps))
+		fmt.Fprintf(os.Stderr, "lmood: %d of %d shifted sets could not be evaluated (see the report)\n", badSets, len(rep.Sets))
 	}
-	if failed > 0 || badSets > 0 {
-		return &partialError{failed: failed, total: len(order)}
+	if rep.Failed > 0 || badSets > 0 {
+		return &partialError{failed: rep.Failed, total: rep.Total}
 	}
 	return nil
 }
 
-// evalCollect returns the scores of the texts that were analyzed successfully
-// and the number that failed.
-func evalCollect(texts []string, cache map[string]*evalResult) ([]eval.Scores, int) {
-	var out []eval.Scores
-	failed := 0
-	for _, t := range texts {
-		r, ok := cache[t]
-		if !ok || r.err != nil {
-			failed++
-			continue
-		}
-		out = append(out, r.scores)
-	}
-	return out, failed
-}
+// EvalRecord is one line of `lmood eval --json` (the core's record).
+type EvalRecord = core.EvalRecord
+
+// evalSetReport is the evaluation of one shifted set (the core's).
+type evalSetReport = core.EvalSetReport
 
 // evalMiddle returns the evaluated layer closest to the model's middle.
 func evalMiddle(layers []int, mid int) int {
@@ -476,27 +234,10 @@ func evalAbs(x int) int {
 }
 
 func writeEvalJSON(w io.Writer, reps []evalSetReport, meta EvalRecord) error {
-	for _, rep := range reps {
-		if rep.err != nil {
-			rec := meta
-			rec.Set, rec.Failed, rec.Error = rep.name, rep.failed, rep.err.Error()
-			if err := report.WriteJSONL(w, rec); err != nil {
-				return err
-			}
-			continue
-		}
-		for _, r := range rep.rows {
-			rec := meta
-			rec.Set, rec.Method, rec.Failed = rep.name, r.Method, rep.failed
-			if r.Layer >= 0 {
-				l := r.Layer
-				rec.Layer = &l
-			}
-			rec.Positives, rec.Negatives, rec.NMatched = r.Pos, r.Neg, r.NMatched
-			rec.AUROC, rec.AUROCMatched, rec.AUPR, rec.FPR95 = evalFinite(r.AUROC), evalFinite(r.Matched), evalFinite(r.AUPR), evalFinite(r.FPR95)
-			if err := report.WriteJSONL(w, rec); err != nil {
-				return err
-			}
+	r := core.EvalReport{Sets: reps, Meta: meta}
+	for _, rec := range r.Records() {
+		if err := report.WriteJSONL(w, rec); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -510,15 +251,17 @@ func evalFmt(v float64) string {
 	return strconv.FormatFloat(v, 'f', 3, 64)
 }
 
-// evalMethodLabel names a row for the text table.
+// evalMethodLabel names a row for the text table: "drift L15",
+// "drift/median L15", "z(drift L15)+z(surprisal)", "length (tokens)".
 func evalMethodLabel(r eval.Row) string {
-	switch r.Method {
-	case eval.MethodDrift:
-		return fmt.Sprintf("drift L%d", r.Layer)
-	case eval.MethodCombined:
-		return fmt.Sprintf("z(drift L%d)+z(surprisal)", r.Layer)
-	case eval.MethodLength:
+	if r.Method == eval.MethodLength {
 		return "length (tokens)"
+	}
+	if r.Layer >= 0 && strings.HasPrefix(r.Method, eval.MethodDrift) {
+		if d, ok := strings.CutSuffix(r.Method, "+surprisal"); ok {
+			return fmt.Sprintf("z(%s L%d)+z(surprisal)", d, r.Layer)
+		}
+		return fmt.Sprintf("%s L%d", r.Method, r.Layer)
 	}
 	return r.Method
 }
@@ -545,9 +288,10 @@ func evalFindRow(rows []eval.Row, method string, layer int) (eval.Row, bool) {
 // evalSummaryTable assembles one row per shifted set: the AUROC of each
 // baseline, drift at the middle layer and at its best layer, and the
 // combination at the middle and best layers.
-func evalSummaryTable(reps []evalSetReport, mid int) (header []string, cells [][]string) {
+func evalSummaryTable(reps []evalSetReport, mid int, primary drift.Aggregation) (header []string, cells [][]string) {
+	dm, cm := core.DriftMethod(primary), core.CombinedMethod(primary)
 	header = []string{"shifted set", "n", "length", "surprisal", "entropy", "neg-max-softmax",
-		fmt.Sprintf("drift@L%d", mid), "best drift", "best drift, flipped", fmt.Sprintf("z+z@L%d", mid), "z+z@best"}
+		fmt.Sprintf("%s@L%d", dm, mid), "best " + dm, "best " + dm + ", flipped", fmt.Sprintf("z+z@L%d", mid), "z+z@best"}
 	get := func(rows []eval.Row, method string, layer int) string {
 		r, ok := evalFindRow(rows, method, layer)
 		if !ok {
@@ -556,56 +300,86 @@ func evalSummaryTable(reps []evalSetReport, mid int) (header []string, cells [][
 		return evalFmt(r.AUROC)
 	}
 	for _, rep := range reps {
-		if rep.err != nil {
-			cells = append(cells, []string{rep.name, "0", "error: " + rep.err.Error()})
+		if rep.Err != nil {
+			cells = append(cells, []string{rep.Name, "0", "error: " + rep.Err.Error()})
 			continue
 		}
 		n := 0
-		if len(rep.rows) > 0 {
-			n = rep.rows[0].Pos
+		if len(rep.Rows) > 0 {
+			n = rep.Rows[0].Pos
 		}
 		best, flipped, comb := "n/a", "n/a", "n/a"
-		if i := eval.BestLayer(rep.rows, eval.MethodDrift); i >= 0 {
-			b := rep.rows[i]
+		if i := eval.BestLayer(rep.Rows, dm); i >= 0 {
+			b := rep.Rows[i]
 			best = fmt.Sprintf("%s (L%d)", evalFmt(b.AUROC), b.Layer)
-			comb = get(rep.rows, eval.MethodCombined, b.Layer)
+			comb = get(rep.Rows, cm, b.Layer)
 		}
-		if i := eval.FlippedBestLayer(rep.rows, eval.MethodDrift); i >= 0 {
-			b := rep.rows[i]
+		if i := eval.FlippedBestLayer(rep.Rows, dm); i >= 0 {
+			b := rep.Rows[i]
 			flipped = fmt.Sprintf("%s (L%d)", evalFmt(1-b.AUROC), b.Layer)
 		}
-		cells = append(cells, []string{rep.name, strconv.Itoa(n),
-			get(rep.rows, eval.MethodLength, -1), get(rep.rows, eval.MethodSurprisal, -1),
-			get(rep.rows, eval.MethodEntropy, -1), get(rep.rows, eval.MethodMaxSoftmax, -1),
-			get(rep.rows, eval.MethodDrift, mid), best, flipped,
-			get(rep.rows, eval.MethodCombined, mid), comb})
+		cells = append(cells, []string{rep.Name, strconv.Itoa(n),
+			get(rep.Rows, eval.MethodLength, -1), get(rep.Rows, eval.MethodSurprisal, -1),
+			get(rep.Rows, eval.MethodEntropy, -1), get(rep.Rows, eval.MethodMaxSoftmax, -1),
+			get(rep.Rows, dm, mid), best, flipped,
+			get(rep.Rows, cm, mid), comb})
 	}
 	return header, cells
 }
 
-func writeEvalText(w io.Writer, reps []evalSetReport, meta EvalRecord, nIn, mid int) error {
+// evalAggregateTable assembles one row per shifted set with the best
+// drift layer of each aggregation: "0.912 (L5)".
+func evalAggregateTable(reps []evalSetReport, aggs []drift.Aggregation) (header []string, cells [][]string) {
+	header = []string{"shifted set"}
+	for _, a := range aggs {
+		header = append(header, a.String())
+	}
 	for _, rep := range reps {
-		if rep.err != nil {
-			fmt.Fprintf(w, "shifted set %s: %v\n\n", rep.name, rep.err)
+		row := []string{rep.Name}
+		for _, a := range aggs {
+			cell := "n/a"
+			if rep.Err == nil {
+				if i := eval.BestLayer(rep.Rows, core.DriftMethod(a)); i >= 0 {
+					cell = fmt.Sprintf("%s (L%d)", evalFmt(rep.Rows[i].AUROC), rep.Rows[i].Layer)
+				}
+			}
+			row = append(row, cell)
+		}
+		cells = append(cells, row)
+	}
+	return header, cells
+}
+
+// writeEvalText writes the text report; aggs are the aggregations compared
+// (none: flat alone), the first leading.
+func writeEvalText(w io.Writer, reps []evalSetReport, meta EvalRecord, nIn, mid int, aggs ...drift.Aggregation) error {
+	primary := drift.Flat
+	if len(aggs) > 0 {
+		primary = aggs[0]
+	}
+	dm := core.DriftMethod(primary)
+	for _, rep := range reps {
+		if rep.Err != nil {
+			fmt.Fprintf(w, "shifted set %s: %v\n\n", rep.Name, rep.Err)
 			continue
 		}
 		n, nm := 0, 0
-		if len(rep.rows) > 0 {
-			n, nm = rep.rows[0].Pos, rep.rows[0].NMatched
+		if len(rep.Rows) > 0 {
+			n, nm = rep.Rows[0].Pos, rep.Rows[0].NMatched
 		}
-		fmt.Fprintf(w, "shifted set %s: %d shifted vs %d in-distribution prompts", rep.name, n, nIn)
-		if rep.failed > 0 {
-			fmt.Fprintf(w, " (%d failed, left out)", rep.failed)
+		fmt.Fprintf(w, "shifted set %s: %d shifted vs %d in-distribution prompts", rep.Name, n, nIn)
+		if rep.Failed > 0 {
+			fmt.Fprintf(w, " (%d failed, left out)", rep.Failed)
 		}
 		fmt.Fprintf(w, "; %d length-matched pairs (token counts within %d)\n", nm, meta.LengthTol)
-		h, cells := evalTable(rep.rows)
+		h, cells := evalTable(rep.Rows)
 		if err := report.TextTable(w, h, cells, report.TableOptions{}); err != nil {
 			return err
 		}
-		if i := eval.BestLayer(rep.rows, eval.MethodDrift); i >= 0 {
-			fmt.Fprintf(w, "best drift layer: %d (AUROC %s)", rep.rows[i].Layer, evalFmt(rep.rows[i].AUROC))
-			if j := eval.FlippedBestLayer(rep.rows, eval.MethodDrift); j >= 0 && rep.rows[j].AUROC < 0.5 {
-				fmt.Fprintf(w, "; the opposite orientation does best at layer %d (AUROC %s)", rep.rows[j].Layer, evalFmt(1-rep.rows[j].AUROC))
+		if i := eval.BestLayer(rep.Rows, dm); i >= 0 {
+			fmt.Fprintf(w, "best %s layer: %d (AUROC %s)", dm, rep.Rows[i].Layer, evalFmt(rep.Rows[i].AUROC))
+			if j := eval.FlippedBestLayer(rep.Rows, dm); j >= 0 && rep.Rows[j].AUROC < 0.5 {
+				fmt.Fprintf(w, "; the opposite orientation does best at layer %d (AUROC %s)", rep.Rows[j].Layer, evalFmt(1-rep.Rows[j].AUROC))
 			}
 			fmt.Fprintln(w)
 		}
@@ -613,7 +387,14 @@ func writeEvalText(w io.Writer, reps []evalSetReport, meta EvalRecord, nIn, mid 
 	}
 	if len(reps) > 1 {
 		fmt.Fprintln(w, "summary (AUROC):")
-		h, cells := evalSummaryTable(reps, mid)
+		h, cells := evalSummaryTable(reps, mid, primary)
+		if err := report.TextTable(w, h, cells, report.TableOptions{}); err != nil {
+			return err
+		}
+	}
+	if len(aggs) > 1 {
+		fmt.Fprintln(w, "best drift layer per prompt-level aggregation (AUROC):")
+		h, cells := evalAggregateTable(reps, aggs)
 		if err := report.TextTable(w, h, cells, report.TableOptions{}); err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,9 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/eval"
+	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/testutil"
 )
 
@@ -109,13 +108,13 @@ func TestEvalPlan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(p.in, tc.wantIn) {
-				t.Errorf("in = %q, want %q", p.in, tc.wantIn)
+			if !slices.Equal(p.In, tc.wantIn) {
+				t.Errorf("in = %q, want %q", p.In, tc.wantIn)
 			}
 			var names []string
 			var sizes []int
-			for _, s := range p.sets {
-				names, sizes = append(names, s.name), append(sizes, len(s.texts))
+			for _, s := range p.Sets {
+				names, sizes = append(names, s.Name), append(sizes, len(s.Texts))
 			}
 			if !slices.Equal(names, tc.wantSets) || !slices.Equal(sizes, tc.wantSizes) {
 				t.Errorf("sets %v sizes %v, want %v %v", names, sizes, tc.wantSets, tc.wantSizes)
@@ -134,7 +133,7 @@ func TestWriteCorruptedSets(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	if err := writeCorruptedSets(out, p); err != nil {
+	if err := core.WriteCorruptedSets(out, p); err != nil {
 		t.Fatal(err)
 	}
 	for _, kind := range []string{"mash", "shuffle"} {
@@ -149,60 +148,6 @@ func TestWriteCorruptedSets(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "odd.txt")); err == nil {
 		t.Error("a --shifted set was written as if corrupted")
-	}
-}
-
-func TestEvalScores(t *testing.T) {
-	layer := func(h int, ratio float64, tokens ...float64) analyze.Layer {
-		l := analyze.Layer{Index: h, Ratio: analyze.Stat{Mean: ratio}}
-		for _, v := range tokens {
-			l.TokenRatio = append(l.TokenRatio, analyze.Stat{Mean: v, Defined: true})
-		}
-		return l
-	}
-	base := &analyze.Baselines{Surprisal: 3, Entropy: 2, MaxSoftmax: 0.25}
-	toks := []analyze.Token{{ID: 1}, {ID: 2}, {ID: 3}}
-	good := &analyze.Result{Tokens: toks, Selected: 2, Baselines: base,
-		Layers: []analyze.Layer{layer(5, 0.5, 9, 1, 4), layer(10, 2, 9, 2, 2)}}
-	tests := []struct {
-		name    string
-		res     *analyze.Result
-		opt     analyze.Options
-		want    []float64
-		wantErr string
-	}{
-		{"pinch", good, analyze.Options{Direction: drift.Pinch}, []float64{math.Log(2), -math.Log(2)}, ""},
-		{"expand", good, analyze.Options{Direction: drift.Expand}, []float64{-math.Log(2), math.Log(2)}, ""},
-		// Isolation: mean of per-token ratios without position 0: (1+4)/2, (2+2)/2.
-		{"isolate", good, analyze.Options{Isolate: true}, []float64{-math.Log(2.5), -math.Log(2)}, ""},
-		{"no baselines", &analyze.Result{Tokens: toks, Selected: 2, Layers: good.Layers}, analyze.Options{}, nil, "baselines"},
-		{"one token", &analyze.Result{Tokens: toks[:1], Baselines: base, Layers: good.Layers}, analyze.Options{}, nil, "single token"},
-		{"nothing selected", &analyze.Result{Tokens: toks, Baselines: base, Layers: good.Layers}, analyze.Options{}, nil, "--include-first"},
-		{"zero ratio", &analyze.Result{Tokens: toks, Selected: 2, Baselines: base, Layers: []analyze.Layer{layer(5, 0), layer(10, 1)}}, analyze.Options{}, nil, "not a positive"},
-		{"missing layer", &analyze.Result{Tokens: toks, Selected: 2, Baselines: base, Layers: []analyze.Layer{layer(5, 1)}}, analyze.Options{}, nil, "missing"},
-		{"nan baseline", &analyze.Result{Tokens: toks, Selected: 2, Baselines: &analyze.Baselines{Surprisal: math.NaN()}, Layers: good.Layers}, analyze.Options{}, nil, "non-finite"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s, err := evalScores(tc.res, []int{5, 10}, tc.opt)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, w := range tc.want {
-				if math.Abs(s.Drift[i]-w) > 1e-12 {
-					t.Errorf("drift[%d] = %v, want %v", i, s.Drift[i], w)
-				}
-			}
-			if s.Tokens != 3 || s.Surprisal != 3 || s.Entropy != 2 || s.MaxSoftmax != 0.25 {
-				t.Errorf("scores %+v", s)
-			}
-		})
 	}
 }
 
@@ -224,15 +169,15 @@ func sampleReports(t *testing.T) []evalSetReport {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reps = append(reps, evalSetReport{name: s.name, rows: rows})
+		reps = append(reps, evalSetReport{Name: s.name, Rows: rows})
 	}
-	reps[1].failed = 1
+	reps[1].Failed = 1
 	return reps
 }
 
 func TestEvalTable(t *testing.T) {
 	reps := sampleReports(t)
-	h, cells := evalTable(reps[0].rows)
+	h, cells := evalTable(reps[0].Rows)
 	if len(h) != 5 || h[1] != "AUROC" || h[2] != "AUROC len-matched" {
 		t.Errorf("header %q", h)
 	}
@@ -253,12 +198,12 @@ func TestEvalTable(t *testing.T) {
 		t.Errorf("drift L4 row %q", cells[0])
 	}
 	// beta has no length match.
-	_, cells = evalTable(reps[1].rows)
+	_, cells = evalTable(reps[1].Rows)
 	if cells[0][2] != "n/a" {
 		t.Errorf("unmatched set: matched cell %q, want n/a", cells[0][2])
 	}
 
-	h, cells = evalSummaryTable(reps, 8)
+	h, cells = evalSummaryTable(reps, 8, drift.Flat)
 	if len(cells) != 2 || cells[0][0] != "alpha" || !strings.Contains(h[6], "L8") {
 		t.Fatalf("summary %q %q", h, cells)
 	}
@@ -273,7 +218,7 @@ func TestEvalTable(t *testing.T) {
 
 func TestWriteEvalText(t *testing.T) {
 	var buf bytes.Buffer
-	meta := EvalRecord{Setup: Setup{Model: "m", NumLayers: 8, Samples: 4, Sigma: 0.01, Noise: "per-token", Direction: "pinch"}, FirstToken: "excluded"}
+	meta := EvalRecord{Setup: core.Setup{Model: "m", NumLayers: 8, Samples: 4, Sigma: 0.01, Noise: "per-token", Direction: "pinch"}, FirstToken: "excluded"}
 	if err := writeEvalText(&buf, sampleReports(t), meta, 2, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -292,11 +237,11 @@ func TestWriteEvalText(t *testing.T) {
 func TestWriteEvalJSON(t *testing.T) {
 	var buf bytes.Buffer
 	reps := sampleReports(t)
-	if err := writeEvalJSON(&buf, reps, EvalRecord{Setup: Setup{Model: "m", Direction: "pinch"}}); err != nil {
+	if err := writeEvalJSON(&buf, reps, EvalRecord{Setup: core.Setup{Model: "m", Direction: "pinch"}}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if want := len(reps[0].rows) + len(reps[1].rows); len(lines) != want {
+	if want := len(reps[0].Rows) + len(reps[1].Rows); len(lines) != want {
 		t.Fatalf("%d lines, want %d", len(lines), want)
 	}
 	var nullMatched, layered int
@@ -318,8 +263,8 @@ func TestWriteEvalJSON(t *testing.T) {
 		}
 	}
 	// beta has no match: all its rows carry null; 4 layer rows per set.
-	if nullMatched != len(reps[1].rows) || layered != 8 {
-		t.Errorf("null matched %d, layered %d; want %d, 8", nullMatched, layered, len(reps[1].rows))
+	if nullMatched != len(reps[1].Rows) || layered != 8 {
+		t.Errorf("null matched %d, layered %d; want %d, 8", nullMatched, layered, len(reps[1].Rows))
 	}
 }
 
@@ -420,5 +365,48 @@ func TestEvalRealModel(t *testing.T) {
 		if rec.Samples != 4 || rec.Negatives != 3 {
 			t.Errorf("samples %d, in %d: %s", rec.Samples, rec.Negatives, l)
 		}
+	}
+}
+
+// TestEvalAggregateRows: labels of aggregation rows, and the table of each
+// aggregation's best layer (only with more than one aggregation).
+func TestEvalAggregateRows(t *testing.T) {
+	for _, tc := range []struct {
+		row  eval.Row
+		want string
+	}{
+		{eval.Row{Method: "drift", Layer: 5}, "drift L5"},
+		{eval.Row{Method: "drift/median", Layer: 5}, "drift/median L5"},
+		{eval.Row{Method: "drift+surprisal", Layer: 5}, "z(drift L5)+z(surprisal)"},
+		{eval.Row{Method: "drift/topk+surprisal", Layer: 8}, "z(drift/topk L8)+z(surprisal)"},
+		{eval.Row{Method: "length", Layer: -1}, "length (tokens)"},
+		{eval.Row{Method: "surprisal", Layer: -1}, "surprisal"},
+	} {
+		if got := evalMethodLabel(tc.row); got != tc.want {
+			t.Errorf("label of %+v = %q, want %q", tc.row, got, tc.want)
+		}
+	}
+	reps := []evalSetReport{{Name: "mash", Rows: []eval.Row{
+		{Method: "drift", Layer: 5, AUROC: 0.6}, {Method: "drift", Layer: 8, AUROC: 0.7},
+		{Method: "drift/median", Layer: 5, AUROC: 0.9}, {Method: "drift/median", Layer: 8, AUROC: 0.8},
+	}}}
+	h, cells := evalAggregateTable(reps, []drift.Aggregation{drift.Flat, drift.Median, drift.TopK})
+	want := []string{"mash", "0.700 (L8)", "0.900 (L5)", "n/a"}
+	if !slices.Equal(h, []string{"shifted set", "flat", "median", "topk"}) || len(cells) != 1 || !slices.Equal(cells[0], want) {
+		t.Errorf("table %q %q, want cells %q", h, cells, want)
+	}
+	var one, many bytes.Buffer
+	meta := EvalRecord{Setup: core.Setup{Model: "m", Direction: "expand"}}
+	if err := writeEvalText(&one, reps, meta, 3, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeEvalText(&many, reps, meta, 3, 5, drift.Median, drift.Flat); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(one.String(), "per prompt-level aggregation") || !strings.Contains(many.String(), "per prompt-level aggregation") {
+		t.Errorf("aggregation table shown with one aggregation or missing with two:\n%s\n%s", one.String(), many.String())
+	}
+	if !strings.Contains(many.String(), "best drift/median layer: 5 (AUROC 0.900)") {
+		t.Errorf("primary aggregation does not lead:\n%s", many.String())
 	}
 }

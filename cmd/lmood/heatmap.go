@@ -13,6 +13,7 @@ import (
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
+	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/store"
 )
@@ -84,7 +85,7 @@ still shown; the exit code is then 1.`,
 				return err
 			}
 			// Check the analysis flags before spending seconds loading the model.
-			if _, err := hf.af.options([]int{0}, false); err != nil {
+			if err := hf.af.check(); err != nil {
 				return err
 			}
 			m, err := openModel(g)
@@ -92,7 +93,7 @@ still shown; the exit code is then 1.`,
 				return err
 			}
 			defer m.Close()
-			return runHeatmap(g, &hf, style, m, prompts, stdout)
+			return runHeatmap(g, &hf, style, m, prompts, cmd.OutOrStdout())
 		},
 	}
 	hf.af.register(cmd, g, true)
@@ -117,9 +118,11 @@ type heatmapStyle struct {
 	Direction drift.Direction
 	// IncludeFirst counts position 0 in the prompt ratio and colour range.
 	IncludeFirst bool
-	// Isolate: per-token nudges; the prompt ratio is the mean of the
-	// per-token ratios.
+	// Isolate: per-token nudges; the prompt ratio combines the per-token
+	// ratios.
 	Isolate bool
+	// Aggregate is the prompt-level aggregation (zero: flat).
+	Aggregate drift.Aggregation
 	// NumLayers is the model's number of blocks (hidden states 0..NumLayers).
 	NumLayers int
 	// Fixed sets a colour range shared by all prompts.
@@ -199,18 +202,19 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 		}
 		hidden = []int{h}
 	}
-	sess, err := openSession(g, &hf.af, m, hidden)
+	sess, err := openSession(g, &hf.af, m, hidden, false)
 	if err != nil {
 		return err
 	}
-	defer sess.an.Close()
-	opt := sess.an.Options()
+	defer sess.Close()
+	opt := sess.Options()
 	st.Direction, st.IncludeFirst, st.Isolate, st.NumLayers = opt.Direction, opt.IncludeFirst, opt.Isolate, cfg.Layers
+	st.Aggregate = sess.Rule().Aggregate
 
 	out := bufio.NewWriter(w)
 	failed := 0
 	for i, prompt := range prompts {
-		res, passes, err := sess.analyze(prompt)
+		res, passes, err := sess.Analyze(prompt)
 		if err != nil {
 			failed++
 			if err := out.Flush(); err != nil {
@@ -312,17 +316,10 @@ func (st heatmapStyle) colourRange(rows [][]float64) (lo, hi float64, ok bool) {
 }
 
 // promptRatio returns the prompt-level ratio at layer l as score reports
-// it: the batched ratio, or in isolation mode the mean of per-token ratios.
-// ok is false when there is none (one token, position 0 excluded).
+// it (the core's one rule). ok is false when there is none.
 func (st heatmapStyle) promptRatio(res *analyze.Result, l *analyze.Layer) (mean, std float64, ok bool) {
-	if st.Isolate {
-		m, s := meanDefined(l.TokenRatio, !st.IncludeFirst)
-		return m, s, isFinite(m)
-	}
-	if res.Selected == 0 || undefinedStat(l.Ratio) {
-		return 0, 0, false
-	}
-	return l.Ratio.Mean, l.Ratio.Std, true
+	s := core.Summarize(res, l, core.Rule{Isolate: st.Isolate, IncludeFirst: st.IncludeFirst, Aggregate: st.Aggregate})
+	return s.Ratio, s.RatioStd, s.OK
 }
 
 // promptHeader is the line above a prompt's heatmap or grid.
@@ -349,7 +346,10 @@ func renderHeatmap(w io.Writer, idx int, res *analyze.Result, h int, st heatmapS
 	if m, s, ok := st.promptRatio(res, l); ok {
 		summary = fmt.Sprintf("ratio %.3f ± %.3f  OOD %.3f", m, s, drift.OODScore(m, st.Direction))
 		if st.Isolate {
-			summary += " (isolation: mean of per-token ratios, std across tokens)"
+			summary += " (isolation: " + isolationWord(st.Aggregate) + " of per-token ratios, std across tokens)"
+		}
+		if n := aggregateNote(st.Aggregate); n != "" {
+			summary += " (" + strings.TrimPrefix(n, "; ") + ")"
 		}
 	}
 	if _, err := fmt.Fprintln(w, promptHeader(idx, res, summary)); err != nil {
@@ -449,23 +449,4 @@ func finiteRange(vs []float64) (lo, hi float64, ok bool) {
 		}
 	}
 	return lo, hi, ok
-}
-
-// meanDefined is the mean and standard deviation of the defined per-token
-// means, skipping position 0 when skipFirst and there is more than one
-// token; NaN when no token is defined.
-func meanDefined(st []analyze.Stat, skipFirst bool) (mean, std float64) {
-	var w drift.Welford
-	n := 0
-	for i, s := range st {
-		if (i == 0 && skipFirst && len(st) > 1) || !s.Defined {
-			continue
-		}
-		w.Add(s.Mean)
-		n++
-	}
-	if n == 0 {
-		return math.NaN(), math.NaN()
-	}
-	return w.Mean(), w.Std()
 }

@@ -5,45 +5,21 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/mattn/go-runewidth"
 	"github.com/spf13/cobra"
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
+	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
-	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
 )
 
-// LayerRecord is one hidden state in a `lmood layers --json` record. A
-// value that is undefined (e.g. a one-token prompt with position 0
-// excluded) is null, never NaN.
-type LayerRecord struct {
-	Layer    int      `json:"layer"`
-	Ratio    *float64 `json:"ratio"`
-	RatioStd *float64 `json:"ratio_std"`
-	OOD      *float64 `json:"ood"`
-	Drift    *float64 `json:"drift_deg"`
-}
-
-// LayersRecord is one line of `lmood layers --json`: one prompt's
-// prompt-level ratio at every hidden state 1..num_layers.
-type LayersRecord struct {
-	Prompt string `json:"prompt"`
-	Setup
-	FirstToken string        `json:"first_token"`
-	Tokens     int           `json:"tokens"`
-	Passes     int           `json:"passes"` // forward passes run for this prompt
-	InputAngle *float64      `json:"input_angle_deg"`
-	Layers     []LayerRecord `json:"layers"`
-	Warnings   []string      `json:"warnings,omitempty"`
-	Error      string        `json:"error,omitempty"`
-}
+// LayersRecord is one line of `lmood layers --json` (the core's record).
+type LayersRecord = core.LayersRecord
 
 // layersFlags are the layers command's own flags.
 type layersFlags struct {
@@ -87,7 +63,7 @@ exit code is then 1.`,
 			if err != nil {
 				return err
 			}
-			if _, err := lf.af.options([]int{0}, false); err != nil {
+			if err := lf.af.check(); err != nil {
 				return err
 			}
 			m, err := openModel(g)
@@ -95,7 +71,7 @@ exit code is then 1.`,
 				return err
 			}
 			defer m.Close()
-			return runLayers(g, &lf, m, prompts, stdout)
+			return runLayers(g, &lf, m, prompts, cmd.OutOrStdout())
 		},
 	}
 	lf.af.register(cmd, g, true)
@@ -107,67 +83,10 @@ exit code is then 1.`,
 }
 
 // allHiddenStates returns 1..n: every hidden state after a block.
-func allHiddenStates(n int) []int {
-	hs := make([]int, n)
-	for i := range hs {
-		hs[i] = i + 1
-	}
-	return hs
-}
-
-// session is one analyzer over a set of hidden states.
-type session struct {
-	g     *globals
-	model *store.Model
-	an    *analyze.Analyzer
-}
-
-// openSession builds an analyzer for hidden states on an open model.
-func openSession(g *globals, af *analysisFlags, m *store.Model, hidden []int) (*session, error) {
-	opt, err := af.options(hidden, false)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	an, err := analyze.New(m, opt, runtime.SessionOptions{Threads: g.threads})
-	if err != nil {
-		return nil, err
-	}
-	g.logf("model %s: %d hidden state(s) %s of %d, session ready in %v (onnxruntime %s)",
-		m.Manifest.Name, len(hidden), describeLayers(hidden), m.Config().Layers, time.Since(start).Round(time.Millisecond), runtime.Version())
-	return &session{g: g, model: m, an: an}, nil
-}
-
-// analyze runs one prompt and returns the forward passes it took.
-func (s *session) analyze(prompt string) (*analyze.Result, int, error) {
-	before := s.an.Passes()
-	start := time.Now()
-	res, err := s.an.Analyze(prompt)
-	passes := s.an.Passes() - before
-	if err == nil {
-		s.g.logf("%d token(s) analyzed in %v", len(res.Tokens), time.Since(start).Round(time.Millisecond))
-	}
-	return res, passes, err
-}
+func allHiddenStates(n int) []int { return core.AllHiddenStates(n) }
 
 // describeLayers prints a list of hidden states compactly ("15", "1–30").
-func describeLayers(hs []int) string {
-	if len(hs) == 0 {
-		return "none"
-	}
-	contiguous := true
-	for i := 1; i < len(hs); i++ {
-		contiguous = contiguous && hs[i] == hs[i-1]+1
-	}
-	if len(hs) > 1 && contiguous {
-		return fmt.Sprintf("%d–%d", hs[0], hs[len(hs)-1])
-	}
-	parts := make([]string, len(hs))
-	for i, h := range hs {
-		parts[i] = fmt.Sprint(h)
-	}
-	return strings.Join(parts, ",")
-}
+func describeLayers(hs []int) string { return core.DescribeLayers(hs) }
 
 // layersItem is one prompt's outcome.
 type layersItem struct {
@@ -182,18 +101,23 @@ type layersMeta struct {
 	Model     string
 	NumLayers int
 	Opt       analyze.Options
+	// Agg is the prompt-level aggregation (zero: flat).
+	Agg drift.Aggregation
 }
+
+// rule is the core's prompt-level rule for this run.
+func (m layersMeta) rule() core.Rule { return core.RuleOf(m.Opt, m.Agg) }
 
 // runLayers analyzes every prompt at all hidden states 1..n against m and
 // writes the table (or JSON Lines) to w, and the plot to --png.
 func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w io.Writer) error {
 	cfg := m.Config()
-	sess, err := openSession(g, &lf.af, m, allHiddenStates(cfg.Layers))
+	sess, err := openSession(g, &lf.af, m, allHiddenStates(cfg.Layers), false)
 	if err != nil {
 		return err
 	}
-	defer sess.an.Close()
-	meta := layersMeta{Model: m.Manifest.Name, NumLayers: cfg.Layers, Opt: sess.an.Options()}
+	defer sess.Close()
+	meta := layersMeta{Model: m.Manifest.Name, NumLayers: cfg.Layers, Opt: sess.Options(), Agg: sess.Rule().Aggregate}
 
 	out := bufio.NewWriter(w)
 	p := g.progress()
@@ -203,7 +127,7 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 	items := make([]layersItem, 0, len(prompts))
 	failed := 0
 	for i, prompt := range prompts {
-		res, passes, err := sess.analyze(prompt)
+		res, passes, err := sess.Analyze(prompt)
 		p.Add(1)
 		it := layersItem{prompt: prompt, res: res, passes: passes, err: err}
 		items = append(items, it)
@@ -246,62 +170,10 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 	return finish(out, failed, len(prompts))
 }
 
-// promptLevel is a prompt's ratio and drift at one layer, NaN when
-// undefined. In isolation mode the ratio is the mean of per-token ratios
-// (std across tokens) and the drift is undefined.
-func promptLevel(res *analyze.Result, l *analyze.Layer, opt analyze.Options) (ratio, std, driftDeg float64) {
-	nan := math.NaN()
-	if opt.Isolate {
-		m, s := meanDefined(l.TokenRatio, !opt.IncludeFirst && len(l.TokenRatio) > 1)
-		return m, s, nan
-	}
-	if res.Selected == 0 || undefinedStat(l.Ratio) {
-		return nan, nan, nan
-	}
-	driftDeg = l.Drift.Mean
-	if undefinedStat(l.Drift) {
-		driftDeg = nan
-	}
-	return l.Ratio.Mean, l.Ratio.Std, driftDeg
-}
-
-// finitePtr returns &v, or nil for NaN and infinities (JSON null).
-func finitePtr(v float64) *float64 {
-	if !isFinite(v) {
-		return nil
-	}
-	return &v
-}
-
 // layersRecord builds the JSON record of one prompt.
 func layersRecord(it layersItem, meta layersMeta) LayersRecord {
-	opt := meta.Opt
-	rec := LayersRecord{
-		Prompt: it.prompt, Setup: newSetup(meta.Model, meta.NumLayers, opt),
-		Passes: it.passes, Layers: []LayerRecord{},
-	}
-	if it.err != nil {
-		rec.Error = it.err.Error()
-		return rec
-	}
-	res := it.res
-	rec.FirstToken, rec.Tokens, rec.Warnings = res.FirstToken, len(res.Tokens), res.Warnings
-	if !undefinedStat(res.InputAngle) && !opt.Isolate {
-		rec.InputAngle = finitePtr(res.InputAngle.Mean)
-	}
-	if opt.Isolate {
-		rec.Warnings = append(rec.Warnings, "isolation mode: ratio is the mean of per-token ratios (std is across tokens); drift_deg is null")
-	}
-	for i := range res.Layers {
-		l := &res.Layers[i]
-		r, s, d := promptLevel(res, l, opt)
-		lr := LayerRecord{Layer: l.Index, Ratio: finitePtr(r), RatioStd: finitePtr(s), Drift: finitePtr(d)}
-		if lr.Ratio != nil {
-			lr.OOD = finitePtr(drift.OODScore(r, opt.Direction))
-		}
-		rec.Layers = append(rec.Layers, lr)
-	}
-	return rec
+	setup := core.NewSetup(meta.Model, meta.NumLayers, meta.Opt, meta.Agg)
+	return core.NewLayersRecord(it.prompt, setup, meta.rule(), it.res, it.passes, it.err)
 }
 
 // layerSeries turns the analyzed prompts into one series each, skipping
@@ -318,10 +190,10 @@ func layerSeries(items []layersItem, meta layersMeta) []report.LayerSeries {
 			if l.Index == 0 {
 				continue
 			}
-			r, sd, _ := promptLevel(it.res, l, meta.Opt)
+			sum := core.Summarize(it.res, l, meta.rule())
 			s.Layers = append(s.Layers, l.Index)
-			s.Mean = append(s.Mean, r)
-			s.Std = append(s.Std, sd)
+			s.Mean = append(s.Mean, sum.Ratio)
+			s.Std = append(s.Std, sum.RatioStd)
 		}
 		out = append(out, s)
 	}
@@ -380,10 +252,10 @@ func renderLayers(w io.Writer, items []layersItem, meta layersMeta, width int) e
 		start += n
 	}
 	opt := meta.Opt
-	fmt.Fprintf(&b, "%s, ratio per hidden state 1..%d (0, the input, omitted: its ratio is 1), K=%d, sigma=%g, %s noise, seed %d; position 0 %s",
-		meta.Model, meta.NumLayers, opt.Samples, opt.Sigma, opt.Noise, opt.Seed, map[bool]string{true: "included", false: "excluded"}[opt.IncludeFirst])
+	fmt.Fprintf(&b, "%s, ratio per hidden state 1..%d (0, the input, omitted: its ratio is 1), K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s",
+		meta.Model, meta.NumLayers, opt.Samples, opt.Sigma, opt.Noise, opt.Seed, firstTokenWord(opt.IncludeFirst), aggregateNote(meta.Agg))
 	if opt.Isolate {
-		b.WriteString("; isolation mode: mean of per-token ratios")
+		b.WriteString("; isolation mode: " + isolationWord(meta.Agg) + " of per-token ratios")
 	}
 	b.WriteByte('\n')
 	if _, err := io.WriteString(w, b.String()); err != nil {

@@ -237,12 +237,12 @@ func TestLayersRealModel(t *testing.T) {
 	}
 
 	// A single hidden state costs the same number of passes.
-	one, err := openSession(g, &lf.af, m, []int{n / 2})
+	one, err := openSession(g, &lf.af, m, []int{n / 2}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer one.an.Close()
-	if _, passes, err := one.analyze(prompts[0]); err != nil || passes != recs[0].Passes {
+	defer one.Close()
+	if _, passes, err := one.Analyze(prompts[0]); err != nil || passes != recs[0].Passes {
 		t.Errorf("one hidden state: %d passes (err %v), all %d: %d", passes, err, n, recs[0].Passes)
 	}
 

@@ -3,14 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
@@ -46,8 +47,8 @@ Both steps are skipped when already done. Nothing needs Python.`,
 			if err := runtime.Init(lib); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "onnxruntime %s: %s\n", runtime.Version(), lib)
-			return pull(g, store.DefaultModel)
+			fmt.Fprintf(cmd.OutOrStdout(), "onnxruntime %s: %s\n", runtime.Version(), lib)
+			return pull(g, store.DefaultModel, cmd.OutOrStdout())
 		},
 	}
 }
@@ -67,12 +68,12 @@ For any other GGUF file use 'lmood import FILE.gguf'.`,
 			if len(args) == 1 {
 				name = args[0]
 			}
-			return pull(g, name)
+			return pull(g, name, cmd.OutOrStdout())
 		},
 	}
 }
 
-func pull(g *globals, name string) error {
+func pull(g *globals, name string, w io.Writer) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	st := store.Default()
@@ -81,9 +82,9 @@ func pull(g *globals, name string) error {
 		return err
 	}
 	if converted {
-		fmt.Fprintf(stdout, "pulled %s: converted in %.1fs into %s\n", name, m.ConvertSeconds, st.Dir(name))
+		fmt.Fprintf(w, "pulled %s: converted in %.1fs into %s\n", name, m.ConvertSeconds, st.Dir(name))
 	} else {
-		fmt.Fprintf(stdout, "%s is up to date in %s\n", name, st.Dir(name))
+		fmt.Fprintf(w, "%s is up to date in %s\n", name, st.Dir(name))
 	}
 	return nil
 }
@@ -108,10 +109,10 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := args[0]
 			if strings.HasPrefix(src, "ollama:") {
-				return importOllama(g, src, name, force)
+				return importOllama(g, src, name, force, cmd.OutOrStdout())
 			}
 			if name == "" {
-				name = nameFromPath(src)
+				name = core.NameFromPath(src)
 			}
 			st := store.Default()
 			abs, _ := filepath.Abs(src)
@@ -125,10 +126,10 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 				return err
 			}
 			if !converted {
-				fmt.Fprintf(stdout, "%s is already imported from this file (sha256 %s…); use --force to convert again\n", name, m.Source.SHA256[:12])
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is already imported from this file (sha256 %s…); use --force to convert again\n", name, m.Source.SHA256[:12])
 				return nil
 			}
-			fmt.Fprintf(stdout, "imported %s: %s, %d layers, width %d, %s parameters (source %s) in %.1fs\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %s: %s, %d layers, width %d, %s parameters (source %s) in %.1fs\n",
 				name, m.Config.Arch, m.Config.Layers, m.Config.Dim, humanCount(m.Params), m.Source.Quantization, m.ConvertSeconds)
 			return nil
 		},
@@ -136,21 +137,6 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 	cmd.Flags().StringVar(&name, "name", "", "name to store the model under (default: derived from the file name)")
 	cmd.Flags().BoolVar(&force, "force", false, "convert again even if an identical conversion exists")
 	return cmd
-}
-
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// nameFromPath derives a store name from a GGUF file name.
-func nameFromPath(p string) string {
-	base := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
-	base = strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(base), "-"), "-._")
-	if len(base) > 64 {
-		base = base[:64]
-	}
-	if base == "" {
-		base = "model"
-	}
-	return base
 }
 
 func humanCount(n int64) string {
@@ -177,9 +163,9 @@ func newModelsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "models in %s\n", st.Root)
+			fmt.Fprintf(cmd.OutOrStdout(), "models in %s\n", st.Root)
 			if len(entries) == 0 {
-				fmt.Fprintln(stdout, "  (none yet: run `lmood pull` or `lmood import FILE.gguf`)")
+				fmt.Fprintln(cmd.OutOrStdout(), "  (none yet: run `lmood pull` or `lmood import FILE.gguf`)")
 			} else {
 				var rows [][]string
 				for _, e := range entries {
@@ -193,7 +179,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 						m.Source.Quantization, m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
 				}
 				header := []string{"name", "arch", "layers", "width", "heads (q/kv)", "params", "source quant", "source", "converted"}
-				if err := report.TextTable(stdout, header, rows, report.TableOptions{PromptWidth: 72}); err != nil {
+				if err := report.TextTable(cmd.OutOrStdout(), header, rows, report.TableOptions{PromptWidth: 72}); err != nil {
 					return err
 				}
 			}
@@ -202,7 +188,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 				for _, l := range lo {
 					size += l.Size
 				}
-				fmt.Fprintf(stdout, "%d leftovers of interrupted imports or downloads (%s): `lmood prune` removes them\n", len(lo), humanBytes(size))
+				fmt.Fprintf(cmd.OutOrStdout(), "%d leftovers of interrupted imports or downloads (%s): `lmood prune` removes them\n", len(lo), humanBytes(size))
 			}
 			var missing []string
 			for _, n := range store.PullableNames() {
@@ -211,10 +197,10 @@ func newModelsCmd(g *globals) *cobra.Command {
 				}
 			}
 			if len(missing) > 0 {
-				fmt.Fprintf(stdout, "available with `lmood pull`: %s\n", strings.Join(missing, ", "))
+				fmt.Fprintf(cmd.OutOrStdout(), "available with `lmood pull`: %s\n", strings.Join(missing, ", "))
 			}
 			if withOllama {
-				return listOllama(g, stdout)
+				return listOllama(g, cmd.OutOrStdout())
 			}
 			return nil
 		},

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/lmood/lmood/internal/ollama"
@@ -14,57 +13,11 @@ import (
 // ollamaModel asks the ollama server at $OLLAMA_HOST about ref
 // (ollama:NAME[:TAG]) and converts its weights into the store if needed.
 func ollamaModel(g *globals, ref, name string, force bool) (*ollama.Model, *ollama.Imported, error) {
-	model, err := ollama.ParseRef(ref)
-	if err != nil {
-		return nil, nil, usageError{err}
-	}
-	c, err := ollama.FromEnvironment()
-	if err != nil {
-		return nil, nil, err
-	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	g.logf("asking the ollama server at %s about %s", c.Host(), model)
-	m, err := c.Resolve(ctx, model)
-	if err != nil {
-		return nil, nil, err
-	}
-	g.logf("%s: %s weights in %s", model, m.Arch, m.BlobPath)
-	target := name
-	if target == "" {
-		target = ollama.StoreName(model)
-	}
-	imp, err := ollama.ImportContext(ctx, store.Default(), m, name, force, &noteFirst{bar: g.progress(), note: func() {
-		if !g.quiet {
-			fmt.Fprintf(os.Stderr, "lmood: converting %s%s (%s, %s) into model %s\n", ollama.Prefix, model, m.Arch, m.Quantization, target)
-		}
-	}})
-	if err != nil {
-		return nil, nil, err
-	}
-	if !imp.Converted {
-		g.logf("%s is converted already as %s (sha256 %s…)", model, imp.Name, m.Digest[:12])
-	}
-	return m, imp, nil
+	m, imp, err := g.opener().ResolveOllama(ctx, ref, name, force)
+	return m, imp, cliErr(err)
 }
-
-// noteFirst prints a note when a conversion starts, then shows the bar.
-type noteFirst struct {
-	bar  *bar
-	note func()
-}
-
-func (n *noteFirst) Start(name string, total int64) {
-	if n.note != nil {
-		n.note()
-		n.note = nil
-	}
-	n.bar.Start(name, total)
-}
-
-func (n *noteFirst) Add(k int) { n.bar.Add(k) }
-
-func (n *noteFirst) Finish() { n.bar.Finish() }
 
 // resolveOllama turns --model ollama:NAME[:TAG] into a store model name,
 // converting the ollama model's GGUF once (again only when its weights
@@ -79,7 +32,7 @@ func resolveOllama(g *globals, ref, name string, force bool) (string, error) {
 
 // importOllama is `lmood import ollama:NAME[:TAG]`: like resolveOllama,
 // and it says on stdout what it did.
-func importOllama(g *globals, ref, name string, force bool) error {
+func importOllama(g *globals, ref, name string, force bool, stdout io.Writer) error {
 	m, imp, err := ollamaModel(g, ref, name, force)
 	if err != nil {
 		return err

@@ -53,9 +53,6 @@ func ollamaIsolate(t *testing.T, host string) (string, *bytes.Buffer) {
 	t.Setenv("OLLAMA_HOST", host)
 	t.Setenv(ollama.EnvTimeout, "")
 	var out bytes.Buffer
-	old := stdout
-	stdout = &out
-	t.Cleanup(func() { stdout = old })
 	return lib, &out
 }
 
@@ -138,10 +135,10 @@ func TestOllamaImportAndList(t *testing.T) {
 	createOllamaModel(t, host, "lmood-test-list-bert:latest", testutil.WriteTiny(t, bert))
 
 	g := &globals{quiet: true}
-	if err := importOllama(g, "ollama:lmood-test-list:q4", "", false); err != nil {
+	if err := importOllama(g, "ollama:lmood-test-list:q4", "", false, out); err != nil {
 		t.Fatal(err)
 	}
-	if err := importOllama(g, "ollama:lmood-test-list:q4", "", false); err != nil {
+	if err := importOllama(g, "ollama:lmood-test-list:q4", "", false, out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -153,6 +150,7 @@ func TestOllamaImportAndList(t *testing.T) {
 
 	root := newRootCmd()
 	root.SetArgs([]string{"models", "--ollama"})
+	root.SetOut(out)
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}

@@ -30,14 +30,14 @@ model being read, a download) holds a lock and is left alone.`,
 			for _, l := range lo {
 				size += l.Size
 				if g.verbose || dryRun {
-					fmt.Fprintf(stdout, "  %s (%s, %s)\n", l.Path, l.What, humanBytes(l.Size))
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s (%s, %s)\n", l.Path, l.What, humanBytes(l.Size))
 				}
 			}
 			verb := "removed"
 			if dryRun {
 				verb = "would remove"
 			}
-			if _, werr := fmt.Fprintf(stdout, "%s %d leftovers (%s)\n", verb, len(lo), humanBytes(size)); werr != nil && err == nil {
+			if _, werr := fmt.Fprintf(cmd.OutOrStdout(), "%s %d leftovers (%s)\n", verb, len(lo), humanBytes(size)); werr != nil && err == nil {
 				err = werr
 			}
 			return err

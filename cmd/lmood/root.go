@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
 )
@@ -46,11 +46,30 @@ func (e usageError) Unwrap() error { return e.error }
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
+	if errors.As(err, &ue) || errors.Is(err, core.ErrUsage) || strings.HasPrefix(err.Error(), "unknown command ") {
 		return 2
 	}
 	return 1
 }
+
+// cliErr turns the core's usage errors into CLI usage errors (exit 2),
+// naming a bad option as its flag ("--samples: ..."). Other errors pass
+// through unchanged.
+func cliErr(err error) error {
+	if err == nil || !errors.Is(err, core.ErrUsage) {
+		return err
+	}
+	if oe, ok := err.(*core.OptionError); ok {
+		return usageError{&flagError{oe}}
+	}
+	return usageError{err}
+}
+
+// flagError shows a core option error with the option spelled as a flag.
+type flagError struct{ oe *core.OptionError }
+
+func (e *flagError) Error() string { return "--" + e.oe.Option + ": " + e.oe.Err.Error() }
+func (e *flagError) Unwrap() error { return e.oe }
 
 func newRootCmd() *cobra.Command {
 	g := &globals{}
@@ -171,4 +190,31 @@ func (g *globals) warnf(format string, args ...any) {
 	}
 }
 
-var stdout io.Writer = os.Stdout
+// opener resolves --model for the core, reporting through the CLI's
+// progress bars and stderr messages.
+func (g *globals) opener() *core.Opener {
+	return &core.Opener{ORTLib: g.ortLib, Hooks: g.hooks()}
+}
+
+// hooks are the core's callbacks: --verbose lines, notes unless --quiet,
+// progress bars on a terminal.
+func (g *globals) hooks() core.Hooks {
+	return core.Hooks{
+		Logf: g.logf,
+		Notef: func(format string, args ...any) {
+			if !g.quiet {
+				fmt.Fprintf(os.Stderr, "lmood: "+format+"\n", args...)
+			}
+		},
+		Progress: func() core.Progress { return g.progress() },
+	}
+}
+
+// openModel resolves --model (a store name, a .gguf path, or ollama:NAME)
+// and loads onnxruntime; Ctrl-C cancels a conversion.
+func openModel(g *globals) (*store.Model, error) {
+	ctx, cancel := signalContext()
+	defer cancel()
+	m, err := g.opener().OpenModel(ctx, g.model)
+	return m, cliErr(err)
+}

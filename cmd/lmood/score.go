@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"math"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -14,41 +14,20 @@ import (
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/eval"
+	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
-	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
 )
 
-// TokenRecord is one token in a JSON score record.
-type TokenRecord struct {
-	ID       int     `json:"id"`
-	Text     string  `json:"text"`
-	Ratio    float64 `json:"ratio"`
-	RatioStd float64 `json:"ratio_std"`
-	OOD      float64 `json:"ood"`
-}
-
-// ScoreRecord is one line of `lmood score --json` (schema in README).
-type ScoreRecord struct {
-	Prompt string `json:"prompt"`
-	Setup
-	Layer      int           `json:"layer"`
-	FirstToken string        `json:"first_token"`
-	Ratio      float64       `json:"ratio"`
-	RatioStd   float64       `json:"ratio_std"`
-	OOD        float64       `json:"ood"`
-	InputAngle float64       `json:"input_angle_deg"`
-	Drift      float64       `json:"drift_deg"`
-	Tokens     []TokenRecord `json:"tokens"`
-	Warnings   []string      `json:"warnings,omitempty"`
-	Error      string        `json:"error,omitempty"`
-}
+// ScoreRecord is one line of `lmood score --json` (the core's record).
+type ScoreRecord = core.ScoreRecord
 
 func newScoreCmd(g *globals) *cobra.Command {
 	var af analysisFlags
 	var layer int
 	var asJSON bool
 	var pairs string
+	var surprisal bool
 	cmd := &cobra.Command{
 		Use:   "score [flags] [PROMPT...]",
 		Short: "Score prompts: drift ratio and OOD score per prompt and per token",
@@ -70,130 +49,101 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
   echo "lsadfhl; wiffle jfdalkgy burh lgoi" | lmood score --layer 20 --samples 50`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if layer < -1 {
-				return usageError{fmt.Errorf("--layer %d: want a hidden-state index >= 0 (or leave it out for the middle)", layer)}
+				return cliErr(core.CheckLayer(layer))
 			}
 			// Check the cheap flags before a model is loaded or converted.
-			if _, err := af.options(nil, false); err != nil {
+			if err := af.check(); err != nil {
 				return err
 			}
+			sf := scoreFlags{af: &af, layer: layer, asJSON: asJSON, surprisal: surprisal}
 			if pairs != "" {
 				if len(args) > 0 || af.file != "" {
 					return usageError{fmt.Errorf("--pairs reads its prompts from the TSV: give no other prompts or -f")}
 				}
-				return runPairs(g, &af, layer, pairs, asJSON)
+				return runPairs(g, sf, pairs, cmd.OutOrStdout())
 			}
 			prompts, err := readPrompts(args, af.file)
 			if err != nil {
 				return err
 			}
-			return runScore(g, &af, layer, prompts, asJSON)
+			return runScore(g, sf, prompts, cmd.OutOrStdout())
 		},
 	}
 	af.register(cmd, g, true)
 	cmd.Flags().IntVarP(&layer, "layer", "l", -1, "hidden-state index to measure (0 = embeddings, n = after the last block; default the middle)")
 	cmd.Flags().Lookup("layer").DefValue = "middle"
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON Lines, one object per prompt (schema in README)")
+	cmd.Flags().BoolVar(&surprisal, "surprisal", false, "also report the model's own surprisal (prompt mean and per token), next-token entropy and max-softmax in --json (one more forward pass per prompt)")
 	cmd.Flags().StringVar(&pairs, "pairs", "", "score a TSV of kind<TAB>plain<TAB>twin lines and print them side by side")
 	return cmd
 }
 
-// scorer wraps an analyzer for one hidden state.
-type scorer struct {
-	g     *globals
-	model *store.Model
-	an    *analyze.Analyzer
-	layer int
-	opt   analyze.Options
+// scoreFlags are the score command's settings.
+type scoreFlags struct {
+	af        *analysisFlags
+	layer     int // -1 = the middle
+	asJSON    bool
+	surprisal bool
 }
 
-func newScorer(g *globals, af *analysisFlags, layer int) (*scorer, error) {
+// scorer scores prompts at one hidden state of an open model.
+type scorer struct {
+	model *store.Model
+	sess  *core.Session
+	layer int
+	opt   analyze.Options
+	g     *globals
+}
+
+func newScorer(g *globals, sf scoreFlags) (*scorer, error) {
 	m, err := openModel(g)
 	if err != nil {
 		return nil, err
 	}
-	return newScorerFor(g, af, layer, m)
+	s, err := newScorerFor(g, sf, m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // newScorerFor scores with an opened model; the scorer closes it.
-func newScorerFor(g *globals, af *analysisFlags, layer int, m *store.Model) (*scorer, error) {
-	h, err := resolveLayer(layer, m)
+func newScorerFor(g *globals, sf scoreFlags, m *store.Model) (*scorer, error) {
+	h, err := resolveLayer(sf.layer, m)
 	if err != nil {
-		m.Close()
 		return nil, err
 	}
-	opt, err := af.options([]int{h}, false)
+	sess, err := openSession(g, sf.af, m, []int{h}, sf.surprisal)
 	if err != nil {
-		m.Close()
 		return nil, err
 	}
-	start := time.Now()
-	an, err := analyze.New(m, opt, runtime.SessionOptions{Threads: g.threads})
-	if err != nil {
-		m.Close()
-		return nil, err
-	}
-	g.logf("model %s: hidden state %d of %d, session ready in %v (onnxruntime %s)", m.Manifest.Name, h, m.Config().Layers, time.Since(start).Round(time.Millisecond), runtime.Version())
-	return &scorer{g: g, model: m, an: an, layer: h, opt: an.Options()}, nil
+	return &scorer{model: m, sess: sess, layer: h, opt: sess.Options(), g: g}, nil
 }
 
 func (s *scorer) Close() {
-	s.an.Close()
+	s.sess.Close()
 	s.model.Close()
 }
 
 // record scores one prompt into a JSON record (Error set on failure).
 func (s *scorer) record(prompt string) ScoreRecord {
-	rec := ScoreRecord{
-		Prompt: prompt, Setup: newSetup(s.model.Manifest.Name, s.model.Config().Layers, s.opt),
-		Layer: s.layer, Tokens: []TokenRecord{},
-	}
 	start := time.Now()
-	res, err := s.an.Analyze(prompt)
-	if err != nil {
-		rec.Error = err.Error()
-		return rec
+	rec := s.sess.Score(prompt, s.layer)
+	if rec.Error == "" {
+		s.g.logf("%d tokens scored in %v", len(rec.Tokens), time.Since(start).Round(time.Millisecond))
 	}
-	l, ok := res.Layer(s.layer)
-	if !ok {
-		rec.Error = fmt.Sprintf("internal error: hidden state %d was not measured", s.layer)
-		return rec
-	}
-	if !s.opt.Isolate && !l.Ratio.Defined {
-		rec.Error = fmt.Sprintf("no valid nudge: all %d gave a zero or non-finite angle (zero embeddings or overflow); no ratio can be reported", s.opt.Samples)
-		return rec
-	}
-	rec.FirstToken = res.FirstToken
-	rec.Ratio, rec.RatioStd = l.Ratio.Mean, l.Ratio.Std
-	rec.InputAngle, rec.Drift = res.InputAngle.Mean, l.Drift.Mean
-	if s.opt.Isolate {
-		// No prompt-level nudge exists: summarise the per-token values.
-		skip := !s.opt.IncludeFirst
-		rec.Ratio, rec.RatioStd = meanDefined(l.TokenRatio, skip)
-		if math.IsNaN(rec.Ratio) {
-			rec.Error = "no token had a valid nudge: no ratio can be reported"
-			return rec
-		}
-		rec.InputAngle, _ = meanDefined(res.InputTokens, skip)
-		rec.Drift, _ = meanDefined(l.TokenDrift, skip)
-		rec.Warnings = append(rec.Warnings, "isolation mode: ratio, input_angle_deg and drift_deg are means over tokens (ratio_std is across tokens)")
-	}
-	rec.OOD = drift.OODScore(rec.Ratio, s.opt.Direction)
-	for i, t := range res.Tokens {
-		tr := l.TokenRatio[i]
-		rec.Tokens = append(rec.Tokens, TokenRecord{ID: t.ID, Text: t.Text, Ratio: tr.Mean, RatioStd: tr.Std, OOD: drift.OODScore(tr.Mean, s.opt.Direction)})
-	}
-	rec.Warnings = append(rec.Warnings, res.Warnings...)
-	s.g.logf("%d tokens scored in %v", len(res.Tokens), time.Since(start).Round(time.Millisecond))
 	return rec
 }
 
-func runScore(g *globals, af *analysisFlags, layer int, prompts []string, asJSON bool) error {
-	s, err := newScorer(g, af, layer)
+func runScore(g *globals, sf scoreFlags, prompts []string, w io.Writer) error {
+	asJSON := sf.asJSON
+	s, err := newScorer(g, sf)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	out := bufio.NewWriter(stdout)
+	out := bufio.NewWriter(w)
 	p := g.progress()
 	if len(prompts) > 1 {
 		p.Start("scoring", int64(len(prompts)))
@@ -225,14 +175,31 @@ func runScore(g *globals, af *analysisFlags, layer int, prompts []string, asJSON
 		if err := report.Table(out, rows, report.TableOptions{}); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s; OOD = %s\n",
+		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s; OOD = %s\n",
 			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
-			firstTokenWord(s.opt.IncludeFirst), oodFormula(s.opt.Direction))
+			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate), oodFormula(s.opt.Direction))
 		if s.opt.Isolate {
-			fmt.Fprintln(out, "isolation mode: one token nudged at a time; prompt ratio = mean of per-token ratios")
+			fmt.Fprintf(out, "isolation mode: one token nudged at a time; prompt ratio = %s of per-token ratios\n", isolationWord(s.sess.Rule().Aggregate))
 		}
 	}
 	return finish(out, failed, len(prompts))
+}
+
+// aggregateNote names a prompt-level aggregation other than the default
+// in footers ("; aggregate median"); the default adds nothing.
+func aggregateNote(a drift.Aggregation) string {
+	if a.String() == core.DefaultAggregate {
+		return ""
+	}
+	return "; aggregate " + a.String()
+}
+
+// isolationWord names how isolation mode combines per-token ratios.
+func isolationWord(a drift.Aggregation) string {
+	if a == drift.Flat {
+		return "mean"
+	}
+	return a.String() + " aggregation"
 }
 
 func oodFormula(d drift.Direction) string {
@@ -251,7 +218,8 @@ func truncateRunes(s string, n int) string {
 }
 
 // runPairs scores plain/twin pairs and prints them side by side.
-func runPairs(g *globals, af *analysisFlags, layer int, path string, asJSON bool) error {
+func runPairs(g *globals, sf scoreFlags, path string, w io.Writer) error {
+	asJSON := sf.asJSON
 	fh, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("pairs file: %w", err)
@@ -273,12 +241,12 @@ func runPairs(g *globals, af *analysisFlags, layer int, path string, asJSON bool
 	if len(ps) == 0 {
 		return usageError{errors.New("no pairs in " + path)}
 	}
-	s, err := newScorer(g, af, layer)
+	s, err := newScorer(g, sf)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	out := bufio.NewWriter(stdout)
+	out := bufio.NewWriter(w)
 	var rows [][]string
 	failed := 0
 	seen := map[string]ScoreRecord{} // a sentence used twice is scored once
@@ -327,9 +295,9 @@ func runPairs(g *globals, af *analysisFlags, layer int, path string, asJSON bool
 		if err := report.TextTable(out, []string{"kind", "plain", "ratio", "odd twin", "ratio", "twin − plain"}, rows, report.TableOptions{}); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s\n",
+		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s\n",
 			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
-			firstTokenWord(s.opt.IncludeFirst))
+			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate))
 	}
 	return finish(out, failed, 2*len(ps))
 }

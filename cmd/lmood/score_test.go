@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -14,11 +15,14 @@ import (
 )
 
 // scoreJSON scores prompts on the real model and returns the JSON Lines.
-func scoreJSON(t *testing.T, prompts []string, samples int) []byte {
+func scoreJSON(t *testing.T, prompts []string, samples int, surprisal bool, aggregate ...string) []byte {
 	t.Helper()
 	m := testutil.RealModel(t)
 	af := analysisFlags{samples: samples, sigma: defaultSigma, seed: 7, noise: "per-token", direction: defaultDirection, maxTokens: 64}
-	s, err := newScorerFor(&globals{quiet: true}, &af, -1, m)
+	if len(aggregate) > 0 {
+		af.aggregate = aggregate[0]
+	}
+	s, err := newScorerFor(&globals{quiet: true}, scoreFlags{af: &af, layer: -1, surprisal: surprisal}, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,8 +49,8 @@ func TestScoreJSONSchema(t *testing.T) {
 		strings.Repeat("word ", 80), // longer than maxTokens: error record
 		"one",
 	}
-	out1 := scoreJSON(t, prompts, 4)
-	out2 := scoreJSON(t, prompts, 4)
+	out1 := scoreJSON(t, prompts, 4, false)
+	out2 := scoreJSON(t, prompts, 4, false)
 	if !bytes.Equal(out1, out2) {
 		t.Error("two runs with the same seed gave different JSON")
 	}
@@ -77,6 +81,61 @@ func TestScoreJSONSchema(t *testing.T) {
 		if !wantErr && (rec.Ratio <= 0 || len(rec.Tokens) == 0) {
 			t.Errorf("record %d: ratio %v, %d tokens", i, rec.Ratio, len(rec.Tokens))
 		}
+	}
+}
+
+// TestScoreJSONSurprisal: with --surprisal, records carry the logit
+// baselines and a surprisal per token except position 0, the prompt's mean
+// surprisal is the mean over tokens 1.., and the records still match the
+// schema; --aggregate is recorded and changes the prompt ratio only.
+func TestScoreJSONSurprisal(t *testing.T) {
+	prompts := []string{"Eggplants are fire-engine red.", "one"}
+	sch, err := jsonschema.NewCompiler().Compile("../../docs/score.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(out []byte) []ScoreRecord {
+		var recs []ScoreRecord
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			v, _ := jsonschema.UnmarshalJSON(strings.NewReader(line))
+			if err := sch.Validate(v); err != nil {
+				t.Errorf("record does not match the schema: %v\n%s", err, line)
+			}
+			var r ScoreRecord
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+		return recs
+	}
+	flat := decode(scoreJSON(t, prompts, 4, true))
+	r := flat[0]
+	if r.Surprisal == nil || r.Entropy == nil || r.MaxSoftmax == nil || r.Aggregate != "flat" {
+		t.Fatalf("baselines missing: %+v", r)
+	}
+	if r.Tokens[0].Surprisal != nil {
+		t.Errorf("position 0 has a surprisal: %v", *r.Tokens[0].Surprisal)
+	}
+	sum := 0.0
+	for _, tok := range r.Tokens[1:] {
+		if tok.Surprisal == nil {
+			t.Fatalf("token %q has no surprisal", tok.Text)
+		}
+		sum += *tok.Surprisal
+	}
+	if mean := sum / float64(len(r.Tokens)-1); math.Abs(mean-*r.Surprisal) > 1e-9 {
+		t.Errorf("prompt surprisal %v, mean of tokens %v", *r.Surprisal, mean)
+	}
+	if one := flat[1]; one.Surprisal != nil || one.Error != "" {
+		t.Errorf("one-token prompt: surprisal %v, error %q (nothing is predicted)", one.Surprisal, one.Error)
+	}
+	if plain := decode(scoreJSON(t, prompts[:1], 4, false))[0]; plain.Surprisal != nil || plain.Tokens[1].Surprisal != nil {
+		t.Error("surprisal reported without --surprisal")
+	}
+	med := decode(scoreJSON(t, prompts[:1], 4, false, "median"))[0]
+	if med.Aggregate != "median" || med.Ratio == r.Ratio || med.Drift != r.Drift || med.Tokens[2].Ratio != r.Tokens[2].Ratio {
+		t.Errorf("--aggregate median: aggregate %q ratio %v (flat %v), drift %v (flat %v)", med.Aggregate, med.Ratio, r.Ratio, med.Drift, r.Drift)
 	}
 }
 

@@ -29,7 +29,7 @@ store is checked. A model that fails must be converted again
 					names = append(names, e.Name)
 				}
 				if len(names) == 0 {
-					fmt.Fprintln(stdout, "no models to verify")
+					fmt.Fprintln(cmd.OutOrStdout(), "no models to verify")
 					return nil
 				}
 			}
@@ -43,10 +43,10 @@ store is checked. A model that fails must be converted again
 				}
 				if err != nil {
 					failed++
-					fmt.Fprintf(stdout, "%s: FAILED: %v\n", n, firstLine(err))
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: FAILED: %v\n", n, firstLine(err))
 					continue
 				}
-				if _, err := fmt.Fprintf(stdout, "%s: ok\n", n); err != nil {
+				if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", n); err != nil {
 					return err
 				}
 			}

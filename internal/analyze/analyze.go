@@ -258,6 +258,10 @@ type Layer struct {
 	Drift      Stat   // prompt-level drift angle, degrees
 	TokenRatio []Stat // per-token ratio r_t
 	TokenDrift []Stat // per-token drift angle, degrees
+	// Aggregate[a] is the prompt-level ratio under aggregation a (see
+	// drift.Aggregation), mean and spread over the K nudges;
+	// Aggregate[drift.Flat] equals Ratio. Zero values in isolation mode.
+	Aggregate [drift.NumAggregations]Stat
 }
 
 // Baselines are per-prompt scores from the model's own logits on the clean
@@ -492,6 +496,9 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 		l := Layer{Site: a.opt.Site, Index: h, TokenRatio: make([]Stat, T), TokenDrift: make([]Stat, T)}
 		if !a.opt.Isolate {
 			l.Ratio, l.Drift = stat(lr.Prompt), stat(lr.PromptDrift)
+			for k, s := range lr.Aggregate {
+				l.Aggregate[k] = stat(s)
+			}
 		}
 		for t := 0; t < T; t++ {
 			l.TokenRatio[t], l.TokenDrift[t] = stat(lr.Tokens[t]), stat(lr.TokenDrift[t])

@@ -110,6 +110,22 @@ func TestLayersAgree(t *testing.T) {
 	if l0.Ratio.Mean < 0.999999 || l0.Ratio.Mean > 1.000001 {
 		t.Errorf("hidden state 0 ratio = %v, want 1", l0.Ratio)
 	}
+	// Every aggregation is reported for every hidden state; at hidden
+	// state 0 every per-token ratio is 1, so every aggregation is 1 too.
+	for i := range all.Layers {
+		l := &all.Layers[i]
+		if l.Aggregate[drift.Flat] != l.Ratio {
+			t.Errorf("hidden state %d: Aggregate[flat] %+v != Ratio %+v", l.Index, l.Aggregate[drift.Flat], l.Ratio)
+		}
+		for a, st := range l.Aggregate {
+			if !st.Defined || !(st.Mean > 0) {
+				t.Errorf("hidden state %d %v: %+v", l.Index, drift.Aggregation(a), st)
+			}
+			if l.Index == 0 && (st.Mean < 0.999999 || st.Mean > 1.000001) {
+				t.Errorf("hidden state 0 %v = %v, want 1", drift.Aggregation(a), st.Mean)
+			}
+		}
+	}
 	if one.FirstToken != "excluded" || one.Selected != len(one.Tokens)-1 {
 		t.Errorf("first token %q, selected %d of %d", one.FirstToken, one.Selected, len(one.Tokens))
 	}
@@ -123,6 +139,11 @@ func TestIsolation(t *testing.T) {
 	l := r.Layers[0]
 	if l.Ratio.Defined {
 		t.Error("isolation mode reported a prompt-level ratio")
+	}
+	for a, st := range l.Aggregate {
+		if st.Defined {
+			t.Errorf("isolation mode reported a prompt-level %v ratio", drift.Aggregation(a))
+		}
 	}
 	for i, s := range l.TokenRatio {
 		if !s.Defined || s.Mean <= 0 {

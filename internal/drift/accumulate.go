@@ -3,6 +3,7 @@ package drift
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // InputAngles holds the input angles of one nudge: per token and over the
@@ -41,6 +42,13 @@ type LayerResult struct {
 	// drift angle in degrees; computed for every position, selected or not.
 	Tokens     []Stats
 	TokenDrift []Stats
+	// Aggregate[a] is the prompt-level ratio under aggregation a: for each
+	// nudge the per-token ratios of the selected tokens are combined (see
+	// [Aggregation]) and the K values exp(score_k) are summarised.
+	// Aggregate[Flat] equals Prompt. A nudge with no valid selected token
+	// counts as invalid. Undefined in isolation mode (no nudge moves the
+	// whole prompt).
+	Aggregate [NumAggregations]Stats
 }
 
 // LayerAccumulator streams nudges for one hidden state. It keeps a
@@ -54,6 +62,10 @@ type LayerAccumulator struct {
 	tokenDrift  []Running
 	ang         []float64
 	ok          []bool
+	// aggregate[a] collects exp(score_k) of every by-token aggregation
+	// (aggregate[Flat] is unused: prompt holds it); logs is scratch.
+	aggregate [NumAggregations]Running
+	logs      []float64
 }
 
 // NewLayerAccumulator starts accumulating for the clean hidden state clean
@@ -72,6 +84,7 @@ func NewLayerAccumulator(clean Matrix, sel Selection) (*LayerAccumulator, error)
 		tokenDrift: make([]Running, clean.Rows),
 		ang:        make([]float64, clean.Rows),
 		ok:         make([]bool, clean.Rows),
+		logs:       make([]float64, 0, clean.Rows),
 	}, nil
 }
 
@@ -87,10 +100,16 @@ func (l *LayerAccumulator) Add(nudged Matrix, in *InputAngles) error {
 	if _, err := TokenAnglesDeg(l.ang, l.ok, l.clean, nudged); err != nil {
 		return err
 	}
+	l.logs = l.logs[:0]
 	for t := range l.ang {
 		l.tokenDrift[t].Add(l.ang[t], l.ok[t])
-		l.tokens[t].Add(Ratio(l.ang[t], l.ok[t], in.Tokens[t], in.TokenOK[t]))
+		r, ok := Ratio(l.ang[t], l.ok[t], in.Tokens[t], in.TokenOK[t])
+		l.tokens[t].Add(r, ok)
+		if ok && (l.sel == nil || l.sel[t]) {
+			l.logs = append(l.logs, logRatio(r))
+		}
 	}
+	l.addAggregates()
 	d, ok, err := SelectionAngleDeg(l.clean, nudged, l.sel)
 	if err != nil {
 		return err
@@ -98,6 +117,16 @@ func (l *LayerAccumulator) Add(nudged Matrix, in *InputAngles) error {
 	l.promptDrift.Add(d, ok)
 	l.prompt.Add(Ratio(d, ok, in.Prompt, in.PromptOK))
 	return nil
+}
+
+// addAggregates adds this nudge's by-token aggregations of the log-ratios
+// in l.logs.
+func (l *LayerAccumulator) addAggregates() {
+	for a := Flat + 1; a < NumAggregations; a++ {
+		// AggregateLogs sorts in place; every aggregation is order-free.
+		s, ok := AggregateLogs(a, l.logs)
+		l.aggregate[a].Add(math.Exp(s), ok)
+	}
 }
 
 // AddIsolated includes one isolation nudge of token t with the given input
@@ -126,6 +155,10 @@ func (l *LayerAccumulator) Result() LayerResult {
 	for t := range l.tokens {
 		r.Tokens[t] = l.tokens[t].Stats()
 		r.TokenDrift[t] = l.tokenDrift[t].Stats()
+	}
+	r.Aggregate[Flat] = r.Prompt
+	for a := Flat + 1; a < NumAggregations; a++ {
+		r.Aggregate[a] = l.aggregate[a].Stats()
 	}
 	return r
 }

@@ -1,0 +1,445 @@
+package lmood
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/eval"
+)
+
+// EvalSet is a named shifted set.
+type EvalSet struct {
+	Name  string
+	Texts []string
+}
+
+// EvalPlan is what an evaluation scores: one in-distribution set and the
+// shifted sets, each as prompt texts (deduplicated).
+type EvalPlan struct {
+	In   []string
+	Sets []EvalSet
+	// Corrupted names the sets made by corruptions.
+	Corrupted map[string]bool
+}
+
+// EvalPlanOptions say where an evaluation's sets come from (the flags of
+// `lmood eval`).
+type EvalPlanOptions struct {
+	// In is the in-distribution file (.txt one per line or .jsonl).
+	In string
+	// Shifted are shifted-set files, each named after its file.
+	Shifted []string
+	// Corrupt lists corruption kinds (comma-separated, or "all") applied
+	// to the In prompts, seeded by Seed.
+	Corrupt string
+	Seed    uint64
+	// Pairs are plain<TAB>twin files: plain lines join In, twins form a
+	// set named after the file.
+	Pairs []string
+	// Limit keeps the first Limit prompts of In and of each shifted file
+	// and the first Limit pairs of each pairs file (0 = all).
+	Limit int
+}
+
+func evalLimit[T any](xs []T, n int) []T {
+	if n > 0 && len(xs) > n {
+		return xs[:n]
+	}
+	return xs
+}
+
+// NewEvalPlan loads and builds the sets, without a model. Bad requests
+// (nothing to compare, clashing names, unknown kinds) are usage errors.
+func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
+	var p EvalPlan
+	if o.Limit < 0 {
+		return p, optionErr("limit", "must be >= 0, got %d", o.Limit)
+	}
+	if o.In == "" && len(o.Pairs) == 0 {
+		return p, UsageError(errors.New("no in-distribution prompts: give --in FILE (or --pairs FILE.tsv)"))
+	}
+	if o.Corrupt != "" && o.In == "" {
+		return p, UsageError(errors.New("--corrupt corrupts the --in prompts: give --in FILE"))
+	}
+	if len(o.Shifted) == 0 && o.Corrupt == "" && len(o.Pairs) == 0 {
+		return p, UsageError(errors.New("no shifted set: give --shifted FILE, --corrupt KIND[,KIND...] or --pairs FILE.tsv"))
+	}
+	seen := map[string]bool{}
+	addSet := func(name string, texts []string) error {
+		if seen[name] {
+			return UsageError(fmt.Errorf("two shifted sets are named %q: rename one of the files", name))
+		}
+		seen[name] = true
+		p.Sets = append(p.Sets, EvalSet{Name: name, Texts: texts})
+		return nil
+	}
+	var base []string
+	if o.In != "" {
+		texts, err := eval.ReadTexts(o.In)
+		if err != nil {
+			return p, fmt.Errorf("--in: %w", err)
+		}
+		base = evalLimit(texts, o.Limit)
+		p.In = append(p.In, base...)
+	}
+	for _, path := range o.Shifted {
+		texts, err := eval.ReadTexts(path)
+		if err != nil {
+			return p, fmt.Errorf("--shifted: %w", err)
+		}
+		if err := addSet(eval.SetName(path), evalLimit(texts, o.Limit)); err != nil {
+			return p, err
+		}
+	}
+	if o.Corrupt != "" {
+		kinds, err := eval.ParseKinds(o.Corrupt)
+		if err != nil {
+			return p, &OptionError{Option: "corrupt", Err: err}
+		}
+		p.Corrupted = map[string]bool{}
+		for _, k := range kinds {
+			twins, _, err := eval.CorruptAll(k, base, o.Seed)
+			if err != nil {
+				return p, err
+			}
+			if len(twins) == 0 {
+				return p, fmt.Errorf("--corrupt %s: no --in prompt could be corrupted", k)
+			}
+			if err := addSet(k, twins); err != nil {
+				return p, err
+			}
+			p.Corrupted[k] = true
+		}
+	}
+	for _, path := range o.Pairs {
+		ps, err := eval.ReadPairs(path)
+		if err != nil {
+			return p, fmt.Errorf("--pairs: %w", err)
+		}
+		ps = evalLimit(ps, o.Limit)
+		twins := make([]string, len(ps))
+		for i, pr := range ps {
+			p.In = append(p.In, pr.Plain)
+			twins[i] = pr.Twin
+		}
+		if err := addSet(eval.SetName(path), twins); err != nil {
+			return p, err
+		}
+	}
+	p.In = dedupe(p.In)
+	for i := range p.Sets {
+		p.Sets[i].Texts = dedupe(p.Sets[i].Texts)
+	}
+	return p, nil
+}
+
+// Prompts returns every distinct prompt of the plan, in-distribution first.
+func (p EvalPlan) Prompts() []string {
+	order := append([]string(nil), p.In...)
+	for _, s := range p.Sets {
+		order = append(order, s.Texts...)
+	}
+	return dedupe(order)
+}
+
+// dedupe drops repeated texts, keeping the first of each.
+func dedupe(xs []string) []string {
+	seen := make(map[string]bool, len(xs))
+	out := xs[:0:0]
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// WriteCorruptedSets writes every corrupted set of the plan to dir/KIND.txt,
+// one prompt per line (line breaks inside a prompt become spaces).
+func WriteCorruptedSets(dir string, plan EvalPlan) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--write-corrupted: %w", err)
+	}
+	for _, s := range plan.Sets {
+		if !plan.Corrupted[s.Name] {
+			continue
+		}
+		var b strings.Builder
+		for _, t := range s.Texts {
+			b.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(t))
+			b.WriteByte('\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, s.Name+".txt"), []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("--write-corrupted: %w", err)
+		}
+	}
+	return nil
+}
+
+// ParseAggregates parses the aggregations an evaluation compares: "all"
+// (every aggregation, flat first) or a comma-separated list of names. The
+// first is the primary one (its drift rows lead the report).
+func ParseAggregates(s string) ([]drift.Aggregation, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "all") {
+		return drift.Aggregations(), nil
+	}
+	var out []drift.Aggregation
+	seen := map[drift.Aggregation]bool{}
+	for _, part := range strings.Split(s, ",") {
+		a, err := drift.ParseAggregation(part)
+		if err != nil {
+			return nil, &OptionError{Option: "aggregate", Err: err}
+		}
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// DriftMethod is the evaluation method name of drift under agg: "drift"
+// for flat (as before aggregations existed), "drift/NAME" otherwise.
+func DriftMethod(agg drift.Aggregation) string {
+	if agg == drift.Flat {
+		return eval.MethodDrift
+	}
+	return eval.MethodDrift + "/" + agg.String()
+}
+
+// CombinedMethod is the method name of z(drift)+z(surprisal) under agg:
+// "drift+surprisal" for flat, "drift/NAME+surprisal" otherwise.
+func CombinedMethod(agg drift.Aggregation) string {
+	return DriftMethod(agg) + "+surprisal"
+}
+
+// EvalScores converts one analysis into the numbers an evaluation keeps,
+// one eval.Scores per aggregation in aggs (prompt-level values by
+// [Summarize] under r with r.Aggregate replaced). layers must be hidden
+// states of the analysis.
+func EvalScores(res *analyze.Result, layers []int, r Rule, dir drift.Direction, aggs []drift.Aggregation) ([]eval.Scores, error) {
+	if res.Baselines == nil {
+		return nil, errors.New("no logit baselines (the analyzer ran without Surprisal)")
+	}
+	if len(res.Tokens) < 2 {
+		return nil, errors.New("a single token: no next-token prediction to score")
+	}
+	if res.Selected == 0 && !r.Isolate {
+		return nil, errors.New("no token counts in the prompt-level ratio (use --include-first)")
+	}
+	b := res.Baselines
+	for _, v := range []float64{b.Surprisal, b.Entropy, b.MaxSoftmax} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, errors.New("non-finite logit baseline")
+		}
+	}
+	out := make([]eval.Scores, len(aggs))
+	for j, agg := range aggs {
+		s := eval.Scores{Tokens: len(res.Tokens), Drift: make([]float64, len(layers)),
+			Surprisal: b.Surprisal, Entropy: b.Entropy, MaxSoftmax: b.MaxSoftmax}
+		ra := r
+		ra.Aggregate = agg
+		for i, h := range layers {
+			l, ok := res.Layer(h)
+			if !ok {
+				return nil, fmt.Errorf("hidden state %d missing from the analysis", h)
+			}
+			sum := Summarize(res, l, ra)
+			if !sum.OK || !(sum.Ratio > 0) {
+				return nil, fmt.Errorf("hidden state %d: %s ratio %v is not a positive number", h, agg, sum.Ratio)
+			}
+			s.Drift[i] = drift.OODScore(sum.Ratio, dir)
+		}
+		out[j] = s
+	}
+	return out, nil
+}
+
+// EvalSetReport is the evaluation of one shifted set.
+type EvalSetReport struct {
+	Name   string
+	Rows   []eval.Row
+	Failed int // prompts of this set that failed
+	Err    error
+}
+
+// EvalReport is a whole evaluation.
+type EvalReport struct {
+	Sets []EvalSetReport
+	// NIn counts the in-distribution prompts scored.
+	NIn int
+	// Failed of Total distinct prompts could not be analyzed.
+	Failed, Total int
+	// Meta is the setup every record of the report carries.
+	Meta EvalRecord
+	// Layers are the hidden states evaluated, Aggregates the aggregations
+	// (the first is the primary one).
+	Layers     []int
+	Aggregates []drift.Aggregation
+}
+
+// EvalRecord is one line of `lmood eval --json`: one method (at one layer)
+// on one shifted set. Undefined metrics are null.
+type EvalRecord struct {
+	Set          string   `json:"set"`
+	Method       string   `json:"method"`
+	Layer        *int     `json:"layer"`
+	Positives    int      `json:"n_shifted"`
+	Negatives    int      `json:"n_in"`
+	AUROC        *float64 `json:"auroc"`
+	AUROCMatched *float64 `json:"auroc_length_matched"`
+	NMatched     int      `json:"n_matched"`
+	AUPR         *float64 `json:"aupr"`
+	FPR95        *float64 `json:"fpr95"`
+	Error        string   `json:"error,omitempty"`
+	Failed       int      `json:"failed"`
+	Setup
+	FirstToken string `json:"first_token"`
+	LengthTol  int    `json:"length_tol"`
+}
+
+// Records returns the report as JSON records: one per (set, method,
+// layer), or one carrying the error of a set that could not be evaluated.
+func (r *EvalReport) Records() []EvalRecord {
+	var out []EvalRecord
+	for _, rep := range r.Sets {
+		if rep.Err != nil {
+			rec := r.Meta
+			rec.Set, rec.Failed, rec.Error = rep.Name, rep.Failed, rep.Err.Error()
+			out = append(out, rec)
+			continue
+		}
+		for _, row := range rep.Rows {
+			rec := r.Meta
+			rec.Set, rec.Method, rec.Failed = rep.Name, row.Method, rep.Failed
+			if row.Layer >= 0 {
+				l := row.Layer
+				rec.Layer = &l
+			}
+			rec.Positives, rec.Negatives, rec.NMatched = row.Pos, row.Neg, row.NMatched
+			rec.AUROC, rec.AUROCMatched, rec.AUPR, rec.FPR95 = FinitePtr(row.AUROC), FinitePtr(row.Matched), FinitePtr(row.AUPR), FinitePtr(row.FPR95)
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// EvalHooks watch an evaluation; every field may be nil.
+type EvalHooks struct {
+	// Done is called after each prompt.
+	Done func()
+	// Failed is called for the i-th prompt (1-based) that could not be
+	// analyzed; it is left out of every set.
+	Failed func(i int, text string, err error)
+}
+
+// RunEval analyzes every distinct prompt of plan once on sess (whose
+// hidden states must include layers and which must compute surprisal),
+// then evaluates each shifted set against the in-distribution set under
+// every aggregation in aggs: the first aggregation's report comes whole
+// (drift, baselines, length, combination), the others add their drift and
+// combination rows (see [DriftMethod]). ctx interrupts between prompts.
+func RunEval(ctx context.Context, sess *Session, plan EvalPlan, layers []int, aggs []drift.Aggregation, lengthTol int, hooks EvalHooks) (*EvalReport, error) {
+	if len(aggs) == 0 {
+		aggs = []drift.Aggregation{sess.rule.Aggregate}
+	}
+	opt := sess.Options()
+	if !opt.Surprisal {
+		return nil, errors.New("eval: the session was opened without surprisal")
+	}
+	type result struct {
+		scores []eval.Scores
+		err    error
+	}
+	order := plan.Prompts()
+	cache := make(map[string]*result, len(order))
+	failed := 0
+	start := time.Now()
+	for _, text := range order {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("eval interrupted after %d of %d prompts: %w", len(cache), len(order), err)
+		}
+		r := &result{}
+		res, _, err := sess.Analyze(text)
+		if err == nil {
+			r.scores, err = EvalScores(res, layers, sess.rule, opt.Direction, aggs)
+		}
+		if err != nil {
+			r.err = err
+			failed++
+			if hooks.Failed != nil {
+				hooks.Failed(len(cache)+1, text, fmt.Errorf("%w (left out)", err))
+			}
+		}
+		cache[text] = r
+		if hooks.Done != nil {
+			hooks.Done()
+		}
+	}
+	sess.hooks.logf("%d prompts analyzed in %v (%d forward passes)", len(order), time.Since(start).Round(time.Millisecond), sess.Passes())
+
+	collect := func(texts []string, j int) ([]eval.Scores, int) {
+		var out []eval.Scores
+		nf := 0
+		for _, t := range texts {
+			r, ok := cache[t]
+			if !ok || r.err != nil {
+				nf++
+				continue
+			}
+			out = append(out, r.scores[j])
+		}
+		return out, nf
+	}
+	rep := &EvalReport{Failed: failed, Total: len(order), Layers: layers, Aggregates: aggs}
+	in0, _ := collect(plan.In, 0)
+	rep.NIn = len(in0)
+	for _, s := range plan.Sets {
+		sr := EvalSetReport{Name: s.Name}
+		for j, agg := range aggs {
+			in, _ := collect(plan.In, j)
+			out, nf := collect(s.Texts, j)
+			rows, err := eval.Evaluate(in, out, layers, lengthTol)
+			if err != nil {
+				sr.Err = err
+				break
+			}
+			sr.Failed = nf
+			for _, row := range rows {
+				switch row.Method {
+				case eval.MethodDrift:
+					row.Method = DriftMethod(agg)
+				case eval.MethodCombined:
+					row.Method = CombinedMethod(agg)
+				default:
+					if j > 0 {
+						continue // baselines once, from the primary aggregation
+					}
+				}
+				sr.Rows = append(sr.Rows, row)
+			}
+		}
+		rep.Sets = append(rep.Sets, sr)
+	}
+	setup := sess.Setup()
+	setup.Aggregate = aggs[0].String()
+	rep.Meta = EvalRecord{Setup: setup, FirstToken: firstTokenWord(opt.IncludeFirst), LengthTol: lengthTol}
+	return rep, nil
+}
+
+// firstTokenWord says how position 0 counts in prompt-level ratios.
+func firstTokenWord(included bool) string {
+	if included {
+		return "included"
+	}
+	return "excluded"
+}
