@@ -1,0 +1,246 @@
+package calibrate
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/drift"
+)
+
+func testIdentity() Identity {
+	return Identity{
+		Model: "m", GGUFSHA256: "abc", ConverterVersion: 1, Site: "resid", HiddenStates: []int{3, 5},
+		Samples: 8, Sigma: 0.05, Noise: "per-token", Aggregation: "angle", Reference: "self-generated test",
+	}
+}
+
+func stat(v float64) analyze.Stat { return analyze.Stat{Mean: v, Defined: true} }
+
+// fakeResult is a result of T tokens whose prompt ratio is e^x at every
+// layer and whose token t has ratio e^(x+t) and surprisal x+t.
+func fakeResult(id Identity, x float64, T int) *analyze.Result {
+	r := &analyze.Result{Tokens: make([]analyze.Token, T), Baselines: &analyze.Baselines{Tokens: make([]float64, T), Surprisal: x, Entropy: 2 * x, MaxSoftmax: 1 / (1 + x)}}
+	for _, h := range id.HiddenStates {
+		l := analyze.Layer{Site: analyze.Site(id.Site), Index: h, Ratio: stat(math.Exp(x)), TokenRatio: make([]analyze.Stat, T)}
+		for t := range l.TokenRatio {
+			l.TokenRatio[t] = stat(math.Exp(x + float64(t)))
+		}
+		r.Layers = append(r.Layers, l)
+	}
+	for t := 1; t < T; t++ {
+		r.Baselines.Tokens[t] = x + float64(t)
+	}
+	return r
+}
+
+// buildFake builds a reference of n results x = 0, 1, ..., n-1 of T tokens.
+func buildFake(t *testing.T, id Identity, n, T int) *Reference {
+	t.Helper()
+	b := NewBuilder(id, nil)
+	for i := 0; i < n; i++ {
+		if err := b.Add(fakeResult(id, float64(i), T)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := b.Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestBucket(t *testing.T) {
+	want := map[int]int{0: 0, 1: 1, 2: 2, 3: 2, 4: 3, 7: 3, 8: 4, 15: 4, 16: 5, 31: 5, 32: 6, 1000: 6}
+	for pos, b := range want {
+		if got := Bucket(pos); got != b {
+			t.Errorf("Bucket(%d) = %d, want %d", pos, got, b)
+		}
+	}
+}
+
+func TestBuilderTooSmall(t *testing.T) {
+	id := testIdentity()
+	b := NewBuilder(id, nil)
+	for i := 0; i < MinPrompts-1; i++ {
+		b.Add(fakeResult(id, float64(i), 3))
+	}
+	b.Skip()
+	if _, err := b.Reference(); !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "19 usable texts (1 refused)") {
+		t.Errorf("err = %v, want ErrTooSmall naming 19 texts and 1 refused", err)
+	}
+	if _, err := NewBuilder(id, nil).Reference(); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("empty reference: err = %v", err)
+	}
+	bad := fakeResult(Identity{Site: "resid", HiddenStates: []int{3, 6}}, 0, 3)
+	if err := NewBuilder(id, nil).Add(bad); err == nil || !strings.Contains(err.Error(), "resid.6") {
+		t.Errorf("a result of other layers: err = %v", err)
+	}
+}
+
+func TestBuildAndScore(t *testing.T) {
+	id := testIdentity()
+	const n, T = 21, 5
+	r := buildFake(t, id, n, T)
+	l, ok := r.Layer(5)
+	if !ok || r.Prompts != n || r.MaxPosition != T-1 {
+		t.Fatalf("layer 5 %v, prompts %d, max position %d", ok, r.Prompts, r.MaxPosition)
+	}
+	if l.Prompt.N != n || l.Prompt.Q[0] != 0 || math.Abs(l.Prompt.Q[n-1]-(n-1)) > 1e-12 {
+		t.Errorf("prompt distribution %+v, want the ln-ratios 0..20", l.Prompt)
+	}
+	// Token buckets: {0}, {1}, {2, 3}, {4}, then empty.
+	for b, want := range []int{n, n, 2 * n, n, 0, 0, 0} {
+		if l.Tokens[b].N != want {
+			t.Errorf("bucket %d has %d values, want %d", b, l.Tokens[b].N, want)
+		}
+	}
+	if r.TokenSurprisal[0].N != 0 || r.TokenSurprisal[2].N != 2*n || r.Surprisal.N != n {
+		t.Errorf("surprisal buckets %d %d, prompt %d", r.TokenSurprisal[0].N, r.TokenSurprisal[2].N, r.Surprisal.N)
+	}
+
+	// A prompt at the reference's 15th value (x = 15 of 0..20, CDF 0.75).
+	res := fakeResult(id, 15, 3)
+	s, err := r.Score(res, drift.Expand, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.Layers[1].Prompt
+	if math.Abs(p.Percentile-0.75) > 1e-12 || math.Abs(p.P-(1+21*0.25)/22) > 1e-12 {
+		t.Errorf("expand: percentile %v p %v, want 0.75 and 6.25/22", p.Percentile, p.P)
+	}
+	s, _ = r.Score(res, drift.Pinch, nil)
+	p = s.Layers[1].Prompt
+	if math.Abs(p.Percentile-0.25) > 1e-12 || math.Abs(p.P-(1+21*0.75)/22) > 1e-12 || p.Z >= 0 {
+		t.Errorf("pinch: percentile %v p %v z %v, want 0.25, 16.75/22, negative", p.Percentile, p.P, p.Z)
+	}
+	// Surprisal is oriented upward, max-softmax downward.
+	if math.Abs(s.Surprisal.Percentile-0.75) > 1e-12 || math.Abs(s.MaxSoftmax.Percentile-0.75) > 1e-12 {
+		t.Errorf("surprisal percentile %v, max-softmax %v; want 0.75 both", s.Surprisal.Percentile, s.MaxSoftmax.Percentile)
+	}
+	c := s.Layers[1].Combined
+	stat, fp, _ := Fisher(p.P, s.Surprisal.P, s.Entropy.P)
+	mp, _ := MinP(p.P, s.Surprisal.P, s.Entropy.P)
+	if c == nil || c.Fisher != stat || c.FisherP != fp || c.MinP != mp {
+		t.Errorf("combined %+v, want Fisher %v %v, min-p %v", c, stat, fp, mp)
+	}
+	if s.Layers[0].TokenCombined[0] != nil || s.Layers[0].TokenCombined[1] == nil || s.TokenSurprisal[0] != nil {
+		t.Error("position 0 has a surprisal combination, or position 1 none")
+	}
+	if len(s.Warnings) != 0 {
+		t.Errorf("warnings for a prompt within the reference: %v", s.Warnings)
+	}
+}
+
+// TestLongPrompt: positions past the reference are still scored, flagged
+// and warned about.
+func TestLongPrompt(t *testing.T) {
+	id := testIdentity()
+	r := buildFake(t, id, 21, 5)
+	s, err := r.Score(fakeResult(id, 3, 40), drift.Expand, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := s.Layers[0].Tokens
+	for pos, v := range toks {
+		if v == nil {
+			t.Fatalf("token %d has no value", pos)
+		}
+		if want := pos > 4; v.Extrapolated != want {
+			t.Errorf("token %d extrapolated = %v, want %v", pos, v.Extrapolated, want)
+		}
+	}
+	// Position 39 is compared with bucket 3 (position 4 of the reference).
+	if math.Abs(toks[39].Percentile-1) > 1e-12 || math.Abs(toks[4].Raw-7) > 1e-12 {
+		t.Errorf("token 39 percentile %v, token 4 raw %v", toks[39].Percentile, toks[4].Raw)
+	}
+	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "40 tokens") {
+		t.Errorf("warnings %v", s.Warnings)
+	}
+	other := fakeResult(Identity{Site: "resid", HiddenStates: []int{4}}, 0, 3)
+	if _, err := r.Score(other, drift.Expand, nil); !errors.Is(err, ErrMismatch) {
+		t.Errorf("scoring an uncalibrated layer: err = %v", err)
+	}
+}
+
+func TestSaveLoad(t *testing.T) {
+	dir := t.TempDir()
+	id := testIdentity()
+	r := buildFake(t, id, 21, 5)
+	path, err := r.Save(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(path) != id.FileName() || !strings.HasPrefix(id.FileName(), "calibration-resid-") {
+		t.Errorf("saved as %s", path)
+	}
+	got, err := Load(path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Error("the loaded calibration differs from the saved one")
+	}
+	// A subset of the layers, and any reference, are accepted.
+	sub := id
+	sub.HiddenStates, sub.Reference = []int{5}, ""
+	if _, err := Load(path, sub); err != nil {
+		t.Errorf("subset: %v", err)
+	}
+
+	tests := []struct {
+		name  string
+		edit  func(*Identity)
+		field string
+	}{
+		{"model", func(i *Identity) { i.Model = "other" }, "model"},
+		{"gguf", func(i *Identity) { i.GGUFSHA256 = "def" }, "GGUF sha256"},
+		{"converter", func(i *Identity) { i.ConverterVersion = 2 }, "converter version"},
+		{"site", func(i *Identity) { i.Site = "mlp" }, "site"},
+		{"layers", func(i *Identity) { i.HiddenStates = []int{3, 7} }, "[7] not calibrated"},
+		{"samples", func(i *Identity) { i.Samples = 4 }, "samples"},
+		{"sigma", func(i *Identity) { i.Sigma = 0.01 }, "sigma"},
+		{"noise", func(i *Identity) { i.Noise = "whole" }, "noise"},
+		{"isolate", func(i *Identity) { i.Isolate = true }, "isolate"},
+		{"include-first", func(i *Identity) { i.IncludeFirst = true }, "include-first"},
+		{"aggregation", func(i *Identity) { i.Aggregation = "median" }, "aggregation"},
+		{"reference", func(i *Identity) { i.Reference = "file x sha256 y" }, "reference"},
+	}
+	for _, tc := range tests {
+		want := testIdentity()
+		tc.edit(&want)
+		_, err := Load(path, want)
+		if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: err = %v, want a mismatch naming %q", tc.name, err, tc.field)
+		}
+	}
+
+	// Find: the covering file is found for a subset; another model's
+	// request is refused with the reason.
+	if _, p, err := Find(dir, sub); err != nil || p != path {
+		t.Errorf("Find(subset) = %s, %v", p, err)
+	}
+	other := id
+	other.Model = "other"
+	if _, _, err := Find(dir, other); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "model: calibrated m, asked other") {
+		t.Errorf("Find(other model): %v", err)
+	}
+	if _, _, err := Find(t.TempDir(), id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Find in an empty dir: %v", err)
+	}
+
+	// Corrupt and foreign-format files are refused.
+	os.WriteFile(path, []byte("{not json"), 0o644)
+	if _, err := Load(path, id); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("corrupt file: %v", err)
+	}
+	os.WriteFile(path, []byte(`{"format": 99}`), 0o644)
+	if _, err := Load(path, id); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "format 99") {
+		t.Errorf("format 99: %v", err)
+	}
+}
