@@ -22,7 +22,7 @@ import (
 type Artifact struct {
 	URL    string // where to get it
 	SHA256 string // lowercase hex digest it must have
-	Size   int64  // expected size in bytes (0 = unknown), for progress
+	Size   int64  // expected size in bytes (0 = unknown), for progress and checked
 	Name   string // file name to store it under
 }
 
@@ -89,9 +89,10 @@ func Get(ctx context.Context, a Artifact, dir string, p Progress) (string, error
 		defer p.Finish()
 		body = &progressReader{r: body, p: p}
 	}
-	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
+	n, err := io.Copy(io.MultiWriter(tmp, h), body)
+	if err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("fetch: download %s: %w", a.URL, err)
+		return "", fmt.Errorf("fetch: download %s: %w (interrupted: run the command again)", a.URL, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
@@ -99,6 +100,9 @@ func Get(ctx context.Context, a Artifact, dir string, p Progress) (string, error
 	}
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("fetch: %w", err)
+	}
+	if a.Size > 0 && n != a.Size {
+		return "", fmt.Errorf("fetch: %s: %w: got %d bytes, want %d", a.URL, ErrChecksum, n, a.Size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != a.SHA256 {
 		return "", fmt.Errorf("fetch: %s: %w: got sha256 %s, want %s", a.URL, ErrChecksum, got, a.SHA256)
