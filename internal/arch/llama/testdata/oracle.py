@@ -10,9 +10,11 @@ computed in float64.
 
 Usage:
   oracle.py --gguf MODEL.gguf --ids 1,2,3 --layers 0,1,15,30 --out states.bin
+  oracle.py --gguf MODEL.gguf --ids '1,2,3;4,5' ...   (two sequences, run separately)
 
 Writes float32 little-endian [len(layers), len(ids), dim] to --out, and with
---logits-out the [len(ids), vocab] logits of the output head.
+--logits-out the [len(ids), vocab] logits of the output head. With several
+sequences, len(ids) is their total length: their rows follow each other.
 """
 import argparse
 import sys
@@ -75,7 +77,54 @@ def rope_neox(x, theta):
     return np.concatenate([a * c - b * s, a * s + b * c], axis=-1)
 
 
-def forward(reader, ids, layers):
+def attention_mlp(h, W, p, n_head, n_kv, eps, theta, rope):
+    """One block on one sequence h [T, dim]."""
+    T, dim = h.shape
+    hd = dim // n_head
+    causal = np.triu(np.full((T, T), -np.inf), k=1)
+    x = rms_norm(h, W[p + "attn_norm.weight"], eps)
+    q = x @ W[p + "attn_q.weight"].T
+    k = x @ W[p + "attn_k.weight"].T
+    v = x @ W[p + "attn_v.weight"].T
+    if W.has(p + "attn_q.bias"):
+        q, k, v = q + W[p + "attn_q.bias"], k + W[p + "attn_k.bias"], v + W[p + "attn_v.bias"]
+    q = rope(q.reshape(T, n_head, hd).transpose(1, 0, 2), theta)
+    k = rope(k.reshape(T, n_kv, hd).transpose(1, 0, 2), theta)
+    v = v.reshape(T, n_kv, hd).transpose(1, 0, 2)
+    rep = n_head // n_kv
+    k, v = np.repeat(k, rep, axis=0), np.repeat(v, rep, axis=0)
+    scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + causal
+    scores -= scores.max(axis=-1, keepdims=True)
+    probs = np.exp(scores)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    att = (probs @ v).transpose(1, 0, 2).reshape(T, n_head * hd)
+    h = h + att @ W[p + "attn_output.weight"].T
+
+    x = rms_norm(h, W[p + "ffn_norm.weight"], eps)
+    g = x @ W[p + "ffn_gate.weight"].T
+    u = x @ W[p + "ffn_up.weight"].T
+    return h + ((g / (1.0 + np.exp(-g))) * u) @ W[p + "ffn_down.weight"].T
+
+
+class CachedLayer:
+    """Dequantizes each tensor of one block once, for all sequences."""
+
+    def __init__(self, W):
+        self.W, self.cache = W, {}
+
+    def has(self, name):
+        return self.W.has(name)
+
+    def __getitem__(self, name):
+        if name not in self.cache:
+            self.cache[name] = self.W[name]
+        return self.cache[name]
+
+
+def forward(reader, seqs, layers):
+    """Runs each token sequence in seqs separately; returns hidden states
+    [len(layers), sum of lengths, dim] and logits [sum of lengths, vocab]
+    (None unless the last layer is asked for), sequences concatenated."""
     arch = field(reader, "general.architecture")
     n_layer = field(reader, f"{arch}.block_count")
     n_head = field(reader, f"{arch}.attention.head_count")
@@ -86,55 +135,35 @@ def forward(reader, ids, layers):
     W = Weights(reader)
 
     emb = W["token_embd.weight"]  # [vocab, dim]
-    h = emb[np.asarray(ids)]  # [T, dim]
-    T, dim = h.shape
-    hd = dim // n_head
-    causal = np.triu(np.full((T, T), -np.inf), k=1)
-    states = {0: h.copy()}
+    hs = [emb[np.asarray(ids)] for ids in seqs]  # each [T, dim]
+    states = [{0: h.copy()} for h in hs]
     for i in range(max(layers)):
-        p = f"blk.{i}."
-        x = rms_norm(h, W[p + "attn_norm.weight"], eps)
-        q = x @ W[p + "attn_q.weight"].T
-        k = x @ W[p + "attn_k.weight"].T
-        v = x @ W[p + "attn_v.weight"].T
-        if W.has(p + "attn_q.bias"):
-            q, k, v = q + W[p + "attn_q.bias"], k + W[p + "attn_k.bias"], v + W[p + "attn_v.bias"]
-        q = rope(q.reshape(T, n_head, hd).transpose(1, 0, 2), theta)
-        k = rope(k.reshape(T, n_kv, hd).transpose(1, 0, 2), theta)
-        v = v.reshape(T, n_kv, hd).transpose(1, 0, 2)
-        rep = n_head // n_kv
-        k, v = np.repeat(k, rep, axis=0), np.repeat(v, rep, axis=0)
-        scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + causal
-        scores -= scores.max(axis=-1, keepdims=True)
-        probs = np.exp(scores)
-        probs /= probs.sum(axis=-1, keepdims=True)
-        att = (probs @ v).transpose(1, 0, 2).reshape(T, n_head * hd)
-        h = h + att @ W[p + "attn_output.weight"].T
-
-        x = rms_norm(h, W[p + "ffn_norm.weight"], eps)
-        g = x @ W[p + "ffn_gate.weight"].T
-        u = x @ W[p + "ffn_up.weight"].T
-        h = h + ((g / (1.0 + np.exp(-g))) * u) @ W[p + "ffn_down.weight"].T
-        states[i + 1] = h.copy()
+        L = CachedLayer(W)  # one block's weights at a time: memory stays small
+        for s in range(len(hs)):
+            hs[s] = attention_mlp(hs[s], L, f"blk.{i}.", n_head, n_kv, eps, theta, rope)
+            states[s][i + 1] = hs[s].copy()
+        del L
     logits = None
     if max(layers) == n_layer:
-        x = rms_norm(h, W["output_norm.weight"], eps)
         head = W["output.weight"] if W.has("output.weight") else emb
-        logits = (x @ head.T).astype("<f4")
-    return np.stack([states[l] for l in layers]).astype("<f4"), logits
+        norm = W["output_norm.weight"]
+        logits = np.concatenate([(rms_norm(h, norm, eps) @ head.T) for h in hs]).astype("<f4")
+    out = np.stack([np.concatenate([st[l] for st in states]) for l in layers]).astype("<f4")
+    return out, logits
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", required=True)
-    ap.add_argument("--ids", required=True, help="comma-separated token ids")
+    ap.add_argument("--ids", required=True,
+                    help="comma-separated token ids; several sequences separated by ';' run separately and are concatenated in the outputs")
     ap.add_argument("--layers", required=True, help="comma-separated hidden-state indices")
     ap.add_argument("--out", required=True)
     ap.add_argument("--logits-out", help="also write [T, vocab] logits (needs the last layer in --layers)")
     a = ap.parse_args()
-    ids = [int(x) for x in a.ids.split(",")]
+    seqs = [[int(x) for x in part.split(",")] for part in a.ids.split(";")]
     layers = [int(x) for x in a.layers.split(",")]
-    out, logits = forward(GGUFReader(a.gguf), ids, layers)
+    out, logits = forward(GGUFReader(a.gguf), seqs, layers)
     out.tofile(a.out)
     if a.logits_out:
         if logits is None:
