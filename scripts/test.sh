@@ -3,9 +3,11 @@
 #
 #   scripts/test.sh            full run: format, vet, unit + oracle + real-model tests, short fuzz
 #   LMOOD_SKIP_OLLAMA=1 ...    leave out the ollama server tests
+#   LMOOD_SKIP_QWEN=1 ...      leave out the second real model (Qwen2.5-Coder-0.5B, 491 MB + 2.4 GB converted)
 #
 # Installs, all cached under ${XDG_CACHE_HOME:-$HOME/.cache}/lmood and checked by SHA-256:
 #   - onnxruntime and the default model (SmolLM2-135M GGUF), via `lmood setup`
+#   - Qwen2.5-Coder-0.5B (qwen2), via `lmood pull qwen2.5-coder-0.5b`, for its oracle and token-level tests
 #   - a Python venv with the oracle packages (scripts/oracle-requirements.txt)
 #   - an ollama server built from source (scripts/ollama.sh), for issue-6 tests
 set -euo pipefail
@@ -26,6 +28,11 @@ step "onnxruntime and default model (lmood setup)"
 go build -o "$cache/bin/lmood" ./cmd/lmood
 "$cache/bin/lmood" setup --quiet
 export LMOOD_TEST_GGUF="$cache/downloads/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ "${LMOOD_SKIP_QWEN:-0}" != 1 ]; then
+  step "second real model (lmood pull qwen2.5-coder-0.5b)"
+  "$cache/bin/lmood" pull qwen2.5-coder-0.5b
+  export LMOOD_TEST_GGUF_QWEN="$cache/downloads/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+fi
 
 step "python oracles"
 venv="$cache/oracle-venv"

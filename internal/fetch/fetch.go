@@ -27,7 +27,7 @@ import (
 type Artifact struct {
 	URL    string // where to get it
 	SHA256 string // lowercase hex digest it must have
-	Size   int64  // expected size in bytes (0 = unknown), for progress
+	Size   int64  // expected size in bytes (0 = unknown), for progress and checked
 	Name   string // file name to store it under
 }
 
@@ -302,6 +302,10 @@ func Get(ctx context.Context, a Artifact, dir string, p Progress) (string, error
 	got, err := FileSHA256Context(ctx, partial)
 	if err != nil {
 		return "", fmt.Errorf("fetch: %w", err)
+	}
+	if fi, err := os.Stat(partial); err == nil && a.Size > 0 && fi.Size() != a.Size {
+		os.Remove(partial)
+		return "", fmt.Errorf("fetch: %s: %w: got %d bytes, want %d", a.URL, ErrChecksum, fi.Size(), a.Size)
 	}
 	if got != a.SHA256 {
 		os.Remove(partial)
