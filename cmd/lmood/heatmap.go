@@ -452,7 +452,7 @@ func renderGrid(w io.Writer, idx int, res *analyze.Result, st heatmapStyle) erro
 		ColumnWidth: colWidth,
 		ShowValues:  true,
 		Digits:      st.Digits,
-		Label: fmt.Sprintf("per-token %s; %s, columns = tokens; %s", st.valueLabel(), rows, st.firstNote()),
+		Label:       fmt.Sprintf("per-token %s; %s, columns = tokens; %s", st.valueLabel(), rows, st.firstNote()),
 	}
 	if lo, hi, ok := st.colourRange(values); ok {
 		opts.FixedRange, opts.Min, opts.Max = true, lo, hi
