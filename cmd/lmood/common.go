@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"os"
 
 	"github.com/lmood/lmood/internal/report"
 )
@@ -17,7 +16,7 @@ func promptLabel(i int, prompt string) string {
 // promptFailed reports on stderr that prompt i could not be analyzed.
 // Errors are printed even with --quiet: they are not warnings.
 func promptFailed(i int, prompt string, err error) {
-	fmt.Fprintf(os.Stderr, "lmood: %s: %v\n", promptLabel(i, prompt), err)
+	say(fmt.Sprintf("%s: %v", promptLabel(i, prompt), err))
 }
 
 // finish flushes a command's output and turns failed prompts into the
@@ -29,7 +28,7 @@ func finish(out *bufio.Writer, failed, total int) error {
 		return fmt.Errorf("writing output: %w", err)
 	}
 	if failed > 0 {
-		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed\n", failed, total)
+		say(fmt.Sprintf("%d of %d prompts failed", failed, total))
 		return &partialError{failed: failed, total: total}
 	}
 	return nil

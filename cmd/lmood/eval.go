@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/eval"
 	core "github.com/lmood/lmood/internal/lmood"
@@ -80,7 +80,13 @@ matched subsets is reported with the number of pairs.
 leading; the summary then gets a table of each aggregation's best layer.
 
 Prompts that cannot be analyzed are reported on stderr and left out of every
-set; the exit code is then 1 (after the report).`,
+set; the exit code is then 1 (after the report). An --in prompt that is not
+valid UTF-8 is left out before any analysis together with its corrupted
+twins (a pair, with both sentences).
+
+` + siteHelp() + `
+--layers picks the indices at the site (attn and mlp from 1); with --site
+logits leave --layers out (logits have no index).`,
 		Example: `  # CI-sized (about 75 s on 2 shared cores)
   lmood eval --in prompts/eval/plain.txt --corrupt shuffle,mash --limit 24 -k 8 --layers 15
   # the full evaluation behind the README's "Does it work?" (about 13 minutes)
@@ -91,6 +97,9 @@ set; the exit code is then 1 (after the report).`,
 			plan, err := ef.plan()
 			if err != nil {
 				return err
+			}
+			for _, d := range plan.Dropped {
+				say(fmt.Sprintf("%s \"%s\": %s", d.Source, truncateRunes(d.Text, 60), d.Reason))
 			}
 			if ef.writeCorrupted != "" {
 				if err := core.WriteCorruptedSets(ef.writeCorrupted, plan); err != nil {
@@ -139,6 +148,9 @@ func (ef *evalFlags) plan() (core.EvalPlan, error) {
 	if _, err := ef.aggregates(); err != nil {
 		return core.EvalPlan{}, err
 	}
+	if err := ef.af.check(); err != nil {
+		return core.EvalPlan{}, err
+	}
 	p, err := core.NewEvalPlan(ef.planOptions())
 	return p, cliErr(err)
 }
@@ -157,13 +169,28 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan core.EvalPlan,
 	if err != nil {
 		return usageError{fmt.Errorf("--layers: %w", err)}
 	}
+	site := ef.af.siteOf()
+	hidden := layers
+	if site == analyze.SiteLogits {
+		if l := strings.TrimSpace(strings.ToLower(ef.layers)); l != "" && l != "default" {
+			return usageError{fmt.Errorf("--layers %s: site logits has no index (it reads the output head after all %d blocks): leave --layers out", ef.layers, cfg.Layers)}
+		}
+		layers, hidden = []int{cfg.Layers}, nil // reported at index n
+	} else {
+		lo, hi := site.Range(cfg.Layers)
+		for _, h := range layers {
+			if h < lo || h > hi {
+				return usageError{fmt.Errorf("--layers: site %s has indices %d..%d, not %d", site, lo, hi, h)}
+			}
+		}
+	}
 	aggs, err := ef.aggregates()
 	if err != nil {
 		return err
 	}
 	af := ef.af
 	af.aggregate = aggs[0].String()
-	sess, err := openSession(g, &af, m, layers, true)
+	sess, err := openSession(g, &af, m, hidden, true)
 	if err != nil {
 		return err
 	}
@@ -198,13 +225,16 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan core.EvalPlan,
 		}
 	}
 	if rep.Failed > 0 {
-		fmt.Fprintf(os.Stderr, "lmood: %d of %d prompts failed and were left out\n", rep.Failed, rep.Total)
+		say(fmt.Sprintf("%d of %d prompts failed and were left out", rep.Failed, rep.Total))
 	}
 	if badSets > 0 {
-		fmt.Fprintf(os.Stderr, "lmood: %d of %d shifted sets could not be evaluated (see the report)\n", badSets, len(rep.Sets))
+		say(fmt.Sprintf("%d of %d shifted sets could not be evaluated (see the report)", badSets, len(rep.Sets)))
 	}
-	if rep.Failed > 0 || badSets > 0 {
-		return &partialError{failed: rep.Failed, total: rep.Total}
+	if n := len(plan.Dropped); n > 0 {
+		say(fmt.Sprintf("%d prompts (or pairs) were left out before analysis (see above)", n))
+	}
+	if rep.Failed > 0 || badSets > 0 || len(plan.Dropped) > 0 {
+		return &partialError{failed: rep.Failed + len(plan.Dropped), total: rep.Total + len(plan.Dropped)}
 	}
 	return nil
 }
@@ -360,14 +390,14 @@ func writeEvalText(w io.Writer, reps []evalSetReport, meta EvalRecord, nIn, mid 
 	dm := core.DriftMethod(primary)
 	for _, rep := range reps {
 		if rep.Err != nil {
-			fmt.Fprintf(w, "shifted set %s: %v\n\n", rep.Name, rep.Err)
+			fmt.Fprintf(w, "%s\n\n", report.Sanitize(fmt.Sprintf("shifted set %s: %v", rep.Name, rep.Err)))
 			continue
 		}
 		n, nm := 0, 0
 		if len(rep.Rows) > 0 {
 			n, nm = rep.Rows[0].Pos, rep.Rows[0].NMatched
 		}
-		fmt.Fprintf(w, "shifted set %s: %d shifted vs %d in-distribution prompts", rep.Name, n, nIn)
+		fmt.Fprintf(w, "shifted set %s: %d shifted vs %d in-distribution prompts", report.Sanitize(rep.Name), n, nIn)
 		if rep.Failed > 0 {
 			fmt.Fprintf(w, " (%d failed, left out)", rep.Failed)
 		}
@@ -403,8 +433,16 @@ func writeEvalText(w io.Writer, reps []evalSetReport, meta EvalRecord, nIn, mid 
 	if meta.Direction == drift.Expand.String() {
 		formula = "+ln(ratio): expand, higher ratio = more unusual"
 	}
-	_, err := fmt.Fprintf(w, "%s, %d layers, K=%d, sigma=%g, %s noise, seed %d; position 0 %s; drift score = %s.\n"+
+	site := ""
+	switch meta.Site {
+	case "", string(analyze.SiteResid):
+	case string(analyze.SiteLogits):
+		site = fmt.Sprintf(", drift at site logits (L%d = the logits)", meta.NumLayers)
+	default:
+		site = fmt.Sprintf(", drift at site %s (L = its index)", meta.Site)
+	}
+	_, err := fmt.Fprintf(w, "%s, %d layers%s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s; drift score = %s.\n"+
 		"Shifted prompts are the positives; every score is oriented higher = more unusual, so AUROC < 0.5 means the opposite orientation separates (with AUROC 1 - x).\n",
-		meta.Model, meta.NumLayers, meta.Samples, meta.Sigma, meta.Noise, meta.Seed, meta.FirstToken, formula)
+		report.Sanitize(meta.Model), meta.NumLayers, site, meta.Samples, meta.Sigma, meta.Noise, meta.Seed, meta.FirstToken, formula)
 	return err
 }

@@ -38,6 +38,7 @@ type heatmapFlags struct {
 
 func newHeatmapCmd(g *globals) *cobra.Command {
 	var hf heatmapFlags
+	var lflag *layerFlag
 	cmd := &cobra.Command{
 		Use:   "heatmap [flags] [PROMPT...]",
 		Short: "Colour each token of a prompt by its drift (OOD score or ratio)",
@@ -64,12 +65,22 @@ sanitized: control characters, escape sequences, zero-width and bidi
 characters are shown as visible stand-ins and never reach the terminal.
 
 A prompt that cannot be analyzed is reported on stderr and the others are
-still shown; the exit code is then 1.`,
+still shown; the exit code is then 1.
+
+` + siteHelp() + `
+--layer picks the index at the site; --layer logits is --site logits. With
+--grid, rows are the site's indices (logits has none: no grid).`,
 		Example: `  lmood heatmap "Eggplants are fire-engine red."
   lmood heatmap --value ratio --layer 20 "lsadfhl; wiffle jfdalkgy burh lgoi"
   lmood heatmap --grid --color 256 "Eggplants are purple."
   lmood heatmap --color none -f prompts/probes.txt > heatmaps.txt`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := lflag.applyLogits(cmd, &hf.af); err != nil {
+				return err
+			}
+			if hf.grid && hf.af.siteOf() == analyze.SiteLogits {
+				return usageError{fmt.Errorf("--grid shows a site at every index, and site logits has none: use --site resid, norm, attn or mlp")}
+			}
 			if hf.grid && cmd.Flags().Changed("layer") {
 				return usageError{fmt.Errorf("--layer and --grid cannot be combined: the grid shows every hidden state")}
 			}
@@ -98,8 +109,7 @@ still shown; the exit code is then 1.`,
 	}
 	hf.af.register(cmd, g, true)
 	fl := cmd.Flags()
-	fl.IntVarP(&hf.layer, "layer", "l", -1, "hidden-state index to show (0 = embeddings, n = after the last block; default the middle)")
-	cmd.Flags().Lookup("layer").DefValue = "middle"
+	lflag = registerLayer(cmd, &hf.layer, "index to show")
 	fl.StringVar(&hf.value, "value", valueOOD, "what colours the tokens: ood (OOD score, higher = more unusual) or ratio (the raw drift ratio)")
 	fl.StringVar(&hf.color, "color", "auto", "colour mode: auto, truecolor, 256, 16 or none (auto follows the terminal, NO_COLOR and CLICOLOR)")
 	fl.IntVar(&hf.width, "width", 0, "wrap lines at this many terminal cells, 0 = never (unset: the terminal's width, else $COLUMNS, else 80)")
@@ -125,6 +135,8 @@ type heatmapStyle struct {
 	Aggregate drift.Aggregation
 	// NumLayers is the model's number of blocks (hidden states 0..NumLayers).
 	NumLayers int
+	// Site is where drift was measured (zero: resid).
+	Site analyze.Site
 	// Fixed sets a colour range shared by all prompts.
 	Fixed    bool
 	Min, Max float64
@@ -183,8 +195,15 @@ func parseRange(s string) (lo, hi float64, err error) {
 	if !isFinite(lo) || !isFinite(hi) || !(lo < hi) {
 		return 0, 0, fmt.Errorf("%q: want finite MIN < MAX", s)
 	}
+	if math.Abs(lo) > maxRange || math.Abs(hi) > maxRange {
+		return 0, 0, fmt.Errorf("%q: want MIN and MAX within ±%g (ratios and OOD scores are of order 1; a wider range colours every token alike)", s, maxRange)
+	}
 	return lo, hi, nil
 }
+
+// maxRange bounds --range: drift ratios are positive numbers near 1 and
+// OOD scores their logarithms.
+const maxRange = 1e6
 
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
@@ -192,15 +211,16 @@ func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // to w. Failed prompts are reported on stderr and counted.
 func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, prompts []string, w io.Writer) error {
 	cfg := m.Config()
+	site := hf.af.siteOf()
 	var hidden []int
+	at := 0
 	if hf.grid {
-		hidden = allHiddenStates(cfg.Layers)
+		hidden = core.SiteIndices(site, cfg.Layers)
 	} else {
-		h, err := resolveLayer(hf.layer, m)
-		if err != nil {
+		var err error
+		if hidden, at, err = resolveLayer(site, hf.layer, m); err != nil {
 			return err
 		}
-		hidden = []int{h}
 	}
 	sess, err := openSession(g, &hf.af, m, hidden, false)
 	if err != nil {
@@ -209,7 +229,7 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 	defer sess.Close()
 	opt := sess.Options()
 	st.Direction, st.IncludeFirst, st.Isolate, st.NumLayers = opt.Direction, opt.IncludeFirst, opt.Isolate, cfg.Layers
-	st.Aggregate = sess.Rule().Aggregate
+	st.Aggregate, st.Site = sess.Rule().Aggregate, opt.Site
 
 	out := bufio.NewWriter(w)
 	failed := 0
@@ -233,7 +253,7 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 		if hf.grid {
 			err = renderGrid(out, i+1, res, st)
 		} else {
-			err = renderHeatmap(out, i+1, res, hidden[0], st)
+			err = renderHeatmap(out, i+1, res, at, st)
 		}
 		if err != nil {
 			return err
@@ -365,7 +385,7 @@ func renderHeatmap(w io.Writer, idx int, res *analyze.Result, h int, st heatmapS
 		Mode:   st.Mode,
 		Width:  st.Width,
 		Digits: st.Digits,
-		Label:  fmt.Sprintf("per-token %s, hidden state %d of %d; %s", st.valueLabel(), h, st.NumLayers, st.firstNote()),
+		Label:  fmt.Sprintf("per-token %s, %s; %s", st.valueLabel(), pointDesc(st.Site, h, st.NumLayers), st.firstNote()),
 	}
 	if lo, hi, ok := st.colourRange([][]float64{vals}); ok {
 		opts.FixedRange, opts.Min, opts.Max = true, lo, hi
@@ -387,7 +407,7 @@ func renderGrid(w io.Writer, idx int, res *analyze.Result, st heatmapStyle) erro
 	)
 	for i := range res.Layers {
 		l := &res.Layers[i]
-		if l.Index == 0 {
+		if l.Index == 0 && isResid(st.Site) {
 			continue
 		}
 		if len(l.TokenRatio) != len(res.Tokens) {
@@ -422,14 +442,17 @@ func renderGrid(w io.Writer, idx int, res *analyze.Result, st heatmapStyle) erro
 		tokens[i] = t.Text
 		colWidth = max(colWidth, min(10, tableCells.StringWidth(report.Sanitize(t.Text))))
 	}
+	rows := fmt.Sprintf("rows = hidden states %d..%d of %d (0, the input, omitted: its ratio is 1 by definition)", layers[0], layers[len(layers)-1], st.NumLayers)
+	if !isResid(st.Site) {
+		rows = fmt.Sprintf("rows = site %s, indices %d..%d of %d", st.Site, layers[0], layers[len(layers)-1], st.NumLayers)
+	}
 	opts := report.GridOptions{
 		Mode:        st.Mode,
 		Width:       st.Width,
 		ColumnWidth: colWidth,
 		ShowValues:  true,
 		Digits:      st.Digits,
-		Label: fmt.Sprintf("per-token %s; rows = hidden states %d..%d of %d (0, the input, omitted: its ratio is 1 by definition), columns = tokens; %s",
-			st.valueLabel(), layers[0], layers[len(layers)-1], st.NumLayers, st.firstNote()),
+		Label:       fmt.Sprintf("per-token %s; %s, columns = tokens; %s", st.valueLabel(), rows, st.firstNote()),
 	}
 	if lo, hi, ok := st.colourRange(values); ok {
 		opts.FixedRange, opts.Min, opts.Max = true, lo, hi
@@ -439,6 +462,9 @@ func renderGrid(w io.Writer, idx int, res *analyze.Result, st heatmapStyle) erro
 	}
 	return nil
 }
+
+// isResid reports whether site is the residual stream (the zero site too).
+func isResid(site analyze.Site) bool { return site == "" || site == analyze.SiteResid }
 
 // finiteRange returns the smallest and largest finite values of vs.
 func finiteRange(vs []float64) (lo, hi float64, ok bool) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/mattn/go-runewidth"
@@ -48,10 +49,15 @@ per prompt with a ±std band.
 
 Position 0 is left out of the prompt-level ratio unless --include-first.
 A prompt that cannot be analyzed is reported and the others still are; the
-exit code is then 1.`,
+exit code is then 1.
+
+` + siteHelp() + `
+layers shows the chosen site at every index: resid 1..n, norm 0..n, attn and
+mlp 1..n (logits has a single value: use 'lmood score --site logits').`,
 		Example: `  lmood layers "Eggplants are purple." "Eggplants are fire-engine red."
   lmood layers -f prompts/probes.txt --png layers.png
-  lmood layers --json -k 50 "lsadfhl; wiffle jfdalkgy burh lgoi" > layers.jsonl`,
+  lmood layers --json -k 50 "lsadfhl; wiffle jfdalkgy burh lgoi" > layers.jsonl
+  lmood layers --site mlp "Eggplants are fire-engine red."`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("width") {
 				lf.width = report.DetectWidth(os.Stdout, 100)
@@ -65,6 +71,15 @@ exit code is then 1.`,
 			}
 			if err := lf.af.check(); err != nil {
 				return err
+			}
+			if lf.af.siteOf() == analyze.SiteLogits {
+				return usageError{fmt.Errorf("--site logits has no index to compare across: use 'lmood score --site logits'")}
+			}
+			if lf.png != "" {
+				// Fail now, not after minutes of analysis.
+				if err := checkOutputFile(lf.png); err != nil {
+					return usageError{fmt.Errorf("--png: %w", err)}
+				}
 			}
 			m, err := openModel(g)
 			if err != nil {
@@ -112,7 +127,11 @@ func (m layersMeta) rule() core.Rule { return core.RuleOf(m.Opt, m.Agg) }
 // writes the table (or JSON Lines) to w, and the plot to --png.
 func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w io.Writer) error {
 	cfg := m.Config()
-	sess, err := openSession(g, &lf.af, m, allHiddenStates(cfg.Layers), false)
+	indices := core.SiteIndices(lf.af.siteOf(), cfg.Layers)
+	if len(indices) == 0 {
+		return usageError{fmt.Errorf("--site %s has no index to compare across", lf.af.site)}
+	}
+	sess, err := openSession(g, &lf.af, m, indices, false)
 	if err != nil {
 		return err
 	}
@@ -137,8 +156,8 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 				promptFailed(i+1, prompt, err)
 			}
 		} else {
-			g.logf("prompt %d: %d forward pass(es) for %d copies (clean + K=%d) of %d tokens, all %d hidden states at once",
-				i+1, passes, meta.Opt.Samples+1, meta.Opt.Samples, len(res.Tokens), cfg.Layers)
+			g.logf("prompt %d: %d forward pass(es) for %d copies (clean + K=%d) of %d tokens, all %d indices at once",
+				i+1, passes, meta.Opt.Samples+1, meta.Opt.Samples, len(res.Tokens), len(indices))
 			for _, wn := range res.Warnings {
 				g.warnf("prompt %d: %s", i+1, wn)
 			}
@@ -160,8 +179,12 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 		if len(series) == 0 {
 			g.warnf("no prompt was analyzed: %s not written", lf.png)
 		} else {
-			title := fmt.Sprintf("Distortion ratio by hidden state — %s, K=%d, σ=%g", meta.Model, meta.Opt.Samples, meta.Opt.Sigma)
-			if err := report.PlotLayers(lf.png, series, report.PlotOptions{Title: title}); err != nil {
+			what, xlabel := "hidden state", ""
+			if !isResid(meta.Opt.Site) {
+				what, xlabel = "site "+string(meta.Opt.Site), string(meta.Opt.Site)+" index"
+			}
+			title := fmt.Sprintf("Distortion ratio by %s — %s, K=%d, σ=%g", what, meta.Model, meta.Opt.Samples, meta.Opt.Sigma)
+			if err := report.PlotLayers(lf.png, series, report.PlotOptions{Title: title, XLabel: xlabel}); err != nil {
 				return fmt.Errorf("--png: %w", err)
 			}
 			g.logf("plot written to %s", lf.png)
@@ -187,8 +210,8 @@ func layerSeries(items []layersItem, meta layersMeta) []report.LayerSeries {
 		s := report.LayerSeries{Prompt: it.prompt}
 		for i := range it.res.Layers {
 			l := &it.res.Layers[i]
-			if l.Index == 0 {
-				continue
+			if l.Index == 0 && isResid(meta.Opt.Site) {
+				continue // the input itself: ratio 1 by definition
 			}
 			sum := core.Summarize(it.res, l, meta.rule())
 			s.Layers = append(s.Layers, l.Index)
@@ -252,8 +275,12 @@ func renderLayers(w io.Writer, items []layersItem, meta layersMeta, width int) e
 		start += n
 	}
 	opt := meta.Opt
-	fmt.Fprintf(&b, "%s, ratio per hidden state 1..%d (0, the input, omitted: its ratio is 1), K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s",
-		meta.Model, meta.NumLayers, opt.Samples, opt.Sigma, opt.Noise, opt.Seed, firstTokenWord(opt.IncludeFirst), aggregateNote(meta.Agg))
+	where := fmt.Sprintf("ratio per hidden state 1..%d (0, the input, omitted: its ratio is 1)", meta.NumLayers)
+	if !isResid(opt.Site) {
+		where = fmt.Sprintf("ratio at site %s, indices %s of %d", opt.Site, describeLayers(layers), meta.NumLayers)
+	}
+	fmt.Fprintf(&b, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s",
+		report.Sanitize(meta.Model), where, opt.Samples, opt.Sigma, opt.Noise, opt.Seed, firstTokenWord(opt.IncludeFirst), aggregateNote(meta.Agg))
 	if opt.Isolate {
 		b.WriteString("; isolation mode: " + isolationWord(meta.Agg) + " of per-token ratios")
 	}
@@ -323,4 +350,28 @@ func maxLineWidth(text []byte) int {
 		widest = max(widest, tableCells.StringWidth(line))
 	}
 	return widest
+}
+
+// checkOutputFile checks, before any work, that a file can be written at
+// path the way report writes plots: a temporary file in its directory,
+// renamed into place. It leaves nothing behind.
+func checkOutputFile(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cannot write %s: %s is not a directory", path, dir)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }

@@ -18,8 +18,16 @@ import (
 	"github.com/lmood/lmood/internal/testutil"
 )
 
-// TestMain removes the temporary model store the real-model tests share.
-func TestMain(m *testing.M) { testutil.Main(m) }
+// TestMain removes the temporary model store and cache the real-model
+// tests share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cliCacheDir != "" {
+		os.RemoveAll(cliCacheDir)
+	}
+	testutil.Cleanup()
+	os.Exit(code)
+}
 
 // testMeta describes a fake run of a 30-block model.
 func testMeta() layersMeta {

@@ -47,7 +47,7 @@ Both steps are skipped when already done. Nothing needs Python.`,
 			if err := runtime.Init(lib); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "onnxruntime %s: %s\n", runtime.Version(), lib)
+			fmt.Fprintf(cmd.OutOrStdout(), "onnxruntime %s: %s\n", runtime.Version(), report.Sanitize(lib))
 			return pull(g, store.DefaultModel, cmd.OutOrStdout())
 		},
 	}
@@ -79,12 +79,12 @@ func pull(g *globals, name string, w io.Writer) error {
 	st := store.Default()
 	m, converted, err := st.Pull(ctx, name, g.progress(), g.progress())
 	if err != nil {
-		return err
+		return cliErr(err)
 	}
 	if converted {
-		fmt.Fprintf(w, "pulled %s: converted in %.1fs into %s\n", name, m.ConvertSeconds, st.Dir(name))
+		fmt.Fprintf(w, "pulled %s: converted in %.1fs into %s\n", name, m.ConvertSeconds, report.Sanitize(st.Dir(name)))
 	} else {
-		fmt.Fprintf(w, "%s is up to date in %s\n", name, st.Dir(name))
+		fmt.Fprintf(w, "%s is up to date in %s\n", name, report.Sanitize(st.Dir(name)))
 	}
 	return nil
 }
@@ -123,7 +123,7 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 				return usageError{err}
 			}
 			if err != nil {
-				return err
+				return cliErr(err)
 			}
 			if !converted {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s is already imported from this file (sha256 %s…); use --force to convert again\n", name, m.Source.SHA256[:12])
@@ -163,7 +163,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "models in %s\n", st.Root)
+			fmt.Fprintf(cmd.OutOrStdout(), "models in %s\n", report.Sanitize(st.Root))
 			if len(entries) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "  (none yet: run `lmood pull` or `lmood import FILE.gguf`)")
 			} else {

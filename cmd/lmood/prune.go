@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/store"
 )
 
@@ -30,7 +31,7 @@ model being read, a download) holds a lock and is left alone.`,
 			for _, l := range lo {
 				size += l.Size
 				if g.verbose || dryRun {
-					fmt.Fprintf(cmd.OutOrStdout(), "  %s (%s, %s)\n", l.Path, l.What, humanBytes(l.Size))
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s (%s, %s)\n", report.Sanitize(l.Path), l.What, humanBytes(l.Size))
 				}
 			}
 			verb := "removed"

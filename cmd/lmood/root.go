@@ -56,6 +56,7 @@ func exitCode(err error) int {
 // naming a bad option as its flag ("--samples: ..."). Other errors pass
 // through unchanged.
 func cliErr(err error) error {
+	err = core.Classify(err)
 	if err == nil || !errors.Is(err, core.ErrUsage) {
 		return err
 	}
@@ -179,14 +180,14 @@ func (p *bar) Finish() {
 // logf prints a line on stderr with --verbose.
 func (g *globals) logf(format string, args ...any) {
 	if g.verbose {
-		fmt.Fprintf(os.Stderr, "lmood: "+format+"\n", args...)
+		say(fmt.Sprintf(format, args...))
 	}
 }
 
 // warnf prints a warning on stderr unless --quiet.
 func (g *globals) warnf(format string, args ...any) {
 	if !g.quiet {
-		fmt.Fprintf(os.Stderr, "lmood: warning: "+format+"\n", args...)
+		say("warning: " + fmt.Sprintf(format, args...))
 	}
 }
 
@@ -203,7 +204,7 @@ func (g *globals) hooks() core.Hooks {
 		Logf: g.logf,
 		Notef: func(format string, args ...any) {
 			if !g.quiet {
-				fmt.Fprintf(os.Stderr, "lmood: "+format+"\n", args...)
+				say(fmt.Sprintf(format, args...))
 			}
 		},
 		Progress: func() core.Progress { return g.progress() },

@@ -28,6 +28,7 @@ func newScoreCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	var pairs string
 	var surprisal bool
+	var lflag *layerFlag
 	cmd := &cobra.Command{
 		Use:   "score [flags] [PROMPT...]",
 		Short: "Score prompts: drift ratio and OOD score per prompt and per token",
@@ -42,14 +43,21 @@ and the others are still scored; the exit code is then 1.
 
 Position 0 is left out of the prompt-level ratio (its hidden state has an
 abnormal norm in causal LMs); --include-first counts it. Prompts longer than
---max-tokens are refused, never silently truncated.`,
+--max-tokens are refused, never silently truncated.
+
+` + siteHelp() + `
+--layer picks the index at the site; --layer logits is --site logits.`,
 		Example: `  lmood score "Eggplants are purple." "Eggplants are fire-engine red."
   lmood score -f prompts/probes.txt --json > scores.jsonl
   lmood score --pairs prompts/probes.tsv        # the replication's side-by-side table
-  echo "lsadfhl; wiffle jfdalkgy burh lgoi" | lmood score --layer 20 --samples 50`,
+  echo "lsadfhl; wiffle jfdalkgy burh lgoi" | lmood score --layer 20 --samples 50
+  lmood score --site logits --noise whole --include-first -k 50 --pairs prompts/probes.tsv   # the LM replication's setup`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if layer < -1 {
 				return cliErr(core.CheckLayer(layer))
+			}
+			if err := lflag.applyLogits(cmd, &af); err != nil {
+				return err
 			}
 			// Check the cheap flags before a model is loaded or converted.
 			if err := af.check(); err != nil {
@@ -70,8 +78,7 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
 		},
 	}
 	af.register(cmd, g, true)
-	cmd.Flags().IntVarP(&layer, "layer", "l", -1, "hidden-state index to measure (0 = embeddings, n = after the last block; default the middle)")
-	cmd.Flags().Lookup("layer").DefValue = "middle"
+	lflag = registerLayer(cmd, &layer, "index to measure")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON Lines, one object per prompt (schema in README)")
 	cmd.Flags().BoolVar(&surprisal, "surprisal", false, "also report the model's own surprisal (prompt mean and per token), next-token entropy and max-softmax in --json (one more forward pass per prompt)")
 	cmd.Flags().StringVar(&pairs, "pairs", "", "score a TSV of kind<TAB>plain<TAB>twin lines and print them side by side")
@@ -110,15 +117,20 @@ func newScorer(g *globals, sf scoreFlags) (*scorer, error) {
 
 // newScorerFor scores with an opened model; the scorer closes it.
 func newScorerFor(g *globals, sf scoreFlags, m *store.Model) (*scorer, error) {
-	h, err := resolveLayer(sf.layer, m)
+	hidden, at, err := resolveLayer(sf.af.siteOf(), sf.layer, m)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := openSession(g, sf.af, m, []int{h}, sf.surprisal)
+	sess, err := openSession(g, sf.af, m, hidden, sf.surprisal)
 	if err != nil {
 		return nil, err
 	}
-	return &scorer{model: m, sess: sess, layer: h, opt: sess.Options(), g: g}, nil
+	return &scorer{model: m, sess: sess, layer: at, opt: sess.Options(), g: g}, nil
+}
+
+// where names the measurement point for footers.
+func (s *scorer) where() string {
+	return pointDesc(s.opt.Site, s.layer, s.model.Config().Layers)
 }
 
 func (s *scorer) Close() {
@@ -175,8 +187,8 @@ func runScore(g *globals, sf scoreFlags, prompts []string, w io.Writer) error {
 		if err := report.Table(out, rows, report.TableOptions{}); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s; OOD = %s\n",
-			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
+		fmt.Fprintf(out, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s; OOD = %s\n",
+			report.Sanitize(s.model.Manifest.Name), s.where(), s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
 			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate), oodFormula(s.opt.Direction))
 		if s.opt.Isolate {
 			fmt.Fprintf(out, "isolation mode: one token nudged at a time; prompt ratio = %s of per-token ratios\n", isolationWord(s.sess.Rule().Aggregate))
@@ -228,8 +240,13 @@ func runPairs(g *globals, sf scoreFlags, path string, w io.Writer) error {
 	var ps []pair
 	err = eval.ScanLines(fh, true, func(n int, line string) error {
 		f := strings.Split(line, "\t")
-		if len(f) != 3 || strings.TrimSpace(f[1]) == "" || strings.TrimSpace(f[2]) == "" {
-			return usageError{fmt.Errorf("%s:%d: want kind<TAB>plain<TAB>twin with non-empty sentences, found %d fields", path, n, len(f))}
+		if len(f) != 3 {
+			return usageError{fmt.Errorf("%s:%d: want kind<TAB>plain<TAB>twin, found %d tab-separated fields", path, n, len(f))}
+		}
+		for i, name := range []string{"", "plain sentence (field 2)", "odd twin (field 3)"} {
+			if i > 0 && strings.TrimSpace(f[i]) == "" {
+				return usageError{fmt.Errorf("%s:%d: the %s is blank: want kind<TAB>plain<TAB>twin with non-empty sentences", path, n, name)}
+			}
 		}
 		ps = append(ps, pair{f[0], f[1], f[2]})
 		return nil
@@ -295,8 +312,8 @@ func runPairs(g *globals, sf scoreFlags, path string, w io.Writer) error {
 		if err := report.TextTable(out, []string{"kind", "plain", "ratio", "odd twin", "ratio", "twin − plain"}, rows, report.TableOptions{}); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s, hidden state %d of %d, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s\n",
-			s.model.Manifest.Name, s.layer, s.model.Config().Layers, s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
+		fmt.Fprintf(out, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s\n",
+			report.Sanitize(s.model.Manifest.Name), s.where(), s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
 			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate))
 	}
 	return finish(out, failed, 2*len(ps))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -74,6 +75,12 @@ func TestScoreJSONSchema(t *testing.T) {
 		}
 		var rec ScoreRecord
 		json.Unmarshal([]byte(line), &rec)
+		if utf8.ValidString(prompts[i]) == (rec.PromptBytes != nil) || (rec.PromptBytes != nil && string(rec.PromptBytes) != prompts[i]) {
+			t.Errorf("record %d: prompt_bytes %q for prompt %q", i, rec.PromptBytes, prompts[i])
+		}
+		if rec.Site != "resid" {
+			t.Errorf("record %d: site %q", i, rec.Site)
+		}
 		wantErr := i >= 3 && i <= 5
 		if (rec.Error != "") != wantErr {
 			t.Errorf("record %d (%q): error %q", i, prompts[i], rec.Error)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/store"
 )
 
@@ -43,10 +44,10 @@ store is checked. A model that fails must be converted again
 				}
 				if err != nil {
 					failed++
-					fmt.Fprintf(cmd.OutOrStdout(), "%s: FAILED: %v\n", n, firstLine(err))
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: FAILED: %s\n", report.Sanitize(n), report.Sanitize(firstLine(err)))
 					continue
 				}
-				if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", n); err != nil {
+				if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", report.Sanitize(n)); err != nil {
 					return err
 				}
 			}

@@ -14,6 +14,18 @@ const windowSize = 64 << 10
 // maxArrayDepth bounds the nesting of arrays of arrays.
 const maxArrayDepth = 8
 
+// MaxArrayLen bounds the element count of one metadata array. The largest
+// arrays real models carry are tokenizer vocabularies and merge lists
+// (about 262,000 tokens for Gemma, under a million merges); 4 Mi elements
+// leaves ample room while keeping a hostile header from making the parser
+// allocate gigabytes (10 M empty strings cost 80 MB of file but 160 MB of
+// string headers, and more once a tokenizer indexes them).
+const MaxArrayLen = 1 << 22
+
+// MaxMetadataElems bounds the array elements of all metadata together, so
+// that many arrays just under MaxArrayLen cannot add up either.
+const MaxMetadataElems = 1 << 24
+
 // truncError describes a read that runs past the end of the input.
 type truncError struct {
 	off, need, have int64
@@ -46,6 +58,7 @@ type decoder struct {
 	off    int64 // logical position
 	buf    []byte
 	bufOff int64 // input offset of buf[0]
+	elems  int64 // array elements decoded so far (MaxMetadataElems)
 }
 
 func newDecoder(r io.ReaderAt, size int64) *decoder {
@@ -209,6 +222,14 @@ func (d *decoder) array(depth int) (Value, error) {
 	if count > uint64(d.remaining()/minSz) || count > math.MaxInt {
 		return Value{}, fmt.Errorf("array at offset %d declares %d elements of type %s (at least %d bytes each) but only %d bytes remain: %w",
 			at, count, et, minSz, d.remaining(), ErrTruncated)
+	}
+	if count > MaxArrayLen {
+		return Value{}, fmt.Errorf("array at offset %d declares %d elements of type %s, more than the %d any model needs: %w",
+			at, count, et, MaxArrayLen, ErrCorrupt)
+	}
+	if d.elems += int64(count); d.elems > MaxMetadataElems {
+		return Value{}, fmt.Errorf("array at offset %d brings the metadata to %d array elements, more than the %d any model needs: %w",
+			at, d.elems, MaxMetadataElems, ErrCorrupt)
 	}
 	n := int(count)
 	v := Value{Type: ValueArray, ElemType: et}

@@ -3,6 +3,8 @@ package lmood
 import (
 	"errors"
 	"fmt"
+
+	"github.com/lmood/lmood/internal/store"
 )
 
 // ErrUsage marks a request that is wrong as given (a bad option value, a
@@ -44,3 +46,17 @@ type usageErr struct{ error }
 
 func (e *usageErr) Unwrap() error        { return e.error }
 func (e *usageErr) Is(target error) bool { return target == ErrUsage }
+
+// Classify marks the errors that mean a request named something invalid
+// as usage errors (errors.Is(err, ErrUsage)): a malformed model name
+// (store.ErrInvalidName) and a name `lmood pull` does not know
+// (store.ErrNotPullable). Other errors, and nil, are returned unchanged.
+func Classify(err error) error {
+	if err == nil || errors.Is(err, ErrUsage) {
+		return err
+	}
+	if errors.Is(err, store.ErrInvalidName) || errors.Is(err, store.ErrNotPullable) {
+		return UsageError(err)
+	}
+	return err
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
@@ -28,6 +29,33 @@ type EvalPlan struct {
 	Sets []EvalSet
 	// Corrupted names the sets made by corruptions.
 	Corrupted map[string]bool
+	// Dropped are prompts left out before any analysis: an --in prompt
+	// (or a pair) that is not valid UTF-8 is dropped whole, so that no
+	// corrupted twin of it (which may be valid) is scored without it.
+	Dropped []DroppedPrompt
+}
+
+// DroppedPrompt is a prompt an evaluation plan left out, and why.
+type DroppedPrompt struct {
+	// Source says where it came from ("--in FILE line-or-record N",
+	// "--pairs FILE pair N").
+	Source string
+	Text   string
+	Reason string
+}
+
+// validUTF8 keeps the texts that are valid UTF-8 and reports the others
+// as dropped (source names the i-th text, 1-based).
+func (p *EvalPlan) validUTF8(texts []string, source func(i int) string, reason string) []string {
+	out := texts[:0:0]
+	for i, t := range texts {
+		if !utf8.ValidString(t) {
+			p.Dropped = append(p.Dropped, DroppedPrompt{Source: source(i + 1), Text: t, Reason: reason})
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // EvalPlanOptions say where an evaluation's sets come from (the flags of
@@ -87,7 +115,8 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 		if err != nil {
 			return p, fmt.Errorf("--in: %w", err)
 		}
-		base = evalLimit(texts, o.Limit)
+		base = p.validUTF8(evalLimit(texts, o.Limit), func(i int) string { return fmt.Sprintf("--in %s prompt %d", o.In, i) },
+			"not valid UTF-8: left out, and no corrupted twin is made from it")
 		p.In = append(p.In, base...)
 	}
 	for _, path := range o.Shifted {
@@ -125,10 +154,15 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 			return p, fmt.Errorf("--pairs: %w", err)
 		}
 		ps = evalLimit(ps, o.Limit)
-		twins := make([]string, len(ps))
+		twins := make([]string, 0, len(ps))
 		for i, pr := range ps {
+			if !utf8.ValidString(pr.Plain) || !utf8.ValidString(pr.Twin) {
+				p.Dropped = append(p.Dropped, DroppedPrompt{Source: fmt.Sprintf("--pairs %s pair %d", path, i+1),
+					Text: pr.Plain + "\t" + pr.Twin, Reason: "not valid UTF-8: the pair is left out (plain and twin)"})
+				continue
+			}
 			p.In = append(p.In, pr.Plain)
-			twins[i] = pr.Twin
+			twins = append(twins, pr.Twin)
 		}
 		if err := addSet(eval.SetName(path), twins); err != nil {
 			return p, err

@@ -1,13 +1,22 @@
 package lmood
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/drift"
+	"github.com/lmood/lmood/internal/eval"
+	"github.com/lmood/lmood/internal/store"
 )
 
 func TestOptionsResolve(t *testing.T) {
@@ -246,5 +255,200 @@ func TestDescribeLayersAndNames(t *testing.T) {
 		if got := NameFromPath(in); got != want {
 			t.Errorf("NameFromPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestOptionsSiteSigmaThreads: the site defaults to resid and is checked;
+// sigma below MinSigma (lost in float32 rounding) is refused with the
+// range; threads run 0..MaxThreads().
+func TestOptionsSiteSigmaThreads(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mod    func(*Options)
+		option string
+		site   analyze.Site
+	}{
+		{"default site", func(o *Options) {}, "", analyze.SiteResid},
+		{"empty site", func(o *Options) { o.Site = "" }, "", analyze.SiteResid},
+		{"logits", func(o *Options) { o.Site = "Logits" }, "", analyze.SiteLogits},
+		{"mlp", func(o *Options) { o.Site = "mlp" }, "", analyze.SiteMLP},
+		{"bad site", func(o *Options) { o.Site = "head" }, "site", ""},
+		{"sigma at the floor", func(o *Options) { o.Sigma = MinSigma }, "", analyze.SiteResid},
+		{"sigma 1e-300", func(o *Options) { o.Sigma = 1e-300 }, "sigma", ""},
+		{"sigma 1e-7", func(o *Options) { o.Sigma = 1e-7 }, "sigma", ""},
+		{"sigma 10", func(o *Options) { o.Sigma = 10 }, "sigma", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tc.mod(&o)
+			r, err := o.Resolve(nil)
+			if tc.option == "" {
+				if err != nil || r.Analyze.Site != tc.site {
+					t.Fatalf("site %q, err %v; want %q", r.Analyze.Site, err, tc.site)
+				}
+				return
+			}
+			var oe *OptionError
+			if !errors.As(err, &oe) || oe.Option != tc.option || !errors.Is(err, ErrUsage) {
+				t.Fatalf("err = %v, want an *OptionError for %q", err, tc.option)
+			}
+			if tc.option == "sigma" && !strings.Contains(err.Error(), "[1e-06, 10)") {
+				t.Errorf("sigma error does not give the range: %v", err)
+			}
+		})
+	}
+	for _, n := range []int{-1, MaxThreads() + 1, 1 << 20} {
+		if err := CheckThreads(n); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "between 0") {
+			t.Errorf("CheckThreads(%d) = %v", n, err)
+		}
+	}
+	for _, n := range []int{0, 1, MaxThreads()} {
+		if err := CheckThreads(n); err != nil {
+			t.Errorf("CheckThreads(%d) = %v", n, err)
+		}
+	}
+	if m := MaxThreads(); m < 4 || m > MaxThreadsCap {
+		t.Errorf("MaxThreads() = %d", m)
+	}
+}
+
+func TestResolveSiteLayer(t *testing.T) {
+	for _, tc := range []struct {
+		site   analyze.Site
+		layer  int
+		hidden []int
+		at     int
+		bad    bool
+	}{
+		{analyze.SiteResid, -1, []int{15}, 15, false},
+		{analyze.SiteResid, 0, []int{0}, 0, false},
+		{analyze.SiteResid, 30, []int{30}, 30, false},
+		{analyze.SiteResid, 31, nil, 0, true},
+		{analyze.SiteNorm, 0, []int{0}, 0, false},
+		{analyze.SiteAttn, 0, nil, 0, true},
+		{analyze.SiteMLP, 1, []int{1}, 1, false},
+		{analyze.SiteMLP, -2, nil, 0, true},
+		{analyze.SiteLogits, -1, nil, 30, false},
+		{analyze.SiteLogits, 12, nil, 0, true},
+	} {
+		hidden, at, err := ResolveSiteLayer(tc.site, tc.layer, "m", 30, 15)
+		if tc.bad {
+			if !errors.Is(err, ErrUsage) {
+				t.Errorf("%s %d: err %v, want a usage error", tc.site, tc.layer, err)
+			}
+			continue
+		}
+		if err != nil || at != tc.at || len(hidden) != len(tc.hidden) || (len(hidden) == 1 && hidden[0] != tc.hidden[0]) {
+			t.Errorf("%s %d: %v %d %v, want %v %d", tc.site, tc.layer, hidden, at, err, tc.hidden, tc.at)
+		}
+	}
+	// A one-block model's middle is 0: attn and mlp still start at 1.
+	if hidden, _, err := ResolveSiteLayer(analyze.SiteMLP, -1, "m", 1, 0); err != nil || hidden[0] != 1 {
+		t.Errorf("mlp middle of a 1-block model: %v %v", hidden, err)
+	}
+	for site, want := range map[analyze.Site][2]int{
+		analyze.SiteResid: {1, 30}, analyze.SiteNorm: {0, 30}, analyze.SiteAttn: {1, 30}, analyze.SiteMLP: {1, 30},
+	} {
+		got := SiteIndices(site, 30)
+		if got[0] != want[0] || got[len(got)-1] != want[1] || len(got) != want[1]-want[0]+1 {
+			t.Errorf("SiteIndices(%s) = %v", site, got)
+		}
+	}
+	if got := SiteIndices(analyze.SiteLogits, 30); got != nil {
+		t.Errorf("SiteIndices(logits) = %v", got)
+	}
+	if lines := strings.Split(SiteHelp(), "\n"); len(lines) != len(arch.Sites) {
+		t.Errorf("SiteHelp has %d lines for %d sites", len(lines), len(arch.Sites))
+	}
+}
+
+// TestClassify: store errors that mean a bad request become usage errors.
+func TestClassify(t *testing.T) {
+	bad := store.CheckName("../x")
+	if !errors.Is(Classify(bad), ErrUsage) || Classify(bad).Error() != bad.Error() {
+		t.Errorf("invalid name: %v", Classify(bad))
+	}
+	if err := Classify(fmt.Errorf("store: %w: %q", store.ErrNotPullable, "nosuch")); !errors.Is(err, ErrUsage) || !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown pull name: %v", err)
+	}
+	for _, err := range []error{nil, store.ErrCorrupt, fmt.Errorf("x: %w", store.ErrNotFound)} {
+		if got := Classify(err); got != err {
+			t.Errorf("Classify(%v) = %v, want it unchanged", err, got)
+		}
+	}
+}
+
+// TestPromptBytes: records of a prompt that is not valid UTF-8 carry its
+// exact bytes (base64 in JSON); valid prompts carry none; records say
+// their site.
+func TestPromptBytes(t *testing.T) {
+	setup := NewSetup("m", 30, analyze.Options{Samples: 2, Sigma: 0.01}, drift.Flat)
+	if setup.Site != "resid" {
+		t.Errorf("zero site recorded as %q", setup.Site)
+	}
+	for _, tc := range []struct {
+		prompt string
+		want   string // base64, "" = absent
+	}{
+		{"bad \xff utf-8", "YmFkIP8gdXRmLTg="},
+		{"fine", ""},
+	} {
+		for name, rec := range map[string]any{
+			"score":  NewScoreRecord(tc.prompt, setup, 15, Rule{}, nil, errors.New("x")),
+			"layers": NewLayersRecord(tc.prompt, setup, Rule{}, nil, 0, errors.New("x")),
+		} {
+			b, err := json.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			got, _ := m["prompt_bytes"].(string)
+			if got != tc.want || m["site"] != "resid" {
+				t.Errorf("%s %q: prompt_bytes %q (want %q), site %v", name, tc.prompt, got, tc.want, m["site"])
+			}
+			if raw, _ := base64.StdEncoding.DecodeString(got); tc.want != "" && string(raw) != tc.prompt {
+				t.Errorf("%s: prompt_bytes decode to %q", name, raw)
+			}
+		}
+	}
+}
+
+// TestEvalPlanDropsInvalidUTF8: an --in prompt that is not valid UTF-8 is
+// dropped with every corrupted twin of it (a twin is valid UTF-8 and would
+// otherwise be scored without its source), and a pair with invalid UTF-8
+// is dropped whole; both are reported in Dropped.
+func TestEvalPlanDropsInvalidUTF8(t *testing.T) {
+	dir := t.TempDir()
+	bad := "bad \xff bytes in this sentence here"
+	in := filepath.Join(dir, "in.txt")
+	os.WriteFile(in, []byte("The cat sat on the mat today.\n"+bad+"\nAnother plain sentence is here.\n"), 0o644)
+	pairs := filepath.Join(dir, "p.tsv")
+	os.WriteFile(pairs, []byte("Fine plain.\tFine twin.\nOdd plain.\tOdd \xfe twin.\n"), 0o644)
+	p, err := NewEvalPlan(EvalPlanOptions{In: in, Corrupt: "mash", Seed: 3, Pairs: []string{pairs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Dropped) != 2 || p.Dropped[0].Text != bad || !strings.Contains(p.Dropped[1].Source, "pair 2") {
+		t.Fatalf("dropped %+v", p.Dropped)
+	}
+	badTwin, _, err := eval.CorruptAll("mash", []string{bad}, 3)
+	if err != nil || len(badTwin) != 1 {
+		t.Fatalf("corrupting the bad prompt: %v %v", badTwin, err)
+	}
+	for _, s := range p.Sets {
+		for _, text := range s.Texts {
+			if text == badTwin[0] || !utf8.ValidString(text) {
+				t.Errorf("set %s keeps %q", s.Name, text)
+			}
+		}
+	}
+	for _, text := range p.In {
+		if !utf8.ValidString(text) || text == "Odd plain." {
+			t.Errorf("in-distribution set keeps %q", text)
+		}
+	}
+	if len(p.In) != 3 || len(p.Sets) != 2 || len(p.Sets[0].Texts) != 2 || len(p.Sets[1].Texts) != 1 {
+		t.Errorf("in %q, sets %+v", p.In, p.Sets)
 	}
 }

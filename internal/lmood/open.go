@@ -87,6 +87,11 @@ func (o *Opener) store() *store.Store {
 // [Opener.ResolveOllama]) — loads onnxruntime and opens the model. ctx
 // cancels a conversion.
 func (o *Opener) OpenModel(ctx context.Context, ref string) (*store.Model, error) {
+	m, err := o.openModel(ctx, ref)
+	return m, Classify(err)
+}
+
+func (o *Opener) openModel(ctx context.Context, ref string) (*store.Model, error) {
 	if err := runtime.Init(o.ORTLib); err != nil {
 		return nil, err
 	}
@@ -239,6 +244,9 @@ type Session struct {
 // hidden states (threads: onnxruntime intra-op threads, 0 = one per core).
 // runtime.Init must have succeeded (OpenModel does it).
 func NewSession(m *store.Model, opt Options, hidden []int, threads int, hooks Hooks) (*Session, error) {
+	if err := CheckThreads(threads); err != nil {
+		return nil, err
+	}
 	r, err := opt.Resolve(hidden)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
 package lmood
 
 import (
+	goruntime "runtime"
+	"strings"
+
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/store"
@@ -19,7 +22,98 @@ const (
 	DefaultAggregate = "flat"
 	// MaxSamples bounds K.
 	MaxSamples = 10000
+	// DefaultSite is where drift is measured unless a request says.
+	DefaultSite = "resid"
+	// MinSigma is the smallest relative nudge accepted. Embeddings are
+	// float32 (about 7 significant digits, relative spacing 6e-8): a
+	// nudge much smaller than 1e-6 of a component is rounded away, so the
+	// input angle is zero (or pure rounding noise) and no ratio can be
+	// measured. 1e-6 keeps each nudge over ten times the float32 spacing.
+	MinSigma = 1e-6
+	// MaxSigma bounds the relative nudge size from above (exclusive).
+	MaxSigma = 10
+	// MaxThreadsCap is the most onnxruntime threads a request may ask for
+	// on any machine (see MaxThreads).
+	MaxThreadsCap = 256
 )
+
+// MaxThreads is the most onnxruntime intra-op threads a request may ask
+// for here: four per core, at most MaxThreadsCap. More threads than cores
+// only add contention (a thousand threads ran many times slower and took
+// gigabytes of stacks).
+func MaxThreads() int { return min(4*goruntime.NumCPU(), MaxThreadsCap) }
+
+// CheckThreads validates an onnxruntime thread count: 0 (one per core)
+// to MaxThreads(). The error is an *OptionError for "threads".
+func CheckThreads(n int) error {
+	if n < 0 || n > MaxThreads() {
+		return optionErr("threads", "must be between 0 (one per core) and %d (4 per core on this %d-core machine, at most %d), got %d",
+			MaxThreads(), goruntime.NumCPU(), MaxThreadsCap, n)
+	}
+	return nil
+}
+
+// SiteHelp describes each measurement site, one line each, for help texts.
+func SiteHelp() string {
+	return strings.Join([]string{
+		"resid   the residual stream after block i (0 = the embeddings; the default)",
+		"norm    the normalised residual the next block (or, at n, the output head) reads",
+		"attn    block i's attention output, before it joins the residual (i = 1..n)",
+		"mlp     block i's MLP output, before it joins the residual (i = 1..n)",
+		"logits  the output head's logits over the vocabulary (no index: the whole model)",
+	}, "\n")
+}
+
+// ParseSite reads a site name; "" is DefaultSite. The error is an
+// *OptionError for "site".
+func ParseSite(s string) (analyze.Site, error) {
+	if strings.TrimSpace(s) == "" {
+		s = DefaultSite
+	}
+	site, err := analyze.ParseSite(s)
+	if err != nil {
+		return "", &OptionError{Option: "site", Err: err}
+	}
+	return site, nil
+}
+
+// SiteIndices returns the indices a whole-model view (lmood layers) shows
+// at site in a model of n blocks: 1..n for resid (0, the input, has ratio 1
+// by definition), attn and mlp; 0..n for norm (norm.0 is not the input);
+// none for logits, which has no index.
+func SiteIndices(site analyze.Site, n int) []int {
+	switch site {
+	case analyze.SiteLogits:
+		return nil
+	case analyze.SiteNorm:
+		return append([]int{0}, AllHiddenStates(n)...)
+	}
+	return AllHiddenStates(n)
+}
+
+// ResolveSiteLayer turns a requested index at site into the hidden states
+// to analyze and the index records report: -1 means the middle (for attn
+// and mlp, at least 1). Logits take no index (layer must be -1): they are
+// analyzed with no hidden states and reported at index numLayers.
+func ResolveSiteLayer(site analyze.Site, layer int, model string, numLayers, mid int) (hidden []int, at int, err error) {
+	if site == analyze.SiteLogits {
+		if layer != -1 {
+			return nil, 0, optionErr("layer", "site logits has no index (it reads the output head after all %d blocks): leave --layer out", numLayers)
+		}
+		return nil, numLayers, nil
+	}
+	if err := CheckLayer(layer); err != nil {
+		return nil, 0, err
+	}
+	lo, hi := site.Range(numLayers)
+	if layer < 0 {
+		layer = max(mid, lo)
+	}
+	if layer < lo || layer > hi {
+		return nil, 0, optionErr("layer", "site %s of model %s has indices %d..%d, not %d", site, model, lo, hi, layer)
+	}
+	return []int{layer}, layer, nil
+}
 
 // DefaultDirection orients the OOD score. It was chosen from measurements
 // on the default model, not assumed: with `lmood eval` on SmolLM2-135M,
@@ -57,6 +151,9 @@ type Options struct {
 	// Surprisal also computes the logit baselines (one more forward pass
 	// per prompt, through the whole model).
 	Surprisal bool `json:"surprisal"`
+	// Site is where drift is measured: resid (the default when empty),
+	// norm, attn, mlp or logits (see analyze.Site).
+	Site string `json:"site"`
 }
 
 // DefaultOptions returns the options every front end starts from.
@@ -64,6 +161,7 @@ func DefaultOptions() Options {
 	return Options{
 		Samples: DefaultSamples, Sigma: DefaultSigma, Seed: DefaultSeed, Noise: DefaultNoise,
 		Direction: DefaultDirection, MaxTokens: DefaultMaxTokens, Aggregate: DefaultAggregate,
+		Site: DefaultSite,
 	}
 }
 
@@ -105,12 +203,17 @@ func (o Options) Resolve(hidden []int) (Resolved, error) {
 	if o.Samples < 1 || o.Samples > MaxSamples {
 		return Resolved{}, optionErr("samples", "must be between 1 and %d, got %d", MaxSamples, o.Samples)
 	}
-	if !(o.Sigma > 0 && o.Sigma < 10) {
-		return Resolved{}, optionErr("sigma", "must be in (0, 10), got %v", o.Sigma)
+	if !(o.Sigma >= MinSigma && o.Sigma < MaxSigma) {
+		return Resolved{}, optionErr("sigma", "must be in [%g, %g), got %v (below %g the nudge is lost in float32 rounding of the embeddings)",
+			MinSigma, float64(MaxSigma), o.Sigma, MinSigma)
+	}
+	site, err := ParseSite(o.Site)
+	if err != nil {
+		return Resolved{}, err
 	}
 	return Resolved{
 		Analyze: analyze.Options{
-			HiddenStates: hidden, Samples: o.Samples, Sigma: o.Sigma, Seed: o.Seed,
+			Site: site, HiddenStates: hidden, Samples: o.Samples, Sigma: o.Sigma, Seed: o.Seed,
 			Noise: noise, Isolate: o.Isolate, IncludeFirst: o.IncludeFirst,
 			MaxTokens: o.MaxTokens, Surprisal: o.Surprisal, Direction: dir,
 		},

@@ -2,6 +2,7 @@ package lmood
 
 import (
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/drift"
@@ -20,12 +21,33 @@ type Setup struct {
 	Direction string  `json:"direction"`
 	// Aggregate names the prompt-level aggregation (drift.Aggregation).
 	Aggregate string `json:"aggregate"`
+	// Site is where drift was measured: resid, norm, attn, mlp or logits
+	// (for logits, layer is num_layers).
+	Site string `json:"site"`
 }
 
 // NewSetup describes an analysis of model name with numLayers blocks.
 func NewSetup(name string, numLayers int, opt analyze.Options, agg drift.Aggregation) Setup {
 	return Setup{Model: name, NumLayers: numLayers, Samples: opt.Samples, Sigma: opt.Sigma, Seed: opt.Seed,
-		Noise: opt.Noise.String(), Isolate: opt.Isolate, Direction: opt.Direction.String(), Aggregate: agg.String()}
+		Noise: opt.Noise.String(), Isolate: opt.Isolate, Direction: opt.Direction.String(), Aggregate: agg.String(),
+		Site: SiteName(opt.Site)}
+}
+
+// SiteName names a site for records and footers; the zero site is resid.
+func SiteName(s analyze.Site) string {
+	if s == "" {
+		return DefaultSite
+	}
+	return string(s)
+}
+
+// promptBytes returns the prompt's raw bytes when it is not valid UTF-8
+// (JSON would replace the invalid bytes with U+FFFD), else nil.
+func promptBytes(prompt string) []byte {
+	if utf8.ValidString(prompt) {
+		return nil
+	}
+	return []byte(prompt)
 }
 
 // TokenRecord is one token in a score record.
@@ -44,6 +66,9 @@ type TokenRecord struct {
 // score --json` (schema in docs/score.schema.json).
 type ScoreRecord struct {
 	Prompt string `json:"prompt"`
+	// PromptBytes holds the prompt's raw bytes (base64 in JSON) when it is
+	// not valid UTF-8: Prompt then has U+FFFD in place of invalid bytes.
+	PromptBytes []byte `json:"prompt_bytes,omitempty"`
 	Setup
 	Layer      int     `json:"layer"`
 	FirstToken string  `json:"first_token"`
@@ -73,7 +98,7 @@ func (s *Session) Score(prompt string, layer int) ScoreRecord {
 // NewScoreRecord builds the score record of one analysis (err: the
 // analysis failed) at hidden state layer under rule r.
 func NewScoreRecord(prompt string, setup Setup, layer int, r Rule, res *analyze.Result, err error) ScoreRecord {
-	rec := ScoreRecord{Prompt: prompt, Setup: setup, Layer: layer, Tokens: []TokenRecord{}}
+	rec := ScoreRecord{Prompt: prompt, PromptBytes: promptBytes(prompt), Setup: setup, Layer: layer, Tokens: []TokenRecord{}}
 	if err != nil {
 		rec.Error = err.Error()
 		return rec
@@ -148,6 +173,8 @@ type LayerRecord struct {
 // prompt-level ratio at every hidden state analyzed.
 type LayersRecord struct {
 	Prompt string `json:"prompt"`
+	// PromptBytes is as in ScoreRecord.
+	PromptBytes []byte `json:"prompt_bytes,omitempty"`
 	Setup
 	FirstToken string        `json:"first_token"`
 	Tokens     int           `json:"tokens"`
@@ -162,7 +189,7 @@ type LayersRecord struct {
 // failed) that took passes forward passes. In isolation mode drift_deg and
 // input_angle_deg are null: no nudge moved the whole prompt.
 func NewLayersRecord(prompt string, setup Setup, r Rule, res *analyze.Result, passes int, err error) LayersRecord {
-	rec := LayersRecord{Prompt: prompt, Setup: setup, Passes: passes, Layers: []LayerRecord{}}
+	rec := LayersRecord{Prompt: prompt, PromptBytes: promptBytes(prompt), Setup: setup, Passes: passes, Layers: []LayerRecord{}}
 	if err != nil {
 		rec.Error = err.Error()
 		return rec

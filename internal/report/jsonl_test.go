@@ -2,7 +2,9 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +47,31 @@ func TestWriteJSONLLines(t *testing.T) {
 	}
 	if got, want := buf.String(), "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestWriteJSONLEscapesInvisible: bidi overrides, C1 controls, zero-width
+// and tag characters are written as \u escapes (encoding/json leaves them
+// raw), and the line still decodes to the original string.
+func TestWriteJSONLEscapesInvisible(t *testing.T) {
+	in := "set\u202eevil \u0085 zero\u200bwidth tag\U000E0041 café \x1b]0;x\x07"
+	var buf bytes.Buffer
+	if err := WriteJSONL(&buf, map[string]string{"set": in}); err != nil {
+		t.Fatal(err)
+	}
+	line := buf.String()
+	for _, raw := range []string{"\u202e", "\u0085", "\u200b", "\U000E0041", "\x1b", "\x07"} {
+		if strings.Contains(line, raw) {
+			t.Errorf("line holds raw %q: %q", raw, line)
+		}
+	}
+	for _, esc := range []string{`\u202e`, `\u0085`, `\u200b`, `\udb40\udc41`, "café"} {
+		if !strings.Contains(line, esc) {
+			t.Errorf("line lacks %s: %s", esc, line)
+		}
+	}
+	var back map[string]string
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || back["set"] != in {
+		t.Errorf("decodes to %q, %v", back["set"], err)
 	}
 }

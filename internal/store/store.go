@@ -113,6 +113,12 @@ var (
 	ErrStale    = errors.New("model was converted by another converter version")
 	ErrExists   = errors.New("a different model has that name")
 	ErrCorrupt  = errors.New("model data corrupt")
+	// ErrInvalidName reports a model name that is not a safe directory
+	// name (see CheckName): the request is wrong as given.
+	ErrInvalidName = errors.New("invalid model name")
+	// ErrNotPullable reports a name `lmood pull` does not know. It wraps
+	// ErrNotFound.
+	ErrNotPullable = fmt.Errorf("%w", ErrNotFound)
 )
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -120,7 +126,7 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // CheckName rejects model names that are not safe directory names.
 func CheckName(name string) error {
 	if !validName.MatchString(name) {
-		return fmt.Errorf("store: invalid model name %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+		return fmt.Errorf("store: %w %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrInvalidName, name)
 	}
 	return nil
 }
