@@ -1,0 +1,9 @@
+// Package all registers every architecture family lmood supports. Import
+// it for its side effect wherever models are converted or opened:
+//
+//	import _ "github.com/lmood/lmood/internal/arch/all"
+package all
+
+import (
+	_ "github.com/lmood/lmood/internal/arch/llama" // llama, qwen2
+)
