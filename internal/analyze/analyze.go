@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
@@ -82,7 +81,7 @@ type Options struct {
 // Analyzer scores prompts against one model, keeping its sessions loaded.
 type Analyzer struct {
 	model  *store.Model
-	cfg    llama.Config
+	cfg    arch.Spec
 	tok    *tokenize.Tokenizer
 	opt    Options
 	sess   *runtime.Session
@@ -166,16 +165,16 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 		a.widths[i] = cfg.Width(p.Site)
 		outs[i] = runtime.Output{Name: p.Name(), Width: a.widths[i]}
 	}
-	if a.sess, err = openSession(m, llama.GraphOptions{Outputs: points}, llama.InputEmbeds, outs, so); err != nil {
+	if a.sess, err = openSession(m, arch.GraphOptions{Outputs: points}, arch.InputEmbeds, outs, so); err != nil {
 		return nil, err
 	}
 	if opt.Surprisal {
 		final := arch.Point{Site: SiteNorm, Index: cfg.Layers}
-		a.final, err = openSession(m, llama.GraphOptions{Outputs: []arch.Point{final}}, llama.InputEmbeds,
+		a.final, err = openSession(m, arch.GraphOptions{Outputs: []arch.Point{final}}, arch.InputEmbeds,
 			[]runtime.Output{{Name: final.Name(), Width: cfg.Dim}}, so)
 		if err == nil {
-			a.head, err = openSession(m, llama.GraphOptions{Head: true}, llama.HeadInput,
-				[]runtime.Output{{Name: llama.LogitsName, Width: cfg.Vocab}}, so)
+			a.head, err = openSession(m, arch.GraphOptions{Head: true}, arch.HeadInput,
+				[]runtime.Output{{Name: arch.LogitsName, Width: cfg.Vocab}}, so)
 		}
 		if err != nil {
 			a.Close()
@@ -187,7 +186,7 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 
 // openSession loads the model's graph for gopt. A cached graph that
 // onnxruntime cannot load (damaged on disk) is rebuilt once before giving up.
-func openSession(m *store.Model, gopt llama.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
+func openSession(m *store.Model, gopt arch.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
 	path, err := m.Graph(gopt)
 	if err != nil {
 		return nil, err
@@ -235,7 +234,7 @@ func (a *Analyzer) Options() Options {
 }
 
 // Config returns the model configuration.
-func (a *Analyzer) Config() llama.Config { return a.cfg }
+func (a *Analyzer) Config() arch.Spec { return a.cfg }
 
 // Token is one token of an analyzed prompt.
 type Token struct {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/onnx"
@@ -56,13 +55,13 @@ func BenchmarkSessionLoad(b *testing.B) {
 	m := testutil.RealModel(b)
 	defer m.Close()
 	c := m.Config()
-	h := llama.Resid(c.Middle())
-	path, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{h}})
+	h := arch.Resid(c.Middle())
+	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{h}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{})
+		s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -73,7 +72,7 @@ func BenchmarkSessionLoad(b *testing.B) {
 
 // flopsPerToken counts multiply-adds x2 of the blocks' matmuls and the
 // attention products for a sequence of T tokens, per token.
-func flopsPerToken(c llama.Config, blocks, T int) float64 {
+func flopsPerToken(c arch.Spec, blocks, T int) float64 {
 	d, f, hd := float64(c.Dim), float64(c.FFN), float64(c.HeadDim)
 	proj := d*float64(c.Heads)*hd + 2*d*float64(c.KVHeads)*hd + float64(c.Heads)*hd*d
 	mlp := 3 * d * f
@@ -92,11 +91,11 @@ func BenchmarkForward(b *testing.B) {
 		name   string
 		blocks int
 	}{{"full", c.Layers}, {"mid", c.Middle()}} {
-		path, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(tc.blocks)}})
+		path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(tc.blocks)}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: llama.Resid(tc.blocks).Name(), Width: c.Dim}}, runtime.SessionOptions{})
+		s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: arch.Resid(tc.blocks).Name(), Width: c.Dim}}, runtime.SessionOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -147,7 +146,7 @@ func benchMatMul(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	bd := onnx.NewBuilder("matmul", matmulSource{onnx.ExternalTensor{Location: "w.bin", Dims: []int64{int64(n), int64(n)}}})
-	x := bd.Input(llama.InputEmbeds, onnx.Float, 1, n, n)
+	x := bd.Input(arch.InputEmbeds, onnx.Float, 1, n, n)
 	bd.Output(bd.MatMul(x, bd.Weight("w")), "y", onnx.Float, 1, n, n)
 	model, err := bd.Model("bench")
 	if err != nil {
@@ -161,7 +160,7 @@ func benchMatMul(b *testing.B, n int) {
 	if _, err := fetch.WriteAtomic(path, bytes.NewReader(data)); err != nil {
 		b.Fatal(err)
 	}
-	s, err := runtime.NewSession(path, llama.InputEmbeds, n, []runtime.Output{{Name: "y", Width: n}}, runtime.SessionOptions{})
+	s, err := runtime.NewSession(path, arch.InputEmbeds, n, []runtime.Output{{Name: "y", Width: n}}, runtime.SessionOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -232,12 +231,12 @@ func BenchmarkNaiveLoop(b *testing.B) {
 	for i, t := range toks {
 		ids[i] = t.ID
 	}
-	path, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(c.Middle()), llama.Logits()}})
+	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(c.Middle()), arch.Logits()}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	outs := []runtime.Output{{Name: llama.Resid(c.Middle()).Name(), Width: c.Dim}, {Name: llama.LogitsName, Width: c.Vocab}}
-	s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, outs, runtime.SessionOptions{})
+	outs := []runtime.Output{{Name: arch.Resid(c.Middle()).Name(), Width: c.Dim}, {Name: arch.LogitsName, Width: c.Vocab}}
+	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, outs, runtime.SessionOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

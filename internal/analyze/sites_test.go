@@ -12,7 +12,6 @@ import (
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/testutil"
@@ -74,11 +73,11 @@ func TestSitesMatchGraph(t *testing.T) {
 				points = append(points, p)
 				outs = append(outs, runtime.Output{Name: p.Name(), Width: c.Width(site)})
 			}
-			path, err := m.Graph(llama.GraphOptions{Outputs: points})
+			path, err := m.Graph(arch.GraphOptions{Outputs: points})
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, outs, runtime.SessionOptions{Threads: 1})
+			s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, outs, runtime.SessionOptions{Threads: 1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -373,3 +373,12 @@ func (f *File) Tensor(name string) (*TensorInfo, bool) {
 	}
 	return &f.Tensors[i], true
 }
+
+// TensorDims returns the dims (fastest varying first) of the named tensor.
+func (f *File) TensorDims(name string) ([]uint64, bool) {
+	t, ok := f.Tensor(name)
+	if !ok {
+		return nil, false
+	}
+	return t.Dims, true
+}

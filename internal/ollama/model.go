@@ -18,7 +18,8 @@ import (
 
 	"github.com/ollama/ollama/api"
 
-	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/arch"
+	_ "github.com/lmood/lmood/internal/arch/all" // the families Supported knows
 )
 
 // Prefix marks a model reference as an ollama model: ollama:NAME[:TAG].
@@ -40,7 +41,7 @@ type Model struct {
 }
 
 // Supported reports whether lmood can convert the model's architecture.
-func (m *Model) Supported() bool { return llama.Supported(m.Arch) }
+func (m *Model) Supported() bool { return arch.IsSupported(m.Arch) }
 
 // ParseRef turns "ollama:NAME[:TAG]" (or a bare "NAME[:TAG]") into the model
 // name to ask the server for, with the tag ":latest" made explicit as
@@ -182,16 +183,16 @@ func BlobDigest(path string) (string, error) {
 }
 
 // Check makes sure lmood can convert the model: its architecture is one
-// lmood supports (llama.ErrUnsupportedArch otherwise) and its weights are
+// lmood supports (arch.ErrUnsupported otherwise) and its weights are
 // a GGUF file this process can read (ErrUnreadable otherwise).
 func (m *Model) Check() error {
 	if !m.Supported() {
-		arch := m.Arch
-		if arch == "" {
-			arch = "unknown"
+		name := m.Arch
+		if name == "" {
+			name = "unknown"
 		}
-		return fmt.Errorf("ollama: model %q has architecture %q: %w; lmood supports %s (Llama, Mistral, TinyLlama, SmolLM2, Qwen2 and their fine-tunes)",
-			m.Name, arch, llama.ErrUnsupportedArch, strings.Join(llama.SupportedArchs, ", "))
+		return fmt.Errorf("ollama: model %q has architecture %q: %w; lmood supports %s (Llama, Mistral, TinyLlama, SmolLM2, Qwen2, Gemma 3 and their fine-tunes)",
+			m.Name, name, arch.ErrUnsupported, strings.Join(arch.Supported(), ", "))
 	}
 	f, err := os.Open(m.BlobPath)
 	if err == nil {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/testutil"
@@ -324,8 +324,8 @@ func TestUnsupportedArchRefusedBeforeReading(t *testing.T) {
 	m := &Model{Host: "http://127.0.0.1:11434", Name: "nomic-embed-text:latest", BlobPath: "/nonexistent/sha256-" + hex64, Digest: hex64, Arch: "nomic-bert"}
 	st := &store.Store{Root: filepath.Join(t.TempDir(), "models")}
 	_, err := Import(st, m, "", false, nil)
-	if !errors.Is(err, llama.ErrUnsupportedArch) || errors.Is(err, ErrUnreadable) {
-		t.Fatalf("error = %v, want llama.ErrUnsupportedArch (checked before the file)", err)
+	if !errors.Is(err, arch.ErrUnsupported) || errors.Is(err, ErrUnreadable) {
+		t.Fatalf("error = %v, want arch.ErrUnsupported (checked before the file)", err)
 	}
 	for _, want := range []string{`"nomic-bert"`, "llama, qwen2", "nomic-embed-text:latest"} {
 		if !strings.Contains(err.Error(), want) {

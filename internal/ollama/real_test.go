@@ -14,7 +14,7 @@ import (
 
 	"github.com/ollama/ollama/api"
 
-	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/testutil"
 )
@@ -190,8 +190,8 @@ func TestRealUnsupportedArch(t *testing.T) {
 	}
 	st := &store.Store{Root: filepath.Join(t.TempDir(), "models")}
 	_, err = Import(st, m, "", false, nil)
-	if !errors.Is(err, llama.ErrUnsupportedArch) {
-		t.Fatalf("error = %v, want llama.ErrUnsupportedArch", err)
+	if !errors.Is(err, arch.ErrUnsupported) {
+		t.Fatalf("error = %v, want arch.ErrUnsupported", err)
 	}
 	for _, want := range []string{`"bert"`, name, "llama, qwen2"} {
 		if !strings.Contains(err.Error(), want) {

@@ -15,7 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/arch"
+	_ "github.com/lmood/lmood/internal/arch/all" // every supported family registers itself
 	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/gguf"
 	"github.com/lmood/lmood/internal/tokenize"
@@ -151,10 +152,10 @@ func (s *Store) ImportWith(ctx context.Context, path, name string, src Source, o
 
 	m = &Manifest{
 		Converter: Converter, ConverterVersion: ConverterVersion, Name: name,
-		Config: cfg, Params: cfg.Params(), Source: src,
+		Arch: cfg.Arch, Config: cfg, Params: cfg.Params(), Source: src,
 		Weights: "weights.bin", Tokenizer: "tokenizer.json", Tensors: map[string]Tensor{},
 	}
-	if err := writeWeights(ctx, f, cfg, filepath.Join(tmp, m.Weights), m.Tensors, opts.Progress); err != nil {
+	if err := writeWeights(ctx, f, cfg.Config, filepath.Join(tmp, m.Weights), m.Tensors, opts.Progress); err != nil {
 		return nil, false, fmt.Errorf("store: import %s: %w", path, err)
 	}
 	if err := writeJSON(filepath.Join(tmp, m.Tokenizer), vocab); err != nil {
@@ -216,7 +217,7 @@ func (s *Store) CheckReplace(name string, src Source) (*Manifest, error) {
 // checkGGUF reads a GGUF file's configuration and tokenizer and checks
 // them against its tensors and against sanity ranges, before anything is
 // converted.
-func checkGGUF(f *gguf.File) (llama.Config, tokenize.Vocab, error) {
+func checkGGUF(f *gguf.File) (arch.Spec, tokenize.Vocab, error) {
 	cfg, err := ConfigFromGGUF(f)
 	if err != nil {
 		return cfg, tokenize.Vocab{}, err
@@ -231,31 +232,24 @@ func checkGGUF(f *gguf.File) (llama.Config, tokenize.Vocab, error) {
 	if _, err := tokenize.New(vocab); err != nil {
 		return cfg, vocab, fmt.Errorf("tokenizer: %w", err)
 	}
-	for _, n := range cfg.TensorNames() {
+	for _, n := range cfg.Config.TensorNames() {
 		t, ok := f.Tensor(n)
 		if !ok {
 			return cfg, vocab, fmt.Errorf("tensor %s is missing from the GGUF", n)
 		}
-		if err := cfg.CheckTensorShape(n, t.Dims); err != nil {
+		if err := cfg.Config.CheckTensorShape(n, t.Dims); err != nil {
 			return cfg, vocab, err
 		}
 	}
 	return cfg, vocab, nil
 }
 
-// ConfigFromGGUF reads the llama configuration of a GGUF file, checking the
-// architecture before anything is converted.
-func ConfigFromGGUF(f *gguf.File) (llama.Config, error) {
-	emb, ok := f.Tensor(llama.TokenEmbd)
-	if !ok || len(emb.Dims) != 2 {
-		arch, _ := f.String("general.architecture")
-		if !llama.Supported(arch) {
-			return llama.Config{}, fmt.Errorf("architecture %q: %w (lmood supports %v)", arch, llama.ErrUnsupportedArch, llama.SupportedArchs)
-		}
-		return llama.Config{}, fmt.Errorf("GGUF has no 2-D %s tensor", llama.TokenEmbd)
-	}
-	_, hasOutput := f.Tensor(llama.Output)
-	cfg, err := llama.ConfigFromMetadata(f, int(emb.Dims[1]), hasOutput)
+// ConfigFromGGUF reads the architecture of a GGUF file through the family
+// registered for its general.architecture (see package arch), checking it
+// before anything is converted. An architecture no family handles is an
+// error wrapping arch.ErrUnsupported.
+func ConfigFromGGUF(f *gguf.File) (arch.Spec, error) {
+	cfg, err := arch.FromGGUF(f)
 	if err != nil {
 		return cfg, err
 	}
@@ -312,7 +306,7 @@ func dominantType(f *gguf.File) string {
 	return best
 }
 
-func writeWeights(ctx context.Context, f *gguf.File, cfg llama.Config, path string, index map[string]Tensor, p ConvertProgress) error {
+func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path string, index map[string]Tensor, p ConvertProgress) error {
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/arch/llama"
 	. "github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/testutil"
 )
@@ -32,17 +31,17 @@ func TestGraphCacheKey(t *testing.T) {
 	paths := map[string]string{}
 	for _, tc := range []struct {
 		name string
-		opt  llama.GraphOptions
+		opt  arch.GraphOptions
 	}{
-		{"resid.1", llama.GraphOptions{Outputs: []arch.Point{llama.Resid(1)}}},
-		{"norm.1", llama.GraphOptions{Outputs: []arch.Point{pt(arch.SiteNorm, 1)}}},
-		{"attn.1", llama.GraphOptions{Outputs: []arch.Point{pt(arch.SiteAttn, 1)}}},
-		{"mlp.1", llama.GraphOptions{Outputs: []arch.Point{pt(arch.SiteMLP, 1)}}},
-		{"resid.1+norm.1", llama.GraphOptions{Outputs: []arch.Point{llama.Resid(1), pt(arch.SiteNorm, 1)}}},
-		{"logits", llama.GraphOptions{Outputs: []arch.Point{llama.Logits()}}},
-		{"head", llama.GraphOptions{Head: true}},
-		{"long", llama.GraphOptions{Outputs: long}},
-		{"longer", llama.GraphOptions{Outputs: longer}},
+		{"resid.1", arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1)}}},
+		{"norm.1", arch.GraphOptions{Outputs: []arch.Point{pt(arch.SiteNorm, 1)}}},
+		{"attn.1", arch.GraphOptions{Outputs: []arch.Point{pt(arch.SiteAttn, 1)}}},
+		{"mlp.1", arch.GraphOptions{Outputs: []arch.Point{pt(arch.SiteMLP, 1)}}},
+		{"resid.1+norm.1", arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1), pt(arch.SiteNorm, 1)}}},
+		{"logits", arch.GraphOptions{Outputs: []arch.Point{arch.Logits()}}},
+		{"head", arch.GraphOptions{Head: true}},
+		{"long", arch.GraphOptions{Outputs: long}},
+		{"longer", arch.GraphOptions{Outputs: longer}},
 	} {
 		p, err := m.Graph(tc.opt)
 		if err != nil {
@@ -53,11 +52,11 @@ func TestGraphCacheKey(t *testing.T) {
 		}
 		paths[p] = tc.name
 	}
-	a, _ := m.Graph(llama.GraphOptions{Outputs: []arch.Point{pt(arch.SiteNorm, 1), llama.Resid(1)}})
+	a, _ := m.Graph(arch.GraphOptions{Outputs: []arch.Point{pt(arch.SiteNorm, 1), arch.Resid(1)}})
 	if paths[a] != "resid.1+norm.1" {
 		t.Errorf("the same output set in another order got %s", filepath.Base(a))
 	}
-	if _, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{pt(arch.SiteAttn, 0)}}); err == nil {
+	if _, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{pt(arch.SiteAttn, 0)}}); err == nil {
 		t.Error("attn.0 built a graph")
 	}
 }

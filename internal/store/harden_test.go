@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/runtime"
 	. "github.com/lmood/lmood/internal/store"
@@ -176,7 +175,7 @@ func TestReimportAtomicForReaders(t *testing.T) {
 		opens++
 	}
 	wg.Wait()
-	if _, err := held.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(1)}}); err != nil {
+	if _, err := held.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1)}}); err != nil {
 		t.Errorf("model opened before the re-imports: %v", err)
 	}
 	held.Close()
@@ -230,7 +229,7 @@ func TestGraphPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	g, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(1)}})
+	g, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,9 +259,9 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A finite change in one block, a NaN in the embedding of token 5.
-	q := m.Tensors[llama.Block(1, "attn_q.weight")]
+	q := m.Tensors["blk.1.attn_q.weight"]
 	binary.Write(&offsetWriter{f, q.Offset + 40}, binary.LittleEndian, float32(0.123))
-	e := m.Tensors[llama.TokenEmbd]
+	e := m.Tensors[arch.TokenEmbd]
 	binary.Write(&offsetWriter{f, e.Offset + 5*4*e.Dims[1]}, binary.LittleEndian, float32(math.NaN()))
 	f.Close()
 	bad, err := st.Verify(ctx, "tiny")

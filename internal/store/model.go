@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/onnx"
 	"github.com/lmood/lmood/internal/tokenize"
@@ -71,7 +71,7 @@ func (s *Store) Open(name string) (*Model, error) {
 
 // openAt opens the weights of the model in version directory dir.
 func (s *Store) openAt(name, dir string, m *Manifest) (*Model, error) {
-	embd, ok := m.Tensors[llama.TokenEmbd]
+	embd, ok := m.Tensors[arch.TokenEmbd]
 	if !ok || len(embd.Dims) != 2 {
 		return nil, fmt.Errorf("store: %q has no embedding matrix in its manifest; re-convert it", name)
 	}
@@ -95,9 +95,11 @@ func (s *Store) openAt(name, dir string, m *Manifest) (*Model, error) {
 // so a corrupt manifest is an error, never a crash or a huge allocation.
 func (m *Manifest) validate(weightsSize int64) error {
 	c := m.Config
-	if c.Layers <= 0 || c.Dim <= 0 || c.Heads <= 0 || c.KVHeads <= 0 || c.Heads%c.KVHeads != 0 ||
-		c.HeadDim <= 0 || c.HeadDim%2 != 0 || c.FFN <= 0 || c.Vocab <= 0 || c.ContextLength <= 0 || c.Layers > 10000 {
-		return fmt.Errorf("manifest has an impossible configuration %+v", c)
+	if c.Config == nil {
+		return fmt.Errorf("manifest has no architecture configuration")
+	}
+	if err := c.Dims.Check(); err != nil {
+		return fmt.Errorf("manifest: %w", err)
 	}
 	if filepath.Base(m.Weights) != m.Weights || filepath.Base(m.Tokenizer) != m.Tokenizer {
 		return fmt.Errorf("manifest names files outside the model directory")
@@ -114,7 +116,7 @@ func (m *Manifest) validate(weightsSize int64) error {
 			return fmt.Errorf("weights.bin is truncated or corrupt (%s: %d bytes at offset %d, file has %d)", name, n, t.Offset, weightsSize)
 		}
 	}
-	e := m.Tensors[llama.TokenEmbd]
+	e := m.Tensors[arch.TokenEmbd]
 	if len(e.Dims) != 2 || e.Dims[0] != int64(c.Vocab) || e.Dims[1] != int64(c.Dim) {
 		return fmt.Errorf("embedding matrix dims %v do not match vocab %d × width %d", e.Dims, c.Vocab, c.Dim)
 	}
@@ -135,13 +137,17 @@ func (m *Model) Close() error {
 	return err
 }
 
-// Config is the model's architecture configuration.
-func (m *Model) Config() llama.Config { return m.Manifest.Config }
+// Config is the model's architecture: its common dimensions and its
+// family's configuration.
+func (m *Model) Config() arch.Spec { return m.Manifest.Config }
 
 // Embeddings gathers the embedding rows of ids into a [len(ids), dim]
-// row-major matrix, reading only those rows from disk.
+// row-major matrix, reading only those rows from disk, each scaled by the
+// architecture's embedding scale (Gemma: √dim): hidden state 0, what the
+// first block sees and what nudges are applied to.
 func (m *Model) Embeddings(ids []int) ([]float32, error) {
 	vocab, dim := int(m.embd.Dims[0]), int(m.embd.Dims[1])
+	scale := m.Manifest.Config.Scale()
 	out := make([]float32, len(ids)*dim)
 	row := make([]byte, 4*dim)
 	for i, id := range ids {
@@ -157,7 +163,7 @@ func (m *Model) Embeddings(ids []int) ([]float32, error) {
 				return nil, fmt.Errorf("store: %w: the embedding of token %d holds %v; run `lmood verify %s` and re-convert the model (`lmood import --force` or `lmood pull`)",
 					ErrCorrupt, id, v, m.Manifest.Name)
 			}
-			out[i*dim+j] = v
+			out[i*dim+j] = v * scale
 		}
 	}
 	return out, nil
@@ -191,7 +197,7 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 
 // Graph returns the path of the graph with the given options, building and
 // caching it in the model directory the first time it is asked for.
-func (m *Model) Graph(opt llama.GraphOptions) (string, error) {
+func (m *Model) Graph(opt arch.GraphOptions) (string, error) {
 	path := m.graphPath(opt)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
@@ -201,7 +207,7 @@ func (m *Model) Graph(opt llama.GraphOptions) (string, error) {
 
 // RebuildGraph builds the graph again even if a cached file exists (for a
 // cached file that onnxruntime cannot load).
-func (m *Model) RebuildGraph(opt llama.GraphOptions) (string, error) {
+func (m *Model) RebuildGraph(opt arch.GraphOptions) (string, error) {
 	return m.buildGraph(opt, m.graphPath(opt))
 }
 
@@ -209,7 +215,7 @@ func (m *Model) RebuildGraph(opt llama.GraphOptions) (string, error) {
 // output set (sorted, so the order asked in does not matter), or a hash of
 // it when long; a head-only graph is "graph-head.onnx". Graphs cached under
 // the older "graph-b<blocks>-h<states>" names are not reused.
-func (m *Model) graphPath(opt llama.GraphOptions) string {
+func (m *Model) graphPath(opt arch.GraphOptions) string {
 	if opt.Head {
 		return filepath.Join(m.Dir, "graph-head.onnx")
 	}
@@ -226,8 +232,8 @@ func (m *Model) graphPath(opt llama.GraphOptions) string {
 	return filepath.Join(m.Dir, "graph-"+key+".onnx")
 }
 
-func (m *Model) buildGraph(opt llama.GraphOptions, path string) (string, error) {
-	model, err := llama.Build(m.Manifest.Config, m, opt)
+func (m *Model) buildGraph(opt arch.GraphOptions, path string) (string, error) {
+	model, err := m.Manifest.Config.Build(m, opt)
 	if err != nil {
 		return "", fmt.Errorf("store: build graph: %w", err)
 	}

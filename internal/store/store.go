@@ -26,14 +26,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lmood/lmood/internal/arch/llama"
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/runtime"
 )
 
 // ConverterVersion is bumped whenever the on-disk layout or the graph
 // changes meaning; model directories made by another version are refused.
 // Version 2: versioned directories behind a link, per-tensor SHA-256.
-const ConverterVersion = 2
+// Version 3: the manifest names the architecture ("arch") and holds that
+// family's configuration; embeddings may be scaled (Gemma).
+const ConverterVersion = 3
 
 // Converter names the converter in manifests.
 const Converter = "lmood-convert"
@@ -60,17 +62,21 @@ type Tensor struct {
 
 // Manifest describes a converted model.
 type Manifest struct {
-	Converter        string            `json:"converter"`
-	ConverterVersion int               `json:"converter_version"`
-	Name             string            `json:"name"`
-	Config           llama.Config      `json:"config"`
-	Params           int64             `json:"params"`
-	Source           Source            `json:"source"`
-	Weights          string            `json:"weights"`
-	Tensors          map[string]Tensor `json:"tensors"`
-	Tokenizer        string            `json:"tokenizer"`
-	Created          time.Time         `json:"created"`
-	ConvertSeconds   float64           `json:"convert_seconds"`
+	Converter        string    `json:"converter"`
+	ConverterVersion int       `json:"converter_version"`
+	Name             string    `json:"name"`
+	Arch             string    `json:"arch"`   // GGUF general.architecture: the family that reads Config
+	Config           arch.Spec `json:"config"` // that family's own configuration
+
+	Params         int64             `json:"params"`
+	Source         Source            `json:"source"`
+	Weights        string            `json:"weights"`
+	Tensors        map[string]Tensor `json:"tensors"`
+	Tokenizer      string            `json:"tokenizer"`
+	Created        time.Time         `json:"created"`
+	ConvertSeconds float64           `json:"convert_seconds"`
+
+	rawConfig json.RawMessage // Config before decoding
 }
 
 // Store is a directory of converted models.
@@ -170,7 +176,8 @@ func (s *Store) readManifest(name string) (string, *Manifest, error) {
 	}
 }
 
-// parseManifest decodes a manifest and checks its converter version.
+// parseManifest decodes a manifest and checks its converter version, then
+// decodes its configuration through the architecture's registered family.
 func parseManifest(name string, data []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -180,7 +187,29 @@ func parseManifest(name string, data []byte) (*Manifest, error) {
 		return &m, fmt.Errorf("store: %w: %q was made by %s v%d, this lmood is %s v%d; re-convert it (`lmood pull` or `lmood import --force`)",
 			ErrStale, name, m.Converter, m.ConverterVersion, Converter, ConverterVersion)
 	}
+	spec, err := arch.Decode(m.Arch, m.rawConfig)
+	if err != nil {
+		return &m, fmt.Errorf("store: manifest of %q: %w; re-convert it with `lmood import --force` or `lmood pull`", name, err)
+	}
+	m.Config, m.rawConfig = spec, nil
 	return &m, nil
+}
+
+// UnmarshalJSON decodes a manifest, keeping its configuration as raw JSON
+// for parseManifest to decode once the architecture and converter version
+// are known.
+func (m *Manifest) UnmarshalJSON(data []byte) error {
+	type plain Manifest
+	var aux struct {
+		plain
+		Config json.RawMessage `json:"config"`
+	}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	*m = Manifest(aux.plain)
+	m.rawConfig = aux.Config
+	return nil
 }
 
 // Entry is one line of List.

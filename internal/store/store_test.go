@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/gguf"
 	. "github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/testutil"
@@ -28,7 +27,7 @@ func TestImportOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := m.Config
-	if c.Layers != 2 || c.Dim != 32 || c.Heads != 4 || c.KVHeads != 2 || c.Vocab != 300 || !c.TiedOutput {
+	if c.Layers != 2 || c.Dim != 32 || c.Heads != 4 || c.KVHeads != 2 || c.Vocab != 300 || m.Arch != "llama" || m.Tensors["output.weight"].Dims != nil {
 		t.Fatalf("config = %+v", c)
 	}
 	if m.Source.Quantization != "F32" || m.Source.SHA256 == "" || m.Params != c.Params() {
@@ -47,7 +46,7 @@ func TestImportOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	ti, _ := f.Tensor(llama.TokenEmbd)
+	ti, _ := f.Tensor(arch.TokenEmbd)
 	want, err := f.ReadTensorF32(ti)
 	if err != nil {
 		t.Fatal(err)
@@ -69,12 +68,12 @@ func TestImportOpen(t *testing.T) {
 	}
 
 	// Graphs are built once and cached.
-	g1, err := model.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(1)}})
+	g1, err := model.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fi1, _ := os.Stat(g1)
-	g2, _ := model.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Resid(1)}})
+	g2, _ := model.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1)}})
 	fi2, _ := os.Stat(g2)
 	if g1 != g2 || !fi1.ModTime().Equal(fi2.ModTime()) {
 		t.Errorf("graph rebuilt: %s vs %s", g1, g2)
@@ -164,6 +163,21 @@ func TestStaleManifest(t *testing.T) {
 	_, err := st.Open("tiny")
 	if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "re-convert") {
 		t.Fatalf("Open of stale model: %v", err)
+	}
+	// The manifest names the architecture whose family decodes its config.
+	m["converter_version"] = ConverterVersion
+	if m["arch"] != "llama" {
+		t.Fatalf("manifest arch = %v, want llama", m["arch"])
+	}
+	for _, tc := range []struct{ arch, want string }{{"nosuch", "unsupported architecture"}, {"", "unsupported architecture"}} {
+		m["arch"] = tc.arch
+		raw, _ = json.Marshal(m)
+		if err := os.WriteFile(mpath, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Open("tiny"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("Open of a manifest of architecture %q: %v, want %q", tc.arch, err, tc.want)
+		}
 	}
 	if err := os.WriteFile(mpath, []byte("{broken"), 0o644); err != nil {
 		t.Fatal(err)

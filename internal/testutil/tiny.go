@@ -56,6 +56,24 @@ func byteAlphabet() []string {
 	return out
 }
 
+// AddTinyVocab adds a GPT-2-style byte-level BPE tokenizer of vocab tokens
+// (at least 256: the byte alphabet, then merges of letter pairs) to w, for
+// synthetic models of any family.
+func AddTinyVocab(w *gguf.Writer, vocab int) {
+	tokens := byteAlphabet()
+	var merges []string
+	for len(tokens) < vocab {
+		x, y := tokens[65+len(merges)%26], tokens[97+len(merges)/26%26]
+		merges = append(merges, x+" "+y)
+		tokens = append(tokens, x+y)
+	}
+	w.AddString("tokenizer.ggml.model", "gpt2")
+	w.AddString("tokenizer.ggml.pre", "gpt-2")
+	w.AddStrings("tokenizer.ggml.tokens", tokens)
+	w.AddStrings("tokenizer.ggml.merges", merges)
+	w.AddBool("tokenizer.ggml.add_bos_token", false)
+}
+
 // WriteTiny writes the synthetic model as a GGUF file and returns its path.
 // Weights are F32 random normals scaled like a trained model's.
 func WriteTiny(t testing.TB, m Tiny) string {
@@ -74,18 +92,7 @@ func WriteTiny(t testing.TB, m Tiny) string {
 	w.AddFloat32(a+".attention.layer_norm_rms_epsilon", 1e-6)
 	w.AddFloat32(a+".rope.freq_base", 10000)
 
-	tokens := byteAlphabet()
-	var merges []string
-	for len(tokens) < m.Vocab {
-		x, y := tokens[65+len(merges)%26], tokens[97+len(merges)/26%26]
-		merges = append(merges, x+" "+y)
-		tokens = append(tokens, x+y)
-	}
-	w.AddString("tokenizer.ggml.model", "gpt2")
-	w.AddString("tokenizer.ggml.pre", "gpt-2")
-	w.AddStrings("tokenizer.ggml.tokens", tokens)
-	w.AddStrings("tokenizer.ggml.merges", merges)
-	w.AddBool("tokenizer.ggml.add_bos_token", false)
+	AddTinyVocab(w, m.Vocab)
 
 	tensor := func(name string, scale float64, dims ...uint64) {
 		if name == m.SkipTensor {

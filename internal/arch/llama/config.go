@@ -7,11 +7,59 @@
 package llama
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/lmood/lmood/internal/arch"
 )
+
+func init() {
+	for _, name := range SupportedArchs {
+		arch.Register(arch.Family{Name: name, FromGGUF: FromGGUF, Decode: Decode})
+	}
+}
+
+// FromGGUF reads the configuration of a llama-family GGUF file: the
+// metadata, the vocabulary size from token_embd's rows, and whether the
+// output head is tied (no output.weight).
+func FromGGUF(f arch.File) (arch.Config, error) {
+	dims, ok := f.TensorDims(TokenEmbd)
+	if !ok || len(dims) != 2 {
+		return nil, fmt.Errorf("llama: GGUF has no 2-D %s tensor", TokenEmbd)
+	}
+	_, hasOutput := f.TensorDims(Output)
+	c, err := ConfigFromMetadata(f, int(dims[1]), hasOutput)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Decode reads a configuration stored as JSON and checks it.
+func Decode(data []byte) (arch.Config, error) {
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, err
+	}
+	if !Supported(c.Arch) {
+		return nil, fmt.Errorf("llama: stored configuration has architecture %q", c.Arch)
+	}
+	if err := c.checkRanges(); err != nil {
+		return nil, err
+	}
+	if c.HeadDim%2 != 0 || c.Heads%c.KVHeads != 0 || !(c.RMSEps > 0) || !(c.RopeTheta > 1) || math.IsInf(c.RopeTheta, 0) {
+		return nil, fmt.Errorf("llama: impossible stored configuration %+v", c)
+	}
+	return c, nil
+}
+
+// Common returns the numbers every family has.
+func (c Config) Common() arch.Dims {
+	return arch.Dims{Arch: c.Arch, Layers: c.Layers, Dim: c.Dim, Heads: c.Heads, KVHeads: c.KVHeads,
+		HeadDim: c.HeadDim, FFN: c.FFN, Vocab: c.Vocab, ContextLength: c.ContextLength}
+}
 
 // Metadata is the subset of a GGUF file's key/value metadata the
 // configuration is read from. *gguf.File satisfies it.
@@ -40,8 +88,8 @@ type Config struct {
 }
 
 // ErrUnsupportedArch is returned for a GGUF architecture this package does
-// not describe.
-var ErrUnsupportedArch = errors.New("unsupported architecture")
+// not describe (the same error as arch.ErrUnsupported).
+var ErrUnsupportedArch = arch.ErrUnsupported
 
 // SupportedArchs lists the GGUF general.architecture values understood here.
 var SupportedArchs = []string{"llama", "qwen2"}
@@ -240,4 +288,4 @@ func (c Config) Params() int64 {
 
 // Middle returns the default analysis hidden-state index: the middle of the
 // stack (hidden state Layers/2).
-func (c Config) Middle() int { return c.Layers / 2 }
+func (c Config) Middle() int { return c.Common().Middle() }

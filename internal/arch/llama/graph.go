@@ -9,44 +9,24 @@ import (
 	"github.com/lmood/lmood/internal/onnx/onnxpb"
 )
 
-// Graph input and output names.
+// Graph input and output names (see package arch).
 const (
-	InputEmbeds = "inputs_embeds" // float32 [batch, seq, dim]: the embeddings fed in
-	HeadInput   = "normed"        // float32 [batch, seq, dim]: norm.n, input of a head-only graph
-	LogitsName  = "logits"        // float32 [batch, seq, vocab]
+	InputEmbeds = arch.InputEmbeds
+	HeadInput   = arch.HeadInput
+	LogitsName  = arch.LogitsName
 )
 
-// Resid is the measurement point of hidden state i: the residual stream
-// after block i (i = 0: the embeddings fed in), Hugging Face's
-// hidden_states[i]. Its graph output is named "resid.i".
-func Resid(i int) arch.Point { return arch.Point{Site: arch.SiteResid, Index: i} }
+// Resid is arch.Resid: the measurement point of hidden state i.
+func Resid(i int) arch.Point { return arch.Resid(i) }
 
-// Logits is the measurement point of the output head.
-func Logits() arch.Point { return arch.Point{Site: arch.SiteLogits} }
+// Logits is arch.Logits: the measurement point of the output head.
+func Logits() arch.Point { return arch.Logits() }
 
-// Width is the last-axis size of a site's output: the vocabulary for
-// logits, the residual width for every other site.
-func (c Config) Width(s arch.Site) int {
-	if s == arch.SiteLogits {
-		return c.Vocab
-	}
-	return c.Dim
-}
+// Width is the last-axis size of a site's output.
+func (c Config) Width(s arch.Site) int { return c.Common().Width(s) }
 
-// GraphOptions selects what a graph computes.
-type GraphOptions struct {
-	// Outputs lists the measurement points the graph exposes (at least
-	// one, no repeats), each as an output named by [arch.Point.Name]. The
-	// graph is truncated right after the deepest one: analyses of early
-	// sites do not pay for the rest (norm.i reads block i+1's norm weight
-	// but runs nothing of block i+1; attn.i skips block i's MLP).
-	Outputs []arch.Point
-	// Head builds the output head alone instead (Outputs must be empty):
-	// input HeadInput, the final norm's output norm.n, and output logits. It
-	// lets a caller project long prompts onto the vocabulary a slice of
-	// positions at a time.
-	Head bool
-}
+// GraphOptions selects what a graph computes (see arch.GraphOptions).
+type GraphOptions = arch.GraphOptions
 
 // stage orders measurement points along the forward pass of a model of
 // layers blocks: resid.i and norm.i at 2i, attn.i at 2i-1, mlp.i after its
@@ -61,6 +41,11 @@ func stage(p arch.Point, layers int) int {
 	return 2 * p.Index
 }
 
+// Build returns the ONNX graph of c (see [Config.Build]).
+func Build(c Config, w onnx.WeightSource, opt GraphOptions) (*onnxpb.ModelProto, error) {
+	return c.Build(w, opt)
+}
+
 // Build returns the ONNX model of c. Weights are resolved through w, which
 // maps GGUF tensor names to external data prepared by PrepareWeight.
 //
@@ -68,7 +53,7 @@ func stage(p arch.Point, layers int) int {
 // attention is causal, so a real token never attends to a padding position
 // that follows it, and rotary positions stay correct. No attention-mask
 // input is needed.
-func Build(c Config, w onnx.WeightSource, opt GraphOptions) (*onnxpb.ModelProto, error) {
+func (c Config) Build(w onnx.WeightSource, opt arch.GraphOptions) (*onnxpb.ModelProto, error) {
 	m := &model{Builder: onnx.NewBuilder("lmood-"+c.Arch, w), c: c}
 	if opt.Head {
 		if len(opt.Outputs) > 0 {

@@ -67,7 +67,7 @@ func runGraph(t *testing.T, m *store.Model, opt llama.GraphOptions, outs []runti
 
 // oracle runs testdata/oracle.py on ids and returns the named measurement
 // points, each [len(ids), width].
-func oracle(t *testing.T, py, gguf string, c llama.Config, ids []int, points []arch.Point) map[arch.Point][]float32 {
+func oracle(t *testing.T, py, gguf string, c arch.Spec, ids []int, points []arch.Point) map[arch.Point][]float32 {
 	t.Helper()
 	strIDs := make([]string, len(ids))
 	for i, id := range ids {

@@ -3,11 +3,13 @@ package llama
 import (
 	"fmt"
 	"strings"
+
+	"github.com/lmood/lmood/internal/arch"
 )
 
 // GGUF tensor names of the llama family.
 const (
-	TokenEmbd  = "token_embd.weight"
+	TokenEmbd  = arch.TokenEmbd
 	OutputNorm = "output_norm.weight"
 	Output     = "output.weight"
 )

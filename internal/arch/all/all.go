@@ -1,0 +1,10 @@
+// Package all registers every architecture family lmood supports. Import
+// it for its side effect wherever models are converted or opened:
+//
+//	import _ "github.com/lmood/lmood/internal/arch/all"
+package all
+
+import (
+	_ "github.com/lmood/lmood/internal/arch/gemma3" // gemma3
+	_ "github.com/lmood/lmood/internal/arch/llama"  // llama, qwen2
+)
