@@ -120,7 +120,7 @@ func runServe(g *globals, sf *serveFlags) error {
 	srv.Drain()
 	closed := make(chan struct{})
 	go func() { _ = hs.Shutdown(sctx); close(closed) }() // stop accepting, close idle connections
-	serr := srv.Shutdown(sctx)                             // finish or cancel admitted requests
+	serr := srv.Shutdown(sctx)                           // finish or cancel admitted requests
 	select {
 	case <-closed:
 	case <-time.After(2 * time.Second):

@@ -250,7 +250,7 @@ type job struct {
 	stream  bool
 	opt     core.Options
 	hidden  []int
-	layer   int // score: the hidden state reported
+	layer   int        // score: the hidden state reported
 	setup   core.Setup // for records of prompts that failed before a session opened
 	rule    core.Rule
 }
