@@ -174,7 +174,14 @@ func (s *Server) routes() {
 	handle("GET /{$}", "/", s.handleIndex)
 	handle("GET /static/", "/static", s.handleStatic)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
+	allowed := map[string]string{"/api/score": "POST", "/api/layers": "POST", "/api/models": "GET", "/api/version": "GET",
+		"/api/openapi.json": "GET", "/healthz": "GET", "/metrics": "GET"}
 	handle("/", "other", func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allowed[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			writeError(w, &apiError{status: http.StatusMethodNotAllowed, err: fmt.Errorf("%s %s: use %s", r.Method, r.URL.Path, m)})
+			return
+		}
 		writeError(w, &apiError{status: http.StatusNotFound, err: fmt.Errorf("no route %s %s (see /api/openapi.json)", r.Method, r.URL.Path)})
 	})
 }
