@@ -478,3 +478,6 @@ func grepLines(s, sub string) string {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// waitTick returns a channel that fires after a short pause (polling).
+func waitTick() <-chan time.Time { return time.After(5 * time.Millisecond) }
