@@ -8,7 +8,7 @@ import (
 )
 
 func TestGroupTokens(t *testing.T) {
-	ka := "К" // D0 9A
+	ka := "К"    // D0 9A
 	emoji := "😀" // F0 9F 98 80
 	tests := []struct {
 		name  string
