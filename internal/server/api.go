@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	core "github.com/lmood/lmood/internal/lmood"
+	"github.com/lmood/lmood/internal/report"
 )
 
 // ScoreRequest is the body of POST /api/score and POST /api/layers.
@@ -38,6 +39,60 @@ type ScoreRequest struct {
 	Layer   *int         `json:"layer"`
 	Stream  *bool        `json:"stream"`
 	Options core.Options `json:"options"`
+	// Groups adds "groups" to score records (see GroupedRecord).
+	Groups bool `json:"groups"`
+}
+
+// GroupedRecord is a score record with display groups, answered when the
+// request sets "groups": true (the web page does). Tokens keeps one entry
+// per token; Groups joins byte-level tokens that split a multi-byte
+// character into that character (report.GroupTokens), so a reader can show
+// text, not \xd0 pieces.
+type GroupedRecord struct {
+	core.ScoreRecord
+	Groups []TokenGroup `json:"groups"`
+}
+
+// TokenGroup is tokens [start, end) shown as text, with the MEAN of their
+// ratio and OOD score (and of their surprisal, when there is one).
+type TokenGroup struct {
+	Start     int      `json:"start"`
+	End       int      `json:"end"`
+	Text      string   `json:"text"`
+	Ratio     *float64 `json:"ratio"`
+	OOD       *float64 `json:"ood"`
+	Surprisal *float64 `json:"surprisal,omitempty"`
+}
+
+// groupTokens groups a record's tokens for display.
+func groupTokens(toks []core.TokenRecord) []TokenGroup {
+	texts := make([]string, len(toks))
+	for i, t := range toks {
+		texts[i] = t.Text
+	}
+	out := []TokenGroup{}
+	for _, g := range report.GroupTokens(texts) {
+		var ratio, ood, sur []float64
+		for _, t := range toks[g.Start:g.End] {
+			ratio, ood = append(ratio, t.Ratio), append(ood, t.OOD)
+			if t.Surprisal != nil {
+				sur = append(sur, *t.Surprisal)
+			}
+		}
+		tg := TokenGroup{Start: g.Start, End: g.End, Text: g.Text, Ratio: core.FinitePtr(report.MeanDefined(ratio)), OOD: core.FinitePtr(report.MeanDefined(ood))}
+		if len(sur) > 0 {
+			tg.Surprisal = core.FinitePtr(report.MeanDefined(sur))
+		}
+		out = append(out, tg)
+	}
+	return out
+}
+
+// PaletteResponse is the body of GET /api/palette: the terminal heatmap's
+// colour scale, low to high, for the web page.
+type PaletteResponse struct {
+	Scale  string          `json:"scale"`
+	Colors []report.Swatch `json:"colors"`
 }
 
 // RecordsResponse is the body of a non-streamed many-prompt response.

@@ -171,11 +171,12 @@ func (s *Server) routes() {
 	handle("GET /api/version", "/api/version", s.handleVersion)
 	handle("GET /api/openapi.json", "/api/openapi.json", s.handleOpenAPI)
 	handle("GET /healthz", "/healthz", s.handleHealth)
+	handle("GET /api/palette", "/api/palette", s.handlePalette)
 	handle("GET /{$}", "/", s.handleIndex)
 	handle("GET /static/", "/static", s.handleStatic)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 	allowed := map[string]string{"/api/score": "POST", "/api/layers": "POST", "/api/models": "GET", "/api/version": "GET",
-		"/api/openapi.json": "GET", "/healthz": "GET", "/metrics": "GET"}
+		"/api/openapi.json": "GET", "/api/palette": "GET", "/healthz": "GET", "/metrics": "GET"}
 	handle("/", "other", func(w http.ResponseWriter, r *http.Request) {
 		if m, ok := allowed[r.URL.Path]; ok {
 			w.Header().Set("Allow", m)
@@ -258,6 +259,7 @@ type job struct {
 	opt     core.Options
 	hidden  []int
 	layer   int        // score: the hidden state reported
+	groups  bool       // add display groups to score records
 	setup   core.Setup // for records of prompts that failed before a session opened
 	rule    core.Rule
 }
@@ -270,7 +272,7 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, route string) (*j
 	if ae := decodeRequest(w, r, s.cfg.MaxBody, &req); ae != nil {
 		return nil, ae
 	}
-	j := &job{model: req.Model, opt: req.Options}
+	j := &job{model: req.Model, opt: req.Options, groups: req.Groups}
 	if j.model == "" {
 		j.model = s.cfg.DefaultModel
 	}
@@ -320,6 +322,9 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, route string) (*j
 		return nil, badRequest("options.max_tokens", "options.max_tokens: %d: the server allows at most %d tokens per prompt (--max-tokens)", j.opt.MaxTokens, s.cfg.MaxTokens)
 	}
 	if route == "layers" {
+		if req.Groups {
+			return nil, badRequest("groups", "groups: only /api/score groups tokens")
+		}
 		if req.Layer != nil {
 			return nil, badRequest("layer", "layer: /api/layers reports every hidden state; use /api/score for one")
 		}
@@ -514,6 +519,9 @@ func (s *Server) stopped(w http.ResponseWriter, r *http.Request, ctx context.Con
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 	s.run(w, r, "score", func(j *job, prompt string, setup core.Setup, rule core.Rule, res *analyze.Result, _ int, err error) (any, int, bool) {
 		rec := core.NewScoreRecord(prompt, setup, j.layer, rule, res, err)
+		if j.groups {
+			return GroupedRecord{ScoreRecord: rec, Groups: groupTokens(rec.Tokens)}, len(rec.Tokens), rec.Error != ""
+		}
 		return rec, len(rec.Tokens), rec.Error != ""
 	})
 }

@@ -481,3 +481,32 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // waitTick returns a channel that fires after a short pause (polling).
 func waitTick() <-chan time.Time { return time.After(5 * time.Millisecond) }
+
+func TestScoreGroups(t *testing.T) {
+	_, ts := newTestServer(t, Config{})
+	resp, body := post(t, ts.URL+"/api/score", `{"prompt": "Кот", "groups": true, "options": {"samples": 2}}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var rec GroupedRecord
+	if err := json.Unmarshal(body, &rec); err != nil {
+		t.Fatal(err)
+	}
+	// The tiny model has byte tokens only for Cyrillic: 6 tokens, 3 letters.
+	var texts []string
+	for _, g := range rec.Groups {
+		texts = append(texts, g.Text)
+	}
+	if len(rec.Tokens) != 6 || strings.Join(texts, "|") != "К|о|т" {
+		t.Fatalf("%d tokens, groups %q", len(rec.Tokens), texts)
+	}
+	g := rec.Groups[1]
+	if want := (rec.Tokens[2].OOD + rec.Tokens[3].OOD) / 2; g.OOD == nil || *g.OOD != want || g.Start != 2 || g.End != 4 {
+		t.Errorf("group %+v, want the mean OOD %v of tokens 2..3", g, want)
+	}
+	// Without "groups" the record is the CLI's: no groups field.
+	_, body = post(t, ts.URL+"/api/score", `{"prompt": "Кот", "options": {"samples": 2}}`)
+	if strings.Contains(string(body), `"groups"`) {
+		t.Errorf("groups without asking: %s", body)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/lmood/lmood/internal/report"
 )
 
 // openAPI is the hand-written OpenAPI 3 description of the API.
@@ -24,6 +26,10 @@ var webFS embed.FS
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(openAPI)
+}
+
+func (s *Server) handlePalette(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, PaletteResponse{Scale: report.ScaleSequential.String(), Colors: report.Palette(report.ScaleSequential, 64)})
 }
 
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
