@@ -10,6 +10,7 @@
 #   - Qwen2.5-Coder-0.5B (qwen2), via `lmood pull qwen2.5-coder-0.5b`, for its oracle and token-level tests
 #   - a Python venv with the oracle packages (scripts/oracle-requirements.txt)
 #   - an ollama server built from source (scripts/ollama.sh), for issue-6 tests
+#   - Chromium from Debian's packages (if missing), for the web page's browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -51,6 +52,15 @@ if [ "${LMOOD_SKIP_OLLAMA:-0}" != 1 ]; then
   LMOOD_TEST_OLLAMA_HOST="$(bash scripts/ollama.sh start)"
   export LMOOD_TEST_OLLAMA_HOST
   trap 'bash scripts/ollama.sh stop || true' EXIT
+fi
+
+step "headless chromium (the browser test of lmood serve's page)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing: install it (Debian: apt-get install chromium)"; exit 1
+  fi
 fi
 
 step "go test"

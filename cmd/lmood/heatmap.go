@@ -390,6 +390,12 @@ func renderHeatmap(w io.Writer, idx int, res *analyze.Result, h int, st heatmapS
 	if lo, hi, ok := st.colourRange([][]float64{vals}); ok {
 		opts.FixedRange, opts.Min, opts.Max = true, lo, hi
 	}
+	// Byte-level tokens that split a character are shown as the character,
+	// with the mean of their values (JSON keeps one entry per token).
+	if grouped := report.GroupScores(toks); len(grouped) < len(toks) {
+		toks = grouped
+		opts.Label += "; a character split across tokens shows their mean"
+	}
 	if err := report.Heatmap(w, toks, opts); err != nil {
 		return fmt.Errorf("heatmap: prompt %d: %w", idx, err)
 	}

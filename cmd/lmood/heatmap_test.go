@@ -331,3 +331,27 @@ func TestHeatmapRealModel(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderHeatmapGroupsSplitCharacters: byte-level tokens that split a
+// Cyrillic letter and an emoji are shown as the characters, with the mean
+// of their scores, not as \xd0 pieces.
+func TestRenderHeatmapGroupsSplitCharacters(t *testing.T) {
+	ka, emoji := "К", "😀"
+	res := fakeResult("Кот 😀", []string{ka[:1], ka[1:], "от", " " + emoji[:2], emoji[2:]},
+		[]float64{1, 2, 3, 4, 8}, []int{15})
+	var buf bytes.Buffer
+	st := heatmapStyle{Mode: report.ModeNone, Width: 80, Value: valueRatio, NumLayers: 30}
+	if err := renderHeatmap(&buf, 1, res, 15, st); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	// Ratios at hidden state 15 are 2.5x the given ones; groups show the mean.
+	for _, want := range []string{"К[3.75]", "от[7.50]", " 😀[15.00]", "split across tokens shows their mean"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("heatmap lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, `\x`) {
+		t.Errorf("heatmap still shows byte escapes:\n%s", out)
+	}
+}
