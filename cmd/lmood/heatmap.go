@@ -34,6 +34,7 @@ type heatmapFlags struct {
 	grid   bool
 	scale  string
 	digits int
+	cf     calibFlags
 }
 
 func newHeatmapCmd(g *globals) *cobra.Command {
@@ -88,6 +89,9 @@ still shown; the exit code is then 1.`,
 			if err := hf.af.check(); err != nil {
 				return err
 			}
+			if err := hf.cf.check(); err != nil {
+				return err
+			}
 			m, err := openModel(g)
 			if err != nil {
 				return err
@@ -97,6 +101,7 @@ still shown; the exit code is then 1.`,
 		},
 	}
 	hf.af.register(cmd, g, true)
+	hf.cf.register(cmd, false)
 	fl := cmd.Flags()
 	fl.IntVarP(&hf.layer, "layer", "l", -1, "hidden-state index to show (0 = embeddings, n = after the last block; default the middle)")
 	cmd.Flags().Lookup("layer").DefValue = "middle"
@@ -210,6 +215,10 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 	opt := sess.Options()
 	st.Direction, st.IncludeFirst, st.Isolate, st.NumLayers = opt.Direction, opt.IncludeFirst, opt.Isolate, cfg.Layers
 	st.Aggregate = sess.Rule().Aggregate
+	cal, err := hf.cf.calibration(g, sess)
+	if err != nil {
+		return err
+	}
 
 	out := bufio.NewWriter(w)
 	failed := 0
@@ -238,7 +247,11 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 		if err != nil {
 			return err
 		}
+		if err := calibratedLine(out, g, cal, i+1, res, hidden); err != nil {
+			return err
+		}
 	}
+	calibratedFooter(out, cal)
 	return finish(out, failed, len(prompts))
 }
 

@@ -108,7 +108,7 @@ Start here:
 	root.AddCommand(
 		newSetupCmd(g), newPullCmd(g), newImportCmd(g), newModelsCmd(g),
 		newScoreCmd(g), newHeatmapCmd(g), newLayersCmd(g), newEvalCmd(g),
-		newPruneCmd(g), newVerifyCmd(g),
+		newPruneCmd(g), newVerifyCmd(g), newCalibrateCmd(g),
 	)
 	for _, c := range root.Commands() {
 		if c.Args != nil {
