@@ -125,6 +125,22 @@ func TestCalibrateThenScore(t *testing.T) {
 		t.Errorf("score table (%v):\n%s", err, text)
 	}
 
+	// layers --json: a percentile per hidden state; heatmap: a line.
+	out, err = run(t, append(append([]string{"layers", ort, "--json"}, analysis...), prompts[0])...)
+	var lr LayersRecord
+	if err := json.Unmarshal([]byte(out), &lr); err != nil || len(lr.Layers) != 2 || lr.Calibration == "" {
+		t.Fatalf("layers: %v\n%s", err, out)
+	}
+	for _, l := range lr.Layers {
+		if l.Percentile == nil || *l.Percentile < 0 || *l.Percentile > 1 {
+			t.Errorf("layers: hidden state %d percentile %v", l.Layer, l.Percentile)
+		}
+	}
+	out, err = run(t, append(append([]string{"heatmap", ort, "--color", "none", "--layer", "2"}, analysis...), prompts[0])...)
+	if err != nil || !strings.Contains(out, "calibrated: percentile ") || !strings.Contains(out, "calibrated against self-generated") {
+		t.Errorf("heatmap (%v):\n%s", err, out)
+	}
+
 	// --no-calibration: no percentiles.
 	if recs, _, err := score("--no-calibration"); err != nil || recs[0].Percentile != nil || recs[0].Calibration != "" {
 		t.Errorf("--no-calibration: %v, %+v", err, recs[0].CalibratedScore)
