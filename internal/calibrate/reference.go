@@ -429,8 +429,9 @@ func (r *Reference) Save(dir string) (string, error) {
 		return "", fmt.Errorf("calibrate: save in %s: %w", dir, err)
 	}
 	_, werr := f.Write(data)
+	merr := f.Chmod(0o644) // CreateTemp makes it 0600; readable like the model's other files
 	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
+	if err := errors.Join(werr, merr, cerr); err != nil {
 		os.Remove(f.Name())
 		return "", fmt.Errorf("calibrate: save %s: %w", path, err)
 	}

@@ -186,6 +186,9 @@ func TestSaveLoad(t *testing.T) {
 	if filepath.Base(path) != id.FileName() || !strings.HasPrefix(id.FileName(), "calibration-resid-") {
 		t.Errorf("saved as %s", path)
 	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("saved file mode %v (%v), want 0644", fi.Mode(), err)
+	}
 	got, err := Load(path, id)
 	if err != nil {
 		t.Fatal(err)
