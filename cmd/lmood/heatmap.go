@@ -34,6 +34,7 @@ type heatmapFlags struct {
 	grid   bool
 	scale  string
 	digits int
+	cf     calibFlags
 }
 
 func newHeatmapCmd(g *globals) *cobra.Command {
@@ -99,6 +100,9 @@ still shown; the exit code is then 1.
 			if err := hf.af.check(); err != nil {
 				return err
 			}
+			if err := hf.cf.check(); err != nil {
+				return err
+			}
 			m, err := openModel(g)
 			if err != nil {
 				return err
@@ -108,6 +112,7 @@ still shown; the exit code is then 1.
 		},
 	}
 	hf.af.register(cmd, g, true)
+	hf.cf.register(cmd, false)
 	fl := cmd.Flags()
 	lflag = registerLayer(cmd, &hf.layer, "index to show")
 	fl.StringVar(&hf.value, "value", valueOOD, "what colours the tokens: ood (OOD score, higher = more unusual) or ratio (the raw drift ratio)")
@@ -230,6 +235,10 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 	opt := sess.Options()
 	st.Direction, st.IncludeFirst, st.Isolate, st.NumLayers = opt.Direction, opt.IncludeFirst, opt.Isolate, cfg.Layers
 	st.Aggregate, st.Site = sess.Rule().Aggregate, opt.Site
+	cal, err := hf.cf.calibration(g, sess)
+	if err != nil {
+		return err
+	}
 
 	out := bufio.NewWriter(w)
 	failed := 0
@@ -258,7 +267,11 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 		if err != nil {
 			return err
 		}
+		if err := calibratedLine(out, g, cal, i+1, res, hidden); err != nil {
+			return err
+		}
 	}
+	calibratedFooter(out, cal)
 	return finish(out, failed, len(prompts))
 }
 

@@ -28,6 +28,7 @@ type layersFlags struct {
 	asJSON bool
 	png    string
 	width  int
+	cf     calibFlags
 }
 
 func newLayersCmd(g *globals) *cobra.Command {
@@ -81,6 +82,9 @@ mlp 1..n (logits has a single value: use 'lmood score --site logits').`,
 					return usageError{fmt.Errorf("--png: %w", err)}
 				}
 			}
+			if err := lf.cf.check(); err != nil {
+				return err
+			}
 			m, err := openModel(g)
 			if err != nil {
 				return err
@@ -90,6 +94,7 @@ mlp 1..n (logits has a single value: use 'lmood score --site logits').`,
 		},
 	}
 	lf.af.register(cmd, g, true)
+	lf.cf.register(cmd, false)
 	fl := cmd.Flags()
 	fl.BoolVar(&lf.asJSON, "json", false, "write JSON Lines, one object per prompt with a ratio per hidden state")
 	fl.StringVar(&lf.png, "png", "", "also draw the ratio against the hidden state to FILE (PNG; .svg and .pdf by extension)")
@@ -137,6 +142,10 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 	}
 	defer sess.Close()
 	meta := layersMeta{Model: m.Manifest.Name, NumLayers: cfg.Layers, Opt: sess.Options(), Agg: sess.Rule().Aggregate}
+	cal, err := lf.cf.calibration(g, sess)
+	if err != nil {
+		return err
+	}
 
 	out := bufio.NewWriter(w)
 	p := g.progress()
@@ -163,7 +172,7 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 			}
 		}
 		if lf.asJSON {
-			if err := report.WriteJSONL(out, layersRecord(it, meta)); err != nil {
+			if err := report.WriteJSONL(out, calibratedLayers(layersRecord(it, meta), cal, it.res)); err != nil {
 				return err
 			}
 		}
@@ -173,6 +182,12 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 		if err := renderLayers(out, items, meta, lf.width); err != nil {
 			return err
 		}
+		for i, it := range items {
+			if err := calibratedLine(out, g, cal, i+1, it.res, allHiddenStates(cfg.Layers)); err != nil {
+				return err
+			}
+		}
+		calibratedFooter(out, cal)
 	}
 	if lf.png != "" {
 		series := layerSeries(items, meta)

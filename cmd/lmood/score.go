@@ -29,6 +29,7 @@ func newScoreCmd(g *globals) *cobra.Command {
 	var pairs string
 	var surprisal bool
 	var lflag *layerFlag
+	var cf calibFlags
 	cmd := &cobra.Command{
 		Use:   "score [flags] [PROMPT...]",
 		Short: "Score prompts: drift ratio and OOD score per prompt and per token",
@@ -63,7 +64,10 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
 			if err := af.check(); err != nil {
 				return err
 			}
-			sf := scoreFlags{af: &af, layer: layer, asJSON: asJSON, surprisal: surprisal}
+			if err := cf.check(); err != nil {
+				return err
+			}
+			sf := scoreFlags{af: &af, layer: layer, asJSON: asJSON, surprisal: surprisal, cf: &cf}
 			if pairs != "" {
 				if len(args) > 0 || af.file != "" {
 					return usageError{fmt.Errorf("--pairs reads its prompts from the TSV: give no other prompts or -f")}
@@ -82,6 +86,7 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON Lines, one object per prompt (schema in README)")
 	cmd.Flags().BoolVar(&surprisal, "surprisal", false, "also report the model's own surprisal (prompt mean and per token), next-token entropy and max-softmax in --json (one more forward pass per prompt)")
 	cmd.Flags().StringVar(&pairs, "pairs", "", "score a TSV of kind<TAB>plain<TAB>twin lines and print them side by side")
+	cf.register(cmd, true)
 	return cmd
 }
 
@@ -91,6 +96,7 @@ type scoreFlags struct {
 	layer     int // -1 = the middle
 	asJSON    bool
 	surprisal bool
+	cf        *calibFlags // nil: no calibration
 }
 
 // scorer scores prompts at one hidden state of an open model.
@@ -100,6 +106,7 @@ type scorer struct {
 	layer int
 	opt   analyze.Options
 	g     *globals
+	calib *core.Calibration // nil: uncalibrated
 }
 
 func newScorer(g *globals, sf scoreFlags) (*scorer, error) {
@@ -125,7 +132,12 @@ func newScorerFor(g *globals, sf scoreFlags, m *store.Model) (*scorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &scorer{model: m, sess: sess, layer: at, opt: sess.Options(), g: g}, nil
+	cal, err := sf.cf.calibration(g, sess)
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	return &scorer{model: m, sess: sess, layer: at, opt: sess.Options(), g: g, calib: cal}, nil
 }
 
 // where names the measurement point for footers.
@@ -141,7 +153,7 @@ func (s *scorer) Close() {
 // record scores one prompt into a JSON record (Error set on failure).
 func (s *scorer) record(prompt string) ScoreRecord {
 	start := time.Now()
-	rec := s.sess.Score(prompt, s.layer)
+	rec := s.sess.ScoreCalibrated(prompt, s.layer, s.calib)
 	if rec.Error == "" {
 		s.g.logf("%d tokens scored in %v", len(rec.Tokens), time.Since(start).Round(time.Millisecond))
 	}
@@ -161,6 +173,7 @@ func runScore(g *globals, sf scoreFlags, prompts []string, w io.Writer) error {
 		p.Start("scoring", int64(len(prompts)))
 	}
 	var rows []report.PromptRow
+	var recs []ScoreRecord
 	failed := 0
 	for i, prompt := range prompts {
 		rec := s.record(prompt)
@@ -180,11 +193,16 @@ func runScore(g *globals, sf scoreFlags, prompts []string, w io.Writer) error {
 			}
 			continue
 		}
+		recs = append(recs, rec)
 		rows = append(rows, report.PromptRow{Prompt: prompt, Tokens: len(rec.Tokens), Ratio: rec.Ratio, RatioStd: rec.RatioStd, OOD: rec.OOD, Err: rec.Error})
 	}
 	p.Finish()
 	if !asJSON {
-		if err := report.Table(out, rows, report.TableOptions{}); err != nil {
+		table := func() error { return report.Table(out, rows, report.TableOptions{}) }
+		if s.calib != nil {
+			table = func() error { return calibratedTable(out, recs) }
+		}
+		if err := table(); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s; OOD = %s\n",
@@ -193,6 +211,7 @@ func runScore(g *globals, sf scoreFlags, prompts []string, w io.Writer) error {
 		if s.opt.Isolate {
 			fmt.Fprintf(out, "isolation mode: one token nudged at a time; prompt ratio = %s of per-token ratios\n", isolationWord(s.sess.Rule().Aggregate))
 		}
+		calibratedFooter(out, s.calib)
 	}
 	return finish(out, failed, len(prompts))
 }
@@ -305,16 +324,25 @@ func runPairs(g *globals, sf scoreFlags, path string, w io.Writer) error {
 		if a.Error == "" && b.Error == "" {
 			delta = fmt.Sprintf("%+.3f", b.Ratio-a.Ratio)
 		}
-		rows = append(rows, []string{p.kind, p.plain, ca, p.twin, cb, delta})
+		if s.calib != nil {
+			rows = append(rows, []string{p.kind, p.plain, ca, percentCell(a.Percentile), p.twin, cb, percentCell(b.Percentile), delta})
+		} else {
+			rows = append(rows, []string{p.kind, p.plain, ca, p.twin, cb, delta})
+		}
 	}
 	bar.Finish()
 	if !asJSON {
-		if err := report.TextTable(out, []string{"kind", "plain", "ratio", "odd twin", "ratio", "twin − plain"}, rows, report.TableOptions{}); err != nil {
+		header := []string{"kind", "plain", "ratio", "odd twin", "ratio", "twin − plain"}
+		if s.calib != nil {
+			header = []string{"kind", "plain", "ratio", "pct", "odd twin", "ratio", "pct", "twin − plain"}
+		}
+		if err := report.TextTable(out, header, rows, report.TableOptions{}); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s\n",
 			report.Sanitize(s.model.Manifest.Name), s.where(), s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
 			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate))
+		calibratedFooter(out, s.calib)
 	}
 	return finish(out, failed, 2*len(ps))
 }

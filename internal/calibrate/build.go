@@ -5,18 +5,21 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/generate"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/tokenize"
 )
 
 // IdentityFor is the identity of analyzing with opt on m. aggregation ""
-// means "angle"; reference describes the reference texts (SelfSource or
+// means "flat" (the flattened-selection angle ratio, LnRatio); reference describes the reference texts (SelfSource or
 // FileSource), or "" to accept any when looking a calibration up.
 func IdentityFor(m *store.Model, opt analyze.Options, aggregation, reference string) Identity {
 	site := opt.Site
@@ -28,7 +31,7 @@ func IdentityFor(m *store.Model, opt analyze.Options, aggregation, reference str
 		hs = []int{m.Config().Layers} // the analyzer's index for logits
 	}
 	if aggregation == "" {
-		aggregation = "angle"
+		aggregation = "flat"
 	}
 	return Identity{
 		Model:            m.Manifest.Name,
@@ -72,32 +75,151 @@ func FileSource(path string, content []byte) string {
 // Progress reports a stage ("generate" or "analyze") and how far it is.
 type Progress func(stage string, done, total int)
 
+// DefaultPrefixTarget is how many prompt-level values the builders aim
+// for in each length bucket that the reference texts themselves leave
+// short, by analyzing prefixes of longer texts.
+const DefaultPrefixTarget = 50
+
+// MinPrefixTokens is the shortest prefix analyzed.
+const MinPrefixTokens = 2
+
 // Options configure building a reference from a model.
 type Options struct {
 	Analyze     analyze.Options // the analysis to calibrate (Surprisal is forced on)
-	Aggregation string          // its prompt-level aggregation's name ("" = "angle")
+	Aggregation string          // its prompt-level aggregation's name ("" = "flat")
 	Agg         Aggregator      // and the function (nil = LnRatio)
 	Session     runtime.SessionOptions
 	Progress    Progress // may be nil
+	// PrefixTarget: fill each shorter length bucket up to this many values
+	// with token prefixes of the texts (PlanPrefixes); 0 =
+	// DefaultPrefixTarget, negative = no prefixes.
+	PrefixTarget int
+}
+
+// PlanPrefixes chooses prefixes of texts of the given lengths (in tokens)
+// to analyze as prompts of their own, so that every length bucket below a
+// text's own gets about target prompt-level values, counting the texts
+// themselves. It works in rounds: in each, every text in turn gives at
+// most one prefix, to the emptiest bucket below its own that is short of
+// target and that it has not served yet; a prefix's length is drawn
+// uniformly within the bucket (at least MinPrefixTokens) from a generator
+// seeded with seed. The result lists, per text, its prefix lengths; at
+// most target prefixes go to a bucket, so the cost is bounded by target
+// times the number of buckets whatever the number of texts.
+func PlanPrefixes(lengths []int, target int, seed uint64) [][]int {
+	plan := make([][]int, len(lengths))
+	if target <= 0 {
+		return plan
+	}
+	nb := len(LengthStarts)
+	cnt := make([]int, nb)
+	for _, n := range lengths {
+		if n > 0 {
+			cnt[LengthBucket(n)]++
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	used := make([][]bool, len(lengths))
+	for added := true; added; {
+		added = false
+		for i, n := range lengths {
+			best := -1
+			for b := 0; b < LengthBucket(n); b++ {
+				lo, hi := max(LengthStarts[b], MinPrefixTokens), LengthStarts[b+1]-1
+				if lo > hi || cnt[b] >= target || (used[i] != nil && used[i][b]) {
+					continue
+				}
+				if best < 0 || cnt[b] < cnt[best] {
+					best = b
+				}
+			}
+			if best < 0 {
+				continue
+			}
+			if used[i] == nil {
+				used[i] = make([]bool, nb)
+			}
+			used[i][best] = true
+			lo, hi := max(LengthStarts[best], MinPrefixTokens), LengthStarts[best+1]-1
+			plan[i] = append(plan[i], lo+rng.IntN(hi-lo+1))
+			cnt[best]++
+			added = true
+		}
+	}
+	return plan
+}
+
+// prefixText returns the text of the first n tokens of text (toks: its
+// tokens), or when that cut falls inside a character or leaves only
+// whitespace, of the nearest token count in the same length bucket that
+// does not; false when none does.
+func prefixText(text string, toks []tokenize.Token, n int) (string, bool) {
+	b := LengthBucket(n)
+	for d := 0; d < len(toks); d++ {
+		for _, k := range []int{n - d, n + d} {
+			if k < MinPrefixTokens || k >= len(toks) || LengthBucket(k) != b {
+				continue
+			}
+			end := toks[k-1].End
+			if end > 0 && end < len(text) && utf8.ValidString(text[:end]) && strings.TrimSpace(text[:end]) != "" {
+				return text[:end], true
+			}
+		}
+	}
+	return "", false
+}
+
+// refused reports an error for a text the analyzer will not analyze.
+func refused(err error) bool {
+	return errors.Is(err, analyze.ErrEmptyPrompt) || errors.Is(err, analyze.ErrTooLong) || errors.Is(err, analyze.ErrInvalidUTF8)
 }
 
 // FromTexts analyzes texts with o.Analyze (and the logit baselines) on m
-// and builds their reference; source describes them (FileSource). Texts
-// the analyzer refuses (empty, too long) are counted as skipped; any other
-// error stops.
+// and builds their reference; source describes them (FileSource). Prefixes
+// of the texts (PlanPrefixes, o.PrefixTarget) are analyzed too, for the
+// prompt-level length buckets the texts leave short. Texts the analyzer
+// refuses (empty, too long) are counted as skipped, refused prefixes are
+// left out; any other error stops.
 func FromTexts(m *store.Model, texts []string, source string, o Options) (*Reference, error) {
 	aopt := o.Analyze
 	aopt.Surprisal = true
+	tok, err := m.Tokenizer()
+	if err != nil {
+		return nil, err
+	}
+	toks := make([][]tokenize.Token, len(texts))
+	lengths := make([]int, len(texts))
+	for i, text := range texts {
+		if t, err := tok.Encode(text); err == nil {
+			toks[i], lengths[i] = t, len(t)
+		}
+	}
+	target := o.PrefixTarget
+	if target == 0 {
+		target = DefaultPrefixTarget
+	}
+	plan := PlanPrefixes(lengths, target, 1)
+	total := len(texts)
+	for _, p := range plan {
+		total += len(p)
+	}
 	an, err := analyze.New(m, aopt, o.Session)
 	if err != nil {
 		return nil, err
 	}
 	defer an.Close()
 	b := NewBuilder(IdentityFor(m, an.Options(), o.Aggregation, source), o.Agg)
+	done := 0
+	step := func() {
+		done++
+		if o.Progress != nil {
+			o.Progress("analyze", done, total)
+		}
+	}
 	for i, text := range texts {
 		res, err := an.Analyze(text)
 		switch {
-		case errors.Is(err, analyze.ErrEmptyPrompt), errors.Is(err, analyze.ErrTooLong), errors.Is(err, analyze.ErrInvalidUTF8):
+		case refused(err):
 			b.Skip()
 		case err != nil:
 			return nil, fmt.Errorf("calibrate: reference text %d: %w", i+1, err)
@@ -106,8 +228,21 @@ func FromTexts(m *store.Model, texts []string, source string, o Options) (*Refer
 				return nil, err
 			}
 		}
-		if o.Progress != nil {
-			o.Progress("analyze", i+1, len(texts))
+		step()
+		for _, n := range plan[i] {
+			if p, ok := prefixText(text, toks[i], n); ok {
+				res, err := an.Analyze(p)
+				switch {
+				case refused(err):
+				case err != nil:
+					return nil, fmt.Errorf("calibrate: a %d-token prefix of reference text %d: %w", n, i+1, err)
+				default:
+					if err := b.AddPrefix(res); err != nil {
+						return nil, err
+					}
+				}
+			}
+			step()
 		}
 	}
 	return b.Reference()

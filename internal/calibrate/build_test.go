@@ -70,51 +70,84 @@ func texts(ps []generate.Passage) []string {
 }
 
 // TestFromModelTiny builds a self-generated reference on the tiny model
-// end to end and checks (1) an exact property: the reference texts
-// themselves, scored again, have percentiles 0, 1/(n-1), ..., 1 (mean
-// exactly 1/2) and (2) held-out passages of the same generator land in the
-// middle (median percentile in [0.3, 0.7]).
+// end to end and checks (1) an exact property: without prefixes, the
+// reference texts themselves, scored again, have percentiles 0, 1/(n-1),
+// ..., 1 within each prompt-length bucket (mean exactly 1/2), (2) held-out
+// passages of the same generator land in the middle (median percentile in
+// [0.3, 0.7]) and (3) with prefixes, the length buckets below the
+// passages' own get values.
 func TestFromModelTiny(t *testing.T) {
 	m := tinyModel(t)
 	aopt := analyze.Options{HiddenStates: []int{1, 2}, Samples: 4, Sigma: 0.05, Seed: 5}
 	gopt := generate.Options{Passages: 300, Tokens: 8, Seed: 1, Start: []int{'T'}}
-	ref, ps, err := calibrate.FromModel(m, gopt, calibrate.Options{Analyze: aopt, Session: runtime.SessionOptions{Threads: 1}})
+	ref, ps, err := calibrate.FromModel(m, gopt, calibrate.Options{Analyze: aopt, Session: runtime.SessionOptions{Threads: 1}, PrefixTarget: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := ref.Identity
-	if id.Model != "tiny" || id.Site != "resid" || !slices.Equal(id.HiddenStates, []int{1, 2}) ||
+	if id.Model != "tiny" || id.Site != "resid" || !slices.Equal(id.HiddenStates, []int{1, 2}) || id.Aggregation != "flat" ||
 		!strings.HasPrefix(id.Reference, `self-generated 300 passages of up to 8 tokens from "T", seed 1`) {
 		t.Errorf("identity %+v", id)
 	}
-	if ref.Prompts+ref.Skipped != 300 || ref.Prompts < calibrate.MinPrompts || ref.Surprisal.Empty() {
-		t.Fatalf("prompts %d skipped %d", ref.Prompts, ref.Skipped)
+	if ref.Prompts+ref.Skipped != 300 || ref.Prompts < calibrate.MinPrompts || ref.Surprisal.Empty() || ref.Prefixes != 0 {
+		t.Fatalf("prompts %d skipped %d prefixes %d", ref.Prompts, ref.Skipped, ref.Prefixes)
 	}
 
 	own := analyzeAll(t, m, aopt, texts(ps))
 	for _, h := range []int{1, 2} {
-		var sum float64
+		l, _ := ref.Layer(h)
+		sum := map[string]float64{}
+		n := map[string]int{}
 		seen := map[float64]bool{}
 		for _, r := range own {
 			s, err := ref.Score(r, drift.Expand, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, l := range s.Layers {
-				if l.Index == h {
-					sum += l.Prompt.Percentile
-					seen[l.Prompt.Percentile] = true
+			for _, ls := range s.Layers {
+				if ls.Index == h && !ls.Prompt.Extrapolated {
+					sum[ls.Prompt.Against] += ls.Prompt.Percentile
+					n[ls.Prompt.Against]++
+					seen[ls.Prompt.Percentile] = true
 				}
 			}
 		}
-		n := len(own)
-		if mean := sum / float64(n); math.Abs(mean-0.5) > 1e-9 {
-			t.Errorf("layer %d: mean percentile of the reference's own texts = %v, want 1/2", h, mean)
+		for b, d := range l.PromptByLength {
+			label := calibrate.LengthLabel(b)
+			if d.N < calibrate.MinBucket {
+				continue
+			}
+			if n[label] != d.N {
+				t.Errorf("layer %d, %s: %d own texts scored against it, the bucket has %d", h, label, n[label], d.N)
+			}
+			if mean := sum[label] / float64(n[label]); math.Abs(mean-0.5) > 1e-9 {
+				t.Errorf("layer %d, %s: mean percentile of the reference's own texts = %v, want 1/2", h, label, mean)
+			}
+			t.Logf("layer %d: %s: %d texts", h, label, d.N)
 		}
-		if len(seen) != n {
-			t.Errorf("layer %d: %d distinct percentiles for %d texts (ties: the property needs distinct texts)", h, len(seen), n)
+		if len(n) == 0 {
+			t.Fatalf("layer %d: no length bucket has %d texts", h, calibrate.MinBucket)
+		}
+		if len(seen) < 2 {
+			t.Errorf("layer %d: %d distinct percentiles", h, len(seen))
 		}
 	}
+
+	// With prefixes (the default), every bucket below the longest texts'
+	// gets values.
+	withPrefixes, _, err := calibrate.FromModel(m, gopt, calibrate.Options{Analyze: aopt, Session: runtime.SessionOptions{Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l0, _ := ref.Layer(2)
+	l1, _ := withPrefixes.Layer(2)
+	if withPrefixes.Prefixes == 0 || l1.PromptByLength[0].N < calibrate.MinBucket ||
+		l1.PromptByLength[0].N <= l0.PromptByLength[0].N || l1.Tokens[1].N != l0.Tokens[1].N {
+		t.Errorf("prefixes %d: bucket 1–4 has %d values (without prefixes %d); position 1 %d (want unchanged %d)",
+			withPrefixes.Prefixes, l1.PromptByLength[0].N, l0.PromptByLength[0].N, l1.Tokens[1].N, l0.Tokens[1].N)
+	}
+	t.Logf("with prefixes: %d prefixes; by length %d %d %d %d %d", withPrefixes.Prefixes,
+		l1.PromptByLength[0].N, l1.PromptByLength[1].N, l1.PromptByLength[2].N, l1.PromptByLength[3].N, l1.PromptByLength[4].N)
 
 	gen, err := generate.New(m, runtime.SessionOptions{Threads: 1})
 	if err != nil {
@@ -128,7 +161,7 @@ func TestFromModelTiny(t *testing.T) {
 	}
 	var pct []float64
 	for _, r := range analyzeAll(t, m, aopt, texts(held)) {
-		s, err := ref.Score(r, drift.Expand, nil)
+		s, err := withPrefixes.Score(r, drift.Expand, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

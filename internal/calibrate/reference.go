@@ -19,7 +19,7 @@ import (
 
 // FormatVersion is the version of the calibration file format; files of
 // another version are refused.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // MinPrompts is the smallest reference a calibration is built from.
 const MinPrompts = 20
@@ -32,6 +32,35 @@ const MinBucket = 20
 // BucketStarts are the first positions of the per-token position buckets:
 // 0 (the attention sink), 1, 2–3, 4–7, 8–15, 16–31, 32 and on.
 var BucketStarts = []int{0, 1, 2, 4, 8, 16, 32}
+
+// LengthStarts are the first prompt lengths (in tokens, as the analyzer
+// counts them) of the prompt-level length buckets: up to 4 tokens, 5–8,
+// 9–16, 17–32, 33 and more. A prompt-level value depends on the prompt's
+// length (a longer prompt averages over more tokens), so a prompt is
+// compared with reference texts of about its length.
+var LengthStarts = []int{1, 5, 9, 17, 33}
+
+// LengthBucket returns the length bucket of a prompt of n tokens.
+func LengthBucket(n int) int {
+	b := 0
+	for i, s := range LengthStarts {
+		if n >= s {
+			b = i
+		}
+	}
+	return b
+}
+
+// LengthLabel names length bucket b: "1–4 tokens", "33+ tokens".
+func LengthLabel(b int) string {
+	if b < 0 || b >= len(LengthStarts) {
+		return fmt.Sprintf("length bucket %d", b)
+	}
+	if b == len(LengthStarts)-1 {
+		return fmt.Sprintf("%d+ tokens", LengthStarts[b])
+	}
+	return fmt.Sprintf("%d–%d tokens", LengthStarts[b], LengthStarts[b+1]-1)
+}
 
 // Bucket returns the position bucket of token position pos (0-based).
 func Bucket(pos int) int {
@@ -142,9 +171,13 @@ func (id Identity) FileName() string {
 // Layer is the reference at one measurement point.
 type Layer struct {
 	Index int `json:"index"`
-	// Prompt is the prompt-level ln-ratio (empty in isolation mode, which
-	// has no prompt-level ratio).
+	// Prompt is the prompt-level ln-ratio of every reference text and
+	// prefix, whatever its length (the fallback when a length bucket is
+	// thin).
 	Prompt Dist `json:"prompt"`
+	// PromptByLength is the prompt-level ln-ratio by prompt length, one
+	// distribution per length bucket (LengthStarts).
+	PromptByLength []Dist `json:"prompt_by_length"`
 	// Tokens is the per-token ln-ratio, one distribution per position
 	// bucket (BucketStarts).
 	Tokens []Dist `json:"tokens"`
@@ -156,8 +189,11 @@ type Reference struct {
 	Identity Identity  `json:"identity"`
 	Created  time.Time `json:"created"`
 	Buckets  []int     `json:"buckets"` // BucketStarts when built
-	Prompts  int       `json:"prompts"` // reference texts analyzed
-	Skipped  int       `json:"skipped"` // reference texts the analyzer refused
+	// LengthBuckets are LengthStarts when built.
+	LengthBuckets []int `json:"length_buckets"`
+	Prompts       int   `json:"prompts"`  // reference texts analyzed
+	Prefixes      int   `json:"prefixes"` // prefixes of them analyzed as prompts of their own
+	Skipped       int   `json:"skipped"`  // reference texts the analyzer refused
 	// MaxPosition is the last token position any reference text reached;
 	// later positions are extrapolated from the last bucket.
 	MaxPosition int     `json:"max_position"`
@@ -200,13 +236,39 @@ func (r *Reference) tokenDist(ds []Dist, pos int) (d *Dist, extrapolated bool) {
 	return nil, extrapolated
 }
 
+// promptDist returns the prompt-level distribution for a prompt of n
+// tokens: its length bucket's, or when that has fewer than MinBucket values
+// the nearest bucket that has enough (the shorter one on a tie), or the
+// pooled distribution when none has. note describes a fallback ("" when
+// the prompt's own bucket was used); label names the values compared with.
+func (l *Layer) promptDist(n int) (d *Dist, label, note string) {
+	own := LengthBucket(n)
+	if len(l.PromptByLength) != len(LengthStarts) {
+		return &l.Prompt, "prompts of any length", "the calibration has no length buckets"
+	}
+	if l.PromptByLength[own].N >= MinBucket {
+		return &l.PromptByLength[own], LengthLabel(own), ""
+	}
+	for dist := 1; dist < len(LengthStarts); dist++ {
+		for _, b := range []int{own - dist, own + dist} {
+			if b >= 0 && b < len(LengthStarts) && l.PromptByLength[b].N >= MinBucket {
+				return &l.PromptByLength[b], LengthLabel(b), fmt.Sprintf("the calibration has %d reference values for prompts of %s (at least %d are needed), so this %d-token prompt was compared with prompts of %s",
+					l.PromptByLength[own].N, LengthLabel(own), MinBucket, n, LengthLabel(b))
+			}
+		}
+	}
+	return &l.Prompt, "prompts of any length", fmt.Sprintf("no prompt-length bucket of the calibration has %d values, so this %d-token prompt was compared with reference prompts of every length", MinBucket, n)
+}
+
 // Aggregator gives the prompt-level value of one layer of a result, in
-// ln-ratio units, and whether it is defined.
-type Aggregator func(l *analyze.Layer) (float64, bool)
+// ln-ratio units, and whether it is defined. Front ends pass their
+// prompt-level rule (internal/lmood: Rule.Aggregator) so that calibration
+// and scoring aggregate the same way.
+type Aggregator func(res *analyze.Result, l *analyze.Layer) (float64, bool)
 
 // LnRatio is the default Aggregator: the log of the mean prompt-level ratio
 // over nudges (Layer.Ratio, the flattened-selection angle ratio).
-func LnRatio(l *analyze.Layer) (float64, bool) {
+func LnRatio(_ *analyze.Result, l *analyze.Layer) (float64, bool) {
 	if !l.Ratio.Defined || !(l.Ratio.Mean > 0) {
 		return 0, false
 	}
@@ -226,13 +288,15 @@ func lnStat(s analyze.Stat) (float64, bool) {
 type Builder struct {
 	id       Identity
 	agg      Aggregator
-	prompt   map[int][]float64
+	prompt   map[int][]float64   // pooled
+	byLen    map[int][][]float64 // by length bucket
 	tokens   map[int][][]float64
 	tokSurp  [][]float64
 	surp     []float64
 	ent      []float64
 	maxSoft  []float64
 	n, skip  int
+	prefixes int
 	maxPos   int
 	baseline int // results with baselines
 }
@@ -243,27 +307,60 @@ func NewBuilder(id Identity, agg Aggregator) *Builder {
 		agg = LnRatio
 	}
 	nb := len(BucketStarts)
-	b := &Builder{id: id, agg: agg, prompt: map[int][]float64{}, tokens: map[int][][]float64{}, tokSurp: make([][]float64, nb)}
+	b := &Builder{id: id, agg: agg, prompt: map[int][]float64{}, byLen: map[int][][]float64{}, tokens: map[int][][]float64{}, tokSurp: make([][]float64, nb)}
 	for _, h := range id.HiddenStates {
 		b.tokens[h] = make([][]float64, nb)
+		b.byLen[h] = make([][]float64, len(LengthStarts))
 	}
 	return b
+}
+
+// check verifies that a result's layers are those of the identity.
+func (b *Builder) check(r *analyze.Result) error {
+	if len(r.Layers) != len(b.id.HiddenStates) {
+		return fmt.Errorf("calibrate: result has %d layers, the calibration %d (%v)", len(r.Layers), len(b.id.HiddenStates), b.id.HiddenStates)
+	}
+	for i, h := range b.id.HiddenStates {
+		if l := &r.Layers[i]; l.Index != h || string(l.Site) != b.id.Site {
+			return fmt.Errorf("calibrate: result layer %d is %s.%d, the calibration expects %s.%d", i, l.Site, l.Index, b.id.Site, h)
+		}
+	}
+	return nil
+}
+
+// addPrompt records the prompt-level values of r, pooled and in its
+// length bucket.
+func (b *Builder) addPrompt(r *analyze.Result) {
+	k := LengthBucket(len(r.Tokens))
+	for i, h := range b.id.HiddenStates {
+		if v, ok := b.agg(r, &r.Layers[i]); ok {
+			b.prompt[h] = append(b.prompt[h], v)
+			b.byLen[h][k] = append(b.byLen[h][k], v)
+		}
+	}
+}
+
+// AddPrefix includes an analyzed prefix of a reference text: a prompt of
+// its own for the prompt-level length buckets only (its per-token values
+// and baselines repeat those of the whole text and are not counted again).
+func (b *Builder) AddPrefix(r *analyze.Result) error {
+	if err := b.check(r); err != nil {
+		return err
+	}
+	b.addPrompt(r)
+	b.prefixes++
+	return nil
 }
 
 // Add includes one analyzed reference text. Its layers must be those of
 // the identity.
 func (b *Builder) Add(r *analyze.Result) error {
-	if len(r.Layers) != len(b.id.HiddenStates) {
-		return fmt.Errorf("calibrate: result has %d layers, the calibration %d (%v)", len(r.Layers), len(b.id.HiddenStates), b.id.HiddenStates)
+	if err := b.check(r); err != nil {
+		return err
 	}
+	b.addPrompt(r)
 	for i, h := range b.id.HiddenStates {
 		l := &r.Layers[i]
-		if l.Index != h || string(l.Site) != b.id.Site {
-			return fmt.Errorf("calibrate: result layer %d is %s.%d, the calibration expects %s.%d", i, l.Site, l.Index, b.id.Site, h)
-		}
-		if v, ok := b.agg(l); ok {
-			b.prompt[h] = append(b.prompt[h], v)
-		}
 		for t, s := range l.TokenRatio {
 			if v, ok := lnStat(s); ok {
 				k := Bucket(t)
@@ -299,11 +396,14 @@ func (b *Builder) Reference() (*Reference, error) {
 	}
 	r := &Reference{
 		Format: FormatVersion, Identity: b.id, Created: time.Now().UTC(), Buckets: slices.Clone(BucketStarts),
-		Prompts: b.n, Skipped: b.skip, MaxPosition: b.maxPos,
+		LengthBuckets: slices.Clone(LengthStarts), Prompts: b.n, Prefixes: b.prefixes, Skipped: b.skip, MaxPosition: b.maxPos,
 	}
 	r.Identity.HiddenStates = slices.Clone(b.id.HiddenStates)
 	for _, h := range b.id.HiddenStates {
 		l := Layer{Index: h, Prompt: NewDist(b.prompt[h])}
+		for _, vs := range b.byLen[h] {
+			l.PromptByLength = append(l.PromptByLength, NewDist(vs))
+		}
 		for _, vs := range b.tokens[h] {
 			l.Tokens = append(l.Tokens, NewDist(vs))
 		}
@@ -329,8 +429,9 @@ func (r *Reference) Save(dir string) (string, error) {
 		return "", fmt.Errorf("calibrate: save in %s: %w", dir, err)
 	}
 	_, werr := f.Write(data)
+	merr := f.Chmod(0o644) // CreateTemp makes it 0600; readable like the model's other files
 	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
+	if err := errors.Join(werr, merr, cerr); err != nil {
 		os.Remove(f.Name())
 		return "", fmt.Errorf("calibrate: save %s: %w", path, err)
 	}
@@ -357,12 +458,12 @@ func read(path string) (*Reference, error) {
 	if r.Format != FormatVersion {
 		return nil, fmt.Errorf("calibrate: %w: %s has format %d, this lmood reads %d; run `lmood calibrate` again", ErrMismatch, path, r.Format, FormatVersion)
 	}
-	if !slices.Equal(r.Buckets, BucketStarts) || len(r.Layers) != len(r.Identity.HiddenStates) ||
+	if !slices.Equal(r.Buckets, BucketStarts) || !slices.Equal(r.LengthBuckets, LengthStarts) || len(r.Layers) != len(r.Identity.HiddenStates) ||
 		len(r.TokenSurprisal) != len(BucketStarts) || r.Prompts < MinPrompts {
 		return nil, fmt.Errorf("calibrate: %s is inconsistent (buckets, layers or size); delete it and run `lmood calibrate` again", path)
 	}
 	for _, l := range r.Layers {
-		if len(l.Tokens) != len(BucketStarts) {
+		if len(l.Tokens) != len(BucketStarts) || len(l.PromptByLength) != len(LengthStarts) {
 			return nil, fmt.Errorf("calibrate: %s is inconsistent (layer %d has %d position buckets); delete it and run `lmood calibrate` again", path, l.Index, len(l.Tokens))
 		}
 	}

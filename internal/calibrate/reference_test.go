@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,8 +105,9 @@ func TestBuildAndScore(t *testing.T) {
 		t.Errorf("surprisal buckets %d %d, prompt %d", r.TokenSurprisal[0].N, r.TokenSurprisal[2].N, r.Surprisal.N)
 	}
 
-	// A prompt at the reference's 15th value (x = 15 of 0..20, CDF 0.75).
-	res := fakeResult(id, 15, 3)
+	// A prompt of the reference's length (5 tokens) at its 15th value
+	// (x = 15 of 0..20, CDF 0.75).
+	res := fakeResult(id, 15, 5)
 	s, err := r.Score(res, drift.Expand, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -159,8 +161,13 @@ func TestLongPrompt(t *testing.T) {
 	if math.Abs(toks[39].Percentile-1) > 1e-12 || math.Abs(toks[4].Raw-7) > 1e-12 {
 		t.Errorf("token 39 percentile %v, token 4 raw %v", toks[39].Percentile, toks[4].Raw)
 	}
-	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "40 tokens") {
+	// Two warnings: the prompt-length bucket (33+ tokens has no reference
+	// values; 5–8 stands in) and the positions.
+	if len(s.Warnings) != 2 || !strings.Contains(s.Warnings[0], "compared with prompts of 5–8 tokens") || !strings.Contains(s.Warnings[1], "40 tokens") {
 		t.Errorf("warnings %v", s.Warnings)
+	}
+	if p := s.Layers[0].Prompt; !p.Extrapolated || p.Against != "5–8 tokens" {
+		t.Errorf("prompt value %+v, want extrapolated against 5–8 tokens", p)
 	}
 	other := fakeResult(Identity{Site: "resid", HiddenStates: []int{4}}, 0, 3)
 	if _, err := r.Score(other, drift.Expand, nil); !errors.Is(err, ErrMismatch) {
@@ -178,6 +185,9 @@ func TestSaveLoad(t *testing.T) {
 	}
 	if filepath.Base(path) != id.FileName() || !strings.HasPrefix(id.FileName(), "calibration-resid-") {
 		t.Errorf("saved as %s", path)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("saved file mode %v (%v), want 0644", fi.Mode(), err)
 	}
 	got, err := Load(path, id)
 	if err != nil {
@@ -242,5 +252,142 @@ func TestSaveLoad(t *testing.T) {
 	os.WriteFile(path, []byte(`{"format": 99}`), 0o644)
 	if _, err := Load(path, id); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "format 99") {
 		t.Errorf("format 99: %v", err)
+	}
+}
+
+func TestLengthBucket(t *testing.T) {
+	tests := []struct {
+		n, bucket int
+		label     string
+	}{
+		{1, 0, "1–4 tokens"}, {2, 0, "1–4 tokens"}, {4, 0, "1–4 tokens"}, {5, 1, "5–8 tokens"}, {8, 1, "5–8 tokens"},
+		{9, 2, "9–16 tokens"}, {16, 2, "9–16 tokens"}, {17, 3, "17–32 tokens"}, {32, 3, "17–32 tokens"},
+		{33, 4, "33+ tokens"}, {5000, 4, "33+ tokens"},
+	}
+	for _, tc := range tests {
+		if b := LengthBucket(tc.n); b != tc.bucket || LengthLabel(b) != tc.label {
+			t.Errorf("LengthBucket(%d) = %d (%s), want %d (%s)", tc.n, b, LengthLabel(b), tc.bucket, tc.label)
+		}
+	}
+}
+
+// TestPromptLengthBuckets: a prompt is compared with reference prompts of
+// its length; a thin bucket falls back to the nearest full one, and with
+// no full bucket to the pooled values, each time with a warning.
+func TestPromptLengthBuckets(t *testing.T) {
+	id := testIdentity()
+	b := NewBuilder(id, nil)
+	for i := 0; i < 21; i++ {
+		b.Add(fakeResult(id, 100+float64(i), 3))    // short texts: ln-ratios 100..120
+		b.AddPrefix(fakeResult(id, float64(i), 20)) // long prefixes: 0..20
+	}
+	r, err := b.Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Prompts != 21 || r.Prefixes != 21 {
+		t.Errorf("prompts %d prefixes %d, want 21 and 21", r.Prompts, r.Prefixes)
+	}
+	l, _ := r.Layer(3)
+	if l.Prompt.N != 42 || l.PromptByLength[0].N != 21 || l.PromptByLength[3].N != 21 || l.PromptByLength[2].N != 0 {
+		t.Errorf("pooled %d, by length %d %d %d", l.Prompt.N, l.PromptByLength[0].N, l.PromptByLength[2].N, l.PromptByLength[3].N)
+	}
+	// Prefixes add nothing per token: positions 3.. have no values.
+	if l.Tokens[3].N != 0 || l.Tokens[0].N != 21 {
+		t.Errorf("token buckets 0: %d, 3: %d; want 21 and 0", l.Tokens[0].N, l.Tokens[3].N)
+	}
+	tests := []struct {
+		name    string
+		x       float64
+		tokens  int
+		pct     float64
+		against string
+		warn    string
+	}{
+		{"short prompt, short texts", 105, 3, 0.25, "1–4 tokens", ""},
+		{"long prompt, long prefixes", 5, 20, 0.25, "17–32 tokens", ""},
+		{"same value, long prompt", 105, 20, 1, "17–32 tokens", ""},
+		{"same value, short prompt", 5, 3, 0, "1–4 tokens", ""},
+		{"thin bucket 9–16: nearest full one", 15, 12, 0.75, "17–32 tokens", "compared with prompts of 17–32 tokens"},
+		{"thin bucket 5–8: nearest, shorter first", 110, 6, 0.5, "1–4 tokens", "compared with prompts of 1–4 tokens"},
+		{"longer than any: 33+ falls back", 10, 50, 0.5, "17–32 tokens", "50-token prompt"},
+	}
+	for _, tc := range tests {
+		s, err := r.Score(fakeResult(id, tc.x, tc.tokens), drift.Expand, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := s.Layers[0].Prompt
+		if math.Abs(p.Percentile-tc.pct) > 1e-12 || p.Against != tc.against || p.Extrapolated != (tc.warn != "") {
+			t.Errorf("%s: percentile %v against %q extrapolated %v; want %v against %q", tc.name, p.Percentile, p.Against, p.Extrapolated, tc.pct, tc.against)
+		}
+		joined := strings.Join(s.Warnings, " | ")
+		if tc.warn != "" && !strings.Contains(joined, tc.warn) || tc.warn == "" && strings.Contains(joined, "compared with prompts of") {
+			t.Errorf("%s: warnings %q, want one containing %q", tc.name, joined, tc.warn)
+		}
+	}
+
+	// No bucket has MinBucket values: the pooled distribution stands in.
+	b = NewBuilder(id, nil)
+	for i := 0; i < 10; i++ {
+		b.Add(fakeResult(id, float64(i), 3))
+		b.Add(fakeResult(id, float64(10+i), 20))
+	}
+	r, err = b.Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := r.Score(fakeResult(id, 10, 3), drift.Expand, nil)
+	if p := s.Layers[0].Prompt; p.Against != "prompts of any length" || math.Abs(p.Percentile-10.0/19) > 1e-12 ||
+		!strings.Contains(strings.Join(s.Warnings, " "), "every length") {
+		t.Errorf("pooled fallback: %+v, warnings %v", p, s.Warnings)
+	}
+}
+
+func TestPlanPrefixes(t *testing.T) {
+	count := func(lengths []int, plan [][]int) []int {
+		cnt := make([]int, len(LengthStarts))
+		for i, ls := range plan {
+			seen := map[int]bool{}
+			for _, n := range ls {
+				b := LengthBucket(n)
+				if n < MinPrefixTokens || n >= lengths[i] || seen[b] {
+					t.Errorf("text %d (%d tokens): prefix of %d tokens (bucket %d seen %v)", i, lengths[i], n, b, seen[b])
+				}
+				seen[b] = true
+				cnt[b]++
+			}
+		}
+		return cnt
+	}
+	rep := func(n, k int) []int { return slices.Repeat([]int{n}, k) }
+	tests := []struct {
+		name    string
+		lengths []int
+		target  int
+		want    []int // prefixes per length bucket
+	}{
+		{"100 passages of 32 tokens", rep(32, 100), 50, []int{50, 50, 50, 0, 0}},
+		{"few passages: one prefix per bucket each", rep(32, 10), 50, []int{10, 10, 10, 0, 0}},
+		{"long texts feed 17–32 too", rep(40, 30), 20, []int{20, 20, 20, 20, 0}},
+		{"short texts need none", rep(3, 100), 50, []int{0, 0, 0, 0, 0}},
+		{"a full bucket gets none", append(rep(6, 60), rep(32, 60)...), 50, []int{50, 0, 50, 0, 0}},
+		{"off", rep(32, 100), 0, []int{0, 0, 0, 0, 0}},
+	}
+	for _, tc := range tests {
+		plan := PlanPrefixes(tc.lengths, tc.target, 1)
+		if got := count(tc.lengths, plan); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: prefixes per bucket %v, want %v", tc.name, got, tc.want)
+		}
+		if again := PlanPrefixes(tc.lengths, tc.target, 1); !reflect.DeepEqual(again, plan) {
+			t.Errorf("%s: two plans with the same seed differ", tc.name)
+		}
+	}
+	// Prefixes spread over the texts: with 100 texts and 150 prefixes no
+	// text gets more than 2.
+	for i, p := range PlanPrefixes(rep(32, 100), 50, 1) {
+		if len(p) > 2 {
+			t.Errorf("text %d has %d prefixes", i, len(p))
+		}
 	}
 }

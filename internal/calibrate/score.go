@@ -25,6 +25,10 @@ type Value struct {
 	// Extrapolated says the reference had too few values at this token's
 	// position (or none that long), so an earlier position bucket stood in.
 	Extrapolated bool `json:"extrapolated,omitempty"`
+	// Against names the reference values compared with, for prompt-level
+	// drift: "17–32 tokens" (the prompt's length bucket or, when
+	// Extrapolated, the nearest one with enough values).
+	Against string `json:"against,omitempty"`
 }
 
 // place puts x in d, higher-is-unusual when upper, else lower-is-unusual.
@@ -94,6 +98,7 @@ func (r *Reference) Score(res *analyze.Result, dir drift.Direction, agg Aggregat
 	up := dir == drift.Expand
 	s := &Scores{Reference: r.Identity.Reference}
 	extrapolated := false
+	lengthNote := ""
 	for i := range res.Layers {
 		l := &res.Layers[i]
 		if string(l.Site) != r.Identity.Site {
@@ -104,9 +109,15 @@ func (r *Reference) Score(res *analyze.Result, dir drift.Direction, agg Aggregat
 			return nil, fmt.Errorf("calibrate: %w: %s.%d is not calibrated (calibrated: %v)", ErrMismatch, l.Site, l.Index, r.Identity.HiddenStates)
 		}
 		ls := LayerScore{Index: l.Index, Tokens: make([]*Value, len(l.TokenRatio))}
-		if x, ok := agg(l); ok && !ref.Prompt.Empty() {
-			v := place(&ref.Prompt, x, up)
-			ls.Prompt = &v
+		if x, ok := agg(res, l); ok {
+			if d, label, note := ref.promptDist(len(res.Tokens)); !d.Empty() {
+				v := place(d, x, up)
+				v.Against, v.Extrapolated = label, note != ""
+				ls.Prompt = &v
+				if note != "" {
+					lengthNote = note
+				}
+			}
 		}
 		for t, st := range l.TokenRatio {
 			x, ok := lnStat(st)
@@ -150,6 +161,9 @@ func (r *Reference) Score(res *analyze.Result, dir drift.Direction, agg Aggregat
 				}
 			}
 		}
+	}
+	if lengthNote != "" {
+		s.Warnings = append(s.Warnings, lengthNote)
 	}
 	if extrapolated {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("the prompt has %d tokens; the calibration's texts reached position %d and some positions had too few reference values, so later tokens were compared with an earlier position bucket", len(res.Tokens), r.MaxPosition))

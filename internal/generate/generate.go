@@ -21,7 +21,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/tokenize"
@@ -66,7 +65,7 @@ type Passage struct {
 // Generator samples passages from one model, keeping its sessions loaded.
 type Generator struct {
 	model      *store.Model
-	cfg        llama.Config
+	cfg        arch.Spec
 	tok        *tokenize.Tokenizer
 	body, head *runtime.Session
 	start      []int
@@ -87,13 +86,13 @@ func New(m *store.Model, so runtime.SessionOptions) (*Generator, error) {
 	g := &Generator{model: m, cfg: cfg, tok: tok}
 	g.start, g.startName = defaultStart(tok)
 	final := arch.Point{Site: arch.SiteNorm, Index: cfg.Layers}
-	g.body, err = openSession(m, llama.GraphOptions{Outputs: []arch.Point{final}}, llama.InputEmbeds,
+	g.body, err = openSession(m, arch.GraphOptions{Outputs: []arch.Point{final}}, arch.InputEmbeds,
 		[]runtime.Output{{Name: final.Name(), Width: cfg.Dim}}, so)
 	if err != nil {
 		return nil, err
 	}
-	g.head, err = openSession(m, llama.GraphOptions{Head: true}, llama.HeadInput,
-		[]runtime.Output{{Name: llama.LogitsName, Width: cfg.Vocab}}, so)
+	g.head, err = openSession(m, arch.GraphOptions{Head: true}, arch.HeadInput,
+		[]runtime.Output{{Name: arch.LogitsName, Width: cfg.Vocab}}, so)
 	if err != nil {
 		g.body.Close()
 		return nil, err
@@ -124,7 +123,7 @@ func (g *Generator) DefaultStart() ([]int, string) { return slices.Clone(g.start
 
 // openSession loads the model's graph for gopt, rebuilding a cached graph
 // that onnxruntime cannot load once before giving up.
-func openSession(m *store.Model, gopt llama.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
+func openSession(m *store.Model, gopt arch.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
 	path, err := m.Graph(gopt)
 	if err != nil {
 		return nil, err

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/generate"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
@@ -87,11 +86,11 @@ func TestMatchesLogitsGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := m.Config()
-	path, err := m.Graph(llama.GraphOptions{Outputs: []arch.Point{llama.Logits()}})
+	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Logits()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := runtime.NewSession(path, llama.InputEmbeds, c.Dim, []runtime.Output{{Name: llama.LogitsName, Width: c.Vocab}}, runtime.SessionOptions{Threads: 1})
+	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: arch.LogitsName, Width: c.Vocab}}, runtime.SessionOptions{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,10 @@ type TokenRecord struct {
 	// Surprisal is -ln p(token | prefix) in nats, with Options.Surprisal;
 	// absent for position 0 (not predicted).
 	Surprisal *float64 `json:"surprisal,omitempty"`
+
+	// Percentile places the token's ratio among the calibration's
+	// reference tokens at its position (calibration.go).
+	Percentile *float64 `json:"percentile,omitempty"`
 }
 
 // ScoreRecord is one prompt scored at one hidden state: a line of `lmood
@@ -86,6 +90,9 @@ type ScoreRecord struct {
 	Tokens     []TokenRecord `json:"tokens"`
 	Warnings   []string      `json:"warnings,omitempty"`
 	Error      string        `json:"error,omitempty"`
+
+	// CalibratedScore holds the calibrated values (calibration.go).
+	CalibratedScore
 }
 
 // Score analyzes prompt and builds its record at hidden state layer (one
@@ -167,6 +174,10 @@ type LayerRecord struct {
 	RatioStd *float64 `json:"ratio_std"`
 	OOD      *float64 `json:"ood"`
 	Drift    *float64 `json:"drift_deg"`
+
+	// Percentile places the prompt-level ratio in the calibration, when
+	// one was applied (calibration.go).
+	Percentile *float64 `json:"percentile,omitempty"`
 }
 
 // LayersRecord is one line of `lmood layers --json`: one prompt's
@@ -183,6 +194,10 @@ type LayersRecord struct {
 	Layers     []LayerRecord `json:"layers"`
 	Warnings   []string      `json:"warnings,omitempty"`
 	Error      string        `json:"error,omitempty"`
+
+	// Calibration describes the reference of the percentiles, when a
+	// calibration was applied (calibration.go).
+	Calibration string `json:"calibration,omitempty"`
 }
 
 // NewLayersRecord builds the layers record of one analysis (err: it
