@@ -4,12 +4,15 @@
 #   scripts/test.sh            full run: format, vet, unit + oracle + real-model tests, short fuzz
 #   LMOOD_SKIP_OLLAMA=1 ...    leave out the ollama server tests
 #   LMOOD_SKIP_QWEN=1 ...      leave out the second real model (Qwen2.5-Coder-0.5B, 491 MB + 2.4 GB converted)
+#   LMOOD_SKIP_GEMMA=1 ...     leave out the third real model (Gemma 3 270M, 253 MB + 1.1 GB converted)
 #
 # Installs, all cached under ${XDG_CACHE_HOME:-$HOME/.cache}/lmood and checked by SHA-256:
 #   - onnxruntime and the default model (SmolLM2-135M GGUF), via `lmood setup`
 #   - Qwen2.5-Coder-0.5B (qwen2), via `lmood pull qwen2.5-coder-0.5b`, for its oracle and token-level tests
+#   - Gemma 3 270M (gemma3), via `lmood pull gemma3-270m`, for its oracle test
+#   - headless Chromium from Debian's packages, for the browser test of `lmood serve`'s page
 #   - a Python venv with the oracle packages (scripts/oracle-requirements.txt)
-#   - an ollama server built from source (scripts/ollama.sh), for issue-6 tests
+#   - an ollama server built from source (scripts/ollama.sh), for the `ollama:NAME` tests
 #   - Chromium from Debian's packages (if missing), for the web page's browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +36,11 @@ if [ "${LMOOD_SKIP_QWEN:-0}" != 1 ]; then
   step "second real model (lmood pull qwen2.5-coder-0.5b)"
   "$cache/bin/lmood" pull qwen2.5-coder-0.5b
   export LMOOD_TEST_GGUF_QWEN="$cache/downloads/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+fi
+if [ "${LMOOD_SKIP_GEMMA:-0}" != 1 ]; then
+  step "third real model, another family (lmood pull gemma3-270m)"
+  "$cache/bin/lmood" pull gemma3-270m
+  export LMOOD_TEST_GGUF_GEMMA3="$cache/downloads/gemma-3-270m-q4_k_m.gguf"
 fi
 
 step "python oracles"
