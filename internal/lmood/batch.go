@@ -93,10 +93,10 @@ func ParsePromptLine(line string, n int, f InputFormat) (p Prompt, skip bool, er
 		Text *string         `json:"text"`
 	}
 	if err := json.Unmarshal([]byte(line), &rec); err != nil {
-		return Prompt{}, false, fmt.Errorf("line %d: not a JSON object: %w", n, err)
+		return Prompt{}, false, fmt.Errorf("%s: not a JSON object: %w", lineName(n), err)
 	}
 	if rec.Text == nil {
-		return Prompt{}, false, fmt.Errorf("line %d: no \"text\" field", n)
+		return Prompt{}, false, fmt.Errorf("%s: no \"text\" field", lineName(n))
 	}
 	p = Prompt{Text: *rec.Text, Line: n}
 	switch id := bytes.TrimSpace(rec.ID); {
@@ -105,13 +105,21 @@ func ParsePromptLine(line string, n int, f InputFormat) (p Prompt, skip bool, er
 	case id[0] == '"' || id[0] == '-' || (id[0] >= '0' && id[0] <= '9'):
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, id); err != nil {
-			return Prompt{}, false, fmt.Errorf("line %d: id: %w", n, err)
+			return Prompt{}, false, fmt.Errorf("%s: id: %w", lineName(n), err)
 		}
 		p.ID = buf.Bytes()
 	default:
-		return Prompt{}, false, fmt.Errorf("line %d: \"id\" must be a string or a number, got %s", n, id)
+		return Prompt{}, false, fmt.Errorf("%s: \"id\" must be a string or a number, got %s", lineName(n), id)
 	}
 	return p, false, nil
+}
+
+// lineName names input line n (0 = unknown) in errors.
+func lineName(n int) string {
+	if n <= 0 {
+		return "input line"
+	}
+	return fmt.Sprintf("line %d", n)
 }
 
 // ReadCorpus reads every prompt of r in format f. A malformed line is an

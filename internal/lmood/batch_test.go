@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -292,4 +293,44 @@ func TestOutputRefusesChangedPromptAndSecondWriter(t *testing.T) {
 		t.Errorf("changed prompt: %v", err)
 	}
 	out.Close()
+}
+
+func TestCorpusSummary(t *testing.T) {
+	recs := []ScoreRecord{
+		{ID: json.RawMessage("1"), Prompt: "a", Layer: 3, OOD: 0.1},
+		{ID: json.RawMessage("2"), Prompt: "b", Layer: 3, OOD: 0.4},
+		{ID: json.RawMessage("3"), Prompt: "c", Layer: 3, OOD: 0.2},
+		{ID: json.RawMessage("4"), Prompt: "d", Layer: 3, OOD: 0.3},
+		{ID: json.RawMessage("5"), Prompt: "e", Layer: 3, Error: "too long"},
+		{ID: json.RawMessage("6"), Prompt: "f", Layer: 5, OOD: 0.9},
+	}
+	whole := NewCorpusSummary(2)
+	for _, r := range recs {
+		whole.Add(r)
+	}
+	// Two partial summaries merged in the other order give the same report.
+	a, b := NewCorpusSummary(2), NewCorpusSummary(2)
+	for i, r := range recs {
+		if i%2 == 0 {
+			a.Add(r)
+		} else {
+			b.Add(r)
+		}
+	}
+	b.Merge(a)
+	got, want := b.Report(), whole.Report()
+	gb, _ := json.Marshal(got)
+	wb, _ := json.Marshal(want)
+	if string(gb) != string(wb) {
+		t.Errorf("merged %s\nwhole  %s", gb, wb)
+	}
+	if want.Records != 6 || want.Errors != 1 || len(want.Layers) != 2 || len(want.Top) != 2 ||
+		string(want.Top[0].ID) != "6" || string(want.Top[1].ID) != "2" {
+		t.Fatalf("report %s", wb)
+	}
+	l := want.Layers[0] // 0.1 0.2 0.3 0.4
+	if l.Layer != 3 || l.Count != 4 || l.Min != 0.1 || l.Max != 0.4 || math.Abs(l.P50-0.25) > 1e-12 ||
+		math.Abs(l.P25-0.175) > 1e-12 || math.Abs(l.Mean-0.25) > 1e-12 {
+		t.Errorf("layer 3 quantiles %+v", l)
+	}
 }
