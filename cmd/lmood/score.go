@@ -30,6 +30,7 @@ func newScoreCmd(g *globals) *cobra.Command {
 	var surprisal bool
 	var lflag *layerFlag
 	var cf calibFlags
+	var bf batchFlags
 	cmd := &cobra.Command{
 		Use:   "score [flags] [PROMPT...]",
 		Short: "Score prompts: drift ratio and OOD score per prompt and per token",
@@ -47,12 +48,21 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
 --max-tokens are refused, never silently truncated.
 
 ` + siteHelp() + `
---layer picks the index at the site; --layer logits is --site logits.`,
+--layer picks the index at the site; --layer logits is --site logits.
+
+Corpora: with -f FILE --json -o OUT, records are appended to OUT and a run
+that was stopped (Ctrl-C, kill -9, a crash) resumes where it left off when
+run again: prompts OUT already holds are skipped. Every record carries an
+id (a JSON Lines input's "id", else a hash of the prompt) and a setup_id
+(the options, layer and model); OUT never mixes setups. --shard I/N lets N
+processes split one input. See README, "Scoring a corpus".`,
 		Example: `  lmood score "Eggplants are purple." "Eggplants are fire-engine red."
   lmood score -f prompts/probes.txt --json > scores.jsonl
   lmood score --pairs prompts/probes.tsv        # the replication's side-by-side table
   echo "lsadfhl; wiffle jfdalkgy burh lgoi" | lmood score --layer 20 --samples 50
-  lmood score --site logits --noise whole --include-first -k 50 --pairs prompts/probes.tsv   # the LM replication's setup`,
+  lmood score --site logits --noise whole --include-first -k 50 --pairs prompts/probes.tsv   # the LM replication's setup
+  lmood score -f corpus.jsonl --json -o scores.jsonl     # resumable; rerun to continue
+  lmood score -f corpus.txt --json -o part1.jsonl --shard 1/4`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if layer < -1 {
 				return cliErr(core.CheckLayer(layer))
@@ -74,9 +84,25 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
 				}
 				return runPairs(g, sf, pairs, cmd.OutOrStdout())
 			}
-			prompts, err := readPrompts(args, af.file)
+			shard, err := core.ParseShard(bf.shard)
+			if err != nil {
+				return cliErr(err)
+			}
+			if bf.output != "" && !asJSON {
+				return usageError{fmt.Errorf("-o writes JSON Lines records: add --json")}
+			}
+			if bf.output != "" && len(args) > 0 {
+				return usageError{fmt.Errorf("-o scores a corpus: give it with -f FILE (or on stdin), not as arguments")}
+			}
+			prompts, err := scorePrompts(args, af.file, bf)
 			if err != nil {
 				return err
+			}
+			if bf.output != "" {
+				return runBatch(g, sf, bf, prompts, shard)
+			}
+			if prompts = filterShard(prompts, shard); len(prompts) == 0 {
+				return usageError{fmt.Errorf("shard %s holds none of the prompts", shard)}
 			}
 			return runScore(g, sf, prompts, cmd.OutOrStdout())
 		},
@@ -87,6 +113,10 @@ abnormal norm in causal LMs); --include-first counts it. Prompts longer than
 	cmd.Flags().BoolVar(&surprisal, "surprisal", false, "also report the model's own surprisal (prompt mean and per token), next-token entropy and max-softmax in --json (one more forward pass per prompt)")
 	cmd.Flags().StringVar(&pairs, "pairs", "", "score a TSV of kind<TAB>plain<TAB>twin lines and print them side by side")
 	cf.register(cmd, true)
+	cmd.Flags().StringVarP(&bf.output, "output", "o", "", "append --json records to FILE and resume: prompts it holds records of are skipped")
+	cmd.Flags().StringVar(&bf.shard, "shard", "", "score only shard I/N of the input (0 <= I < N; split by a hash of each prompt's id)")
+	cmd.Flags().StringVar(&bf.inputFormat, "input-format", "auto", "input of -f: text (one prompt per line), jsonl ({\"id\": ..., \"text\": ...} per line) or auto (jsonl for .jsonl/.ndjson/.json files)")
+	cmd.Flags().IntVar(&bf.syncEvery, "sync-every", core.DefaultSyncEvery, "with -o: fsync the output every N records (and on exit)")
 	return cmd
 }
 
@@ -160,7 +190,7 @@ func (s *scorer) record(prompt string) ScoreRecord {
 	return rec
 }
 
-func runScore(g *globals, sf scoreFlags, prompts []string, w io.Writer) error {
+func runScore(g *globals, sf scoreFlags, prompts []core.Prompt, w io.Writer) error {
 	asJSON := sf.asJSON
 	s, err := newScorer(g, sf)
 	if err != nil {
@@ -175,8 +205,10 @@ func runScore(g *globals, sf scoreFlags, prompts []string, w io.Writer) error {
 	var rows []report.PromptRow
 	var recs []ScoreRecord
 	failed := 0
-	for i, prompt := range prompts {
+	for i, pr := range prompts {
+		prompt := pr.Text
 		rec := s.record(prompt)
+		rec.ID = pr.ID
 		p.Add(1)
 		if rec.Error != "" {
 			failed++

@@ -11,7 +11,10 @@
 //   - reduce an analysis to prompt-level numbers by one rule
 //     ([Summarize]) and to the JSON records front ends emit
 //     ([ScoreRecord], [LayersRecord], [EvalRecord]);
-//   - plan and run an evaluation ([EvalPlan], [RunEval]).
+//   - plan and run an evaluation ([EvalPlan], [RunEval]);
+//   - score a corpus resumably, with ids, shards and a setup fingerprint
+//     shared by every corpus front end ([Prompt], [OpenOutput],
+//     [RunBatch], [Session.SetupID], [CorpusSummary]).
 //
 // Nothing here writes to a terminal: progress, log lines and notes go
 // through [Hooks], and outputs are values or go to writers passed in.

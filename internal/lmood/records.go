@@ -1,6 +1,7 @@
 package lmood
 
 import (
+	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 
@@ -69,11 +70,17 @@ type TokenRecord struct {
 // ScoreRecord is one prompt scored at one hidden state: a line of `lmood
 // score --json` (schema in docs/score.schema.json).
 type ScoreRecord struct {
-	Prompt string `json:"prompt"`
+	// ID identifies the prompt in its input (see [Prompt]); set by the
+	// caller, absent when it gave none.
+	ID     json.RawMessage `json:"id,omitempty"`
+	Prompt string          `json:"prompt"`
 	// PromptBytes holds the prompt's raw bytes (base64 in JSON) when it is
 	// not valid UTF-8: Prompt then has U+FFFD in place of invalid bytes.
 	PromptBytes []byte `json:"prompt_bytes,omitempty"`
 	Setup
+	// SetupID fingerprints everything that shapes the numbers (see
+	// [Session.SetupID]): records with equal SetupID are comparable.
+	SetupID    string  `json:"setup_id,omitempty"`
 	Layer      int     `json:"layer"`
 	FirstToken string  `json:"first_token"`
 	Ratio      float64 `json:"ratio"`
@@ -99,7 +106,9 @@ type ScoreRecord struct {
 // of the session's). A failure is reported in the record's Error.
 func (s *Session) Score(prompt string, layer int) ScoreRecord {
 	res, _, err := s.Analyze(prompt)
-	return NewScoreRecord(prompt, s.Setup(), layer, s.rule, res, err)
+	rec := NewScoreRecord(prompt, s.Setup(), layer, s.rule, res, err)
+	rec.SetupID = s.SetupID(layer)
+	return rec
 }
 
 // NewScoreRecord builds the score record of one analysis (err: the

@@ -105,6 +105,9 @@ func Cleanup() {
 	if realDir != "" {
 		os.RemoveAll(realDir)
 	}
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
 }
 
 // Main runs a package's tests and then removes the shared temporary store;
