@@ -1,6 +1,9 @@
 package gguf
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // NBits is a matrix in the layout of onnxruntime's com.microsoft
 // MatMulNBits operator: rows (the operator's N, GGUF's outer dimension)
@@ -110,17 +113,21 @@ type nbitsLayout struct {
 	// (value = scale*q + min).
 	decode func(src []byte, q []uint8, scale, min []float32)
 	offset int // integer offset of the offset types
+	// requant types are dequantized and quantized again to symmetric
+	// 8-bit blocks (onnxruntime computes 8-bit MatMulNBits only with
+	// integer zero points, which a block minimum is not in general).
+	requant bool
 }
 
 var nbitsLayouts = map[Type]nbitsLayout{
 	Q4_0: {bits: 4, block: 32, offset: 8, decode: nbQ4_0},
 	Q4_1: {bits: 4, block: 32, withMin: true, decode: nbQ4_1},
 	Q5_0: {bits: 8, block: 32, offset: 16, decode: nbQ5_0},
-	Q5_1: {bits: 8, block: 32, withMin: true, decode: nbQ5_1},
+	Q5_1: {bits: 8, block: 32, requant: true},
 	Q8_0: {bits: 8, block: 32, offset: 0, decode: nbQ8_0},
 	Q3_K: {bits: 4, block: 16, offset: 4, decode: nbQ3K},
 	Q4_K: {bits: 4, block: 32, withMin: true, decode: nbQ4K},
-	Q5_K: {bits: 8, block: 32, withMin: true, decode: nbQ5K},
+	Q5_K: {bits: 8, block: 32, requant: true},
 	Q6_K: {bits: 8, block: 16, offset: 32, decode: nbQ6K},
 }
 
@@ -132,11 +139,15 @@ func (t Type) CanNBits() bool {
 }
 
 // NBitsExact reports whether type t maps onto MatMulNBits bit for bit
-// (false: up to float32 rounding, or no mapping at all).
+// (false: up to float32 rounding, re-quantized, or no mapping at all).
 func (t Type) NBitsExact() bool {
 	l, ok := nbitsLayouts[t]
-	return ok && !l.withMin
+	return ok && !l.withMin && !l.requant
 }
+
+// NBitsRequantized reports whether type t is re-quantized (rather than
+// mapped) onto MatMulNBits.
+func (t Type) NBitsRequantized() bool { return nbitsLayouts[t].requant }
 
 // ToNBits converts the raw GGUF data of a rows × cols matrix of type t
 // (cols = ne[0], the fastest-varying dimension) to MatMulNBits layout
@@ -148,9 +159,15 @@ func (t Type) NBitsExact() bool {
 //	Q3_K  4-bit, block 16, codes +4 (scale d*(sc-32))      exact
 //	Q6_K  8-bit, block 16, codes +96 (scale d*sc)          exact
 //	Q4_1  4-bit, block 32, float zero point -m/d           float32 rounding
-//	Q5_1  8-bit, block 32, float zero point -m/d           float32 rounding
 //	Q4_K  4-bit, block 32 (sub-block), zp dmin*m/(d*sc)   float32 rounding
-//	Q5_K  8-bit, block 32 (sub-block), zp dmin*m/(d*sc)   float32 rounding
+//	Q5_1  8-bit, block 32, symmetric absmax/127           re-quantized
+//	Q5_K  8-bit, block 32, symmetric absmax/127           re-quantized
+//
+// (onnxruntime's CPU MatMulNBits takes float zero points only with 4-bit
+// codes, and then computes in float32 whatever the accuracy level; 8-bit
+// codes need integer zero points, so the 5-bit types with a minimum are
+// re-quantized: each value moves by at most half an 8-bit step,
+// absmax/254, about a sixteenth of the 5-bit step.)
 //
 // Other types return an error wrapping ErrUnsupportedType: the caller
 // keeps such a tensor as float32.
@@ -165,6 +182,13 @@ func ToNBits(t Type, data []byte, rows, cols int) (*NBits, error) {
 	}
 	if need := rows * (cols / bs) * ts; len(data) < need {
 		return nil, fmt.Errorf("gguf: %s matrix of %d×%d needs %d bytes, have %d: %w", t, rows, cols, need, len(data), ErrTruncated)
+	}
+	if l.requant {
+		v, err := Dequantize(t, data, rows*cols)
+		if err != nil {
+			return nil, err
+		}
+		return Requantize8(v, rows, cols, l.block)
 	}
 	q := &NBits{Rows: rows, Cols: cols, Bits: l.bits, BlockSize: l.block, Exact: !l.withMin}
 	nb := cols / l.block
@@ -211,6 +235,34 @@ func ToNBits(t Type, data []byte, rows, cols int) (*NBits, error) {
 	return q, nil
 }
 
+// Requantize8 quantizes a float32 rows × cols matrix (row-major) to
+// symmetric 8-bit MatMulNBits blocks of block elements: scale absmax/127,
+// codes round(v/scale)+128, the default zero point 128.
+func Requantize8(v []float32, rows, cols, block int) (*NBits, error) {
+	if rows <= 0 || cols <= 0 || block <= 0 || cols%block != 0 || len(v) != rows*cols {
+		return nil, fmt.Errorf("gguf: requantize %d values as %d×%d in blocks of %d", len(v), rows, cols, block)
+	}
+	q := &NBits{Rows: rows, Cols: cols, Bits: 8, BlockSize: block,
+		Codes: make([]byte, rows*cols), Scales: make([]float32, rows*cols/block)}
+	for b := range q.Scales {
+		x := v[b*block : (b+1)*block]
+		m := float32(0)
+		for _, f := range x {
+			m = max(m, float32(math.Abs(float64(f))))
+		}
+		s := m / 127
+		q.Scales[b] = s
+		for i, f := range x {
+			c := 128
+			if s != 0 {
+				c = 128 + int(math.Round(float64(f/s)))
+			}
+			q.Codes[b*block+i] = uint8(min(max(c, 1), 255))
+		}
+	}
+	return q, nil
+}
+
 // put stores code v of element index e (row-major over the whole matrix).
 func (q *NBits) put(e int, v uint8) {
 	if q.Bits == 8 {
@@ -247,16 +299,6 @@ func nbQ5_0(b []byte, q []uint8, scale, _ []float32) {
 	for j := 0; j < 16; j++ {
 		q[j] = b[6+j]&0x0f | uint8((qh>>j)&1)<<4
 		q[j+16] = b[6+j]>>4 | uint8((qh>>(j+16))&1)<<4
-	}
-}
-
-func nbQ5_1(b []byte, q []uint8, scale, minv []float32) {
-	tab := f16Table()
-	scale[0], minv[0] = tab[le.Uint16(b)], tab[le.Uint16(b[2:])]
-	qh := le.Uint32(b[4:])
-	for j := 0; j < 16; j++ {
-		q[j] = b[8+j]&0x0f | uint8((qh>>j)&1)<<4
-		q[j+16] = b[8+j]>>4 | uint8((qh>>(j+16))&1)<<4
 	}
 }
 
@@ -308,23 +350,6 @@ func nbQ4K(b []byte, q []uint8, scale, minv []float32) {
 	for c := 0; c < 4; c++ {
 		for l := 0; l < 32; l++ {
 			q[64*c+l], q[64*c+32+l] = qs[32*c+l]&0x0f, qs[32*c+l]>>4
-		}
-	}
-}
-
-func nbQ5K(b []byte, q []uint8, scale, minv []float32) {
-	tab := f16Table()
-	d, dmin := tab[le.Uint16(b)], tab[le.Uint16(b[2:])]
-	var sc, mn [8]uint8
-	scaleMinK4(b[4:16], &sc, &mn)
-	for k := 0; k < 8; k++ {
-		scale[k], minv[k] = d*float32(sc[k]), -(dmin * float32(mn[k]))
-	}
-	qh, qs := b[16:48], b[48:176]
-	for c := 0; c < 4; c++ {
-		for l := 0; l < 32; l++ {
-			q[64*c+l] = qs[32*c+l]&0x0f | ((qh[l]>>(2*c))&1)<<4
-			q[64*c+32+l] = qs[32*c+l]>>4 | ((qh[l]>>(2*c+1))&1)<<4
 		}
 	}
 }

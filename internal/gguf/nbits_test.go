@@ -17,10 +17,14 @@ func TestToNBitsAgainstDequantize(t *testing.T) {
 		bits  int
 		block int
 		exact bool
+		bound float64 // max |error| / block max
 	}{
-		{Q4_0, 4, 32, true}, {Q8_0, 8, 32, true}, {Q5_0, 8, 32, true},
-		{Q3_K, 4, 16, true}, {Q6_K, 8, 16, true},
-		{Q4_1, 4, 32, false}, {Q5_1, 8, 32, false}, {Q4_K, 4, 32, false}, {Q5_K, 8, 32, false},
+		{Q4_0, 4, 32, true, 0}, {Q8_0, 8, 32, true, 0}, {Q5_0, 8, 32, true, 0},
+		{Q3_K, 4, 16, true, 0}, {Q6_K, 8, 16, true, 0},
+		// float zero points: float32 rounding
+		{Q4_1, 4, 32, false, 4e-7}, {Q4_K, 4, 32, false, 4e-7},
+		// re-quantized to 8 bits: half a step of absmax/127
+		{Q5_1, 8, 32, false, 0.5/127 + 1e-6}, {Q5_K, 8, 32, false, 0.5/127 + 1e-6},
 	} {
 		t.Run(tc.typ.String(), func(t *testing.T) {
 			raw, ref := loadFixture(t, tc.typ)
@@ -33,7 +37,8 @@ func TestToNBitsAgainstDequantize(t *testing.T) {
 			if q.Bits != tc.bits || q.BlockSize != tc.block || q.Exact != tc.exact || tc.typ.NBitsExact() != tc.exact {
 				t.Fatalf("layout %d-bit block %d exact %v, want %d-bit block %d exact %v", q.Bits, q.BlockSize, q.Exact, tc.bits, tc.block, tc.exact)
 			}
-			if (q.ZeroPoints == nil) != tc.exact {
+			requant := tc.typ.NBitsRequantized()
+			if (q.ZeroPoints == nil) != (tc.exact || requant) {
 				t.Errorf("zero points present %v, want %v", q.ZeroPoints != nil, !tc.exact)
 			}
 			got := q.Dequantize()
@@ -57,8 +62,8 @@ func TestToNBitsAgainstDequantize(t *testing.T) {
 			}
 			t.Logf("%s → %d-bit block %d: max |err| %.3g, mean |err| %.3g, max err / block max %.3g (%d values)",
 				tc.typ, q.Bits, q.BlockSize, maxErr, sumErr/float64(len(ref)), maxRel, len(ref))
-			if maxRel > 4e-7 {
-				t.Errorf("error %.3g of the block's magnitude is more than float32 rounding", maxRel)
+			if maxRel > tc.bound {
+				t.Errorf("error %.3g of the block's magnitude is more than the bound %.3g", maxRel, tc.bound)
 			}
 		})
 	}
