@@ -353,7 +353,7 @@ func (ww *weightWriter) floats(name string, t Tensor, v []float32) error {
 
 // quantized converts a linear weight to MatMulNBits layout, or returns
 // nil (and a note when the type has no mapping) to keep it float32.
-func quantized(f *gguf.File, t *gguf.TensorInfo, ql arch.QuantLinear, name string) (*gguf.NBits, string, error) {
+func quantized(f *gguf.File, t *gguf.TensorInfo, ql arch.QuantLinear, name, precision string) (*gguf.NBits, string, error) {
 	rows, ok := ql.LinearRows(name, t.Dims)
 	if !ok {
 		return nil, "", nil
@@ -365,7 +365,17 @@ func quantized(f *gguf.File, t *gguf.TensorInfo, ql arch.QuantLinear, name strin
 	if err != nil {
 		return nil, "", err
 	}
-	q, err := gguf.ToNBits(t.Type, raw, int(t.Dims[1]), int(t.Dims[0]))
+	rowsN, cols := int(t.Dims[1]), int(t.Dims[0])
+	var q *gguf.NBits
+	if precision == PrecisionQuant8 && !t.Type.NBitsExact() && !t.Type.NBitsRequantized() && cols%32 == 0 {
+		var v []float32
+		if v, err = gguf.Dequantize(t.Type, raw, rowsN*cols); err != nil {
+			return nil, "", fmt.Errorf("tensor %s: %w", name, err)
+		}
+		q, err = gguf.Requantize8(v, rowsN, cols, 32)
+	} else {
+		q, err = gguf.ToNBits(t.Type, raw, rowsN, cols)
+	}
 	if err != nil {
 		return nil, fmt.Sprintf("%s (%s): %v: kept float32", name, t.Type, err), nil
 	}
@@ -377,11 +387,11 @@ func quantized(f *gguf.File, t *gguf.TensorInfo, ql arch.QuantLinear, name strin
 	return q, "", nil
 }
 
-func mapping(t gguf.Type) string {
+func mapping(t gguf.Type, q *gguf.NBits) string {
 	switch {
 	case t.NBitsExact():
 		return "exact"
-	case t.NBitsRequantized():
+	case t.NBitsRequantized() || q.ZeroPoints == nil:
 		return "requantized"
 	}
 	return "rounding"
@@ -400,7 +410,7 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 		defer p.Finish()
 	}
 	ql, _ := cfg.(arch.QuantLinear)
-	if m.Precision != PrecisionQuant {
+	if m.Precision == PrecisionF32 {
 		ql = nil
 	} else if ql == nil {
 		m.Notes = append(m.Notes, fmt.Sprintf("architecture %s reads float32 weights only: every weight kept float32", m.Arch))
@@ -414,7 +424,7 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 			return fmt.Errorf("tensor %s is missing from the GGUF", name)
 		}
 		if ql != nil {
-			q, note, err := quantized(f, t, ql, name)
+			q, note, err := quantized(f, t, ql, name, m.Precision)
 			if err != nil {
 				return err
 			}
@@ -424,7 +434,7 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 			if q != nil {
 				nb := int64(q.Blocks())
 				info := &NBits{K: q.Cols, N: q.Rows, Bits: q.Bits, BlockSize: q.BlockSize, Zero: q.ZeroPoints != nil,
-					From: t.Type.String(), Mapping: mapping(t.Type)}
+					From: t.Type.String(), Mapping: mapping(t.Type, q)}
 				if err := ww.write(name, Tensor{Dims: []int64{int64(q.Rows), nb, int64(q.BlobSize())}, Type: "uint8", NBits: info}, q.Codes); err != nil {
 					return err
 				}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,7 +93,14 @@ func (s *Store) openAt(name, dir string, m *Manifest) (*Model, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: model %q: %w; re-convert it (`lmood pull` or `lmood import --force`)", name, err)
 	}
-	return &Model{Dir: dir, Manifest: m, weights: w, embd: embd}, nil
+	model := &Model{Dir: dir, Manifest: m, weights: w, embd: embd}
+	if v := os.Getenv("LMOOD_MATMUL_ACCURACY"); v != "" {
+		// Experimental: accuracy_level of MatMulNBits (0 float32, 4 int8).
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= 4 {
+			model.AccuracyLevel = n
+		}
+	}
+	return model, nil
 }
 
 // validate checks a manifest's numbers before anything is sized from them,

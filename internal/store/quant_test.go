@@ -57,18 +57,24 @@ func TestQuantizedImportMatchesFloat32(t *testing.T) {
 		typ     gguf.Type
 		mapping string
 		tol     float64
+		prec    string // "" = PrecisionQuant
 	}{
-		{gguf.Q4_0, "exact", 1e-5}, {gguf.Q8_0, "exact", 1e-5}, {gguf.Q6_K, "exact", 1e-5},
-		{gguf.Q4_1, "rounding", 1e-5}, {gguf.Q4_K, "rounding", 1e-5},
-		{gguf.Q5_K, "requantized", 2e-3},
+		{gguf.Q4_0, "exact", 1e-5, ""}, {gguf.Q8_0, "exact", 1e-5, ""}, {gguf.Q6_K, "exact", 1e-5, ""},
+		{gguf.Q4_1, "rounding", 1e-5, ""}, {gguf.Q4_K, "rounding", 1e-5, ""},
+		{gguf.Q5_K, "requantized", 2e-3, ""},
+		{gguf.Q4_1, "requantized", 2e-3, PrecisionQuant8}, {gguf.Q4_K, "requantized", 2e-3, PrecisionQuant8},
+		{gguf.Q4_0, "exact", 1e-5, PrecisionQuant8},
 	} {
-		t.Run(tc.typ.String(), func(t *testing.T) {
+		if tc.prec == "" {
+			tc.prec = PrecisionQuant
+		}
+		t.Run(tc.typ.String()+"/"+tc.prec, func(t *testing.T) {
 			tiny := testutil.Tiny{Arch: "llama", Layers: 2, Dim: 256, FFN: 512, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 3, Untied: true, Quant: tc.typ}
 			path := testutil.WriteTiny(t, tiny)
 			st := &Store{Root: t.TempDir()}
 			var models [2]*Model
 			var sizes [2]int64
-			for i, prec := range []string{PrecisionQuant, PrecisionF32} {
+			for i, prec := range []string{tc.prec, PrecisionF32} {
 				name := "tiny-" + prec
 				man, _, err := st.ImportWith(t.Context(), path, name, Source{Kind: "file", Ref: path}, ImportOptions{Force: true, Precision: prec})
 				if err != nil {
@@ -78,11 +84,11 @@ func TestQuantizedImportMatchesFloat32(t *testing.T) {
 					t.Errorf("manifest precision %q, want %q", man.Precision, prec)
 				}
 				q := man.Tensors["blk.0.attn_q.weight"].NBits
-				if (q != nil) != (prec == PrecisionQuant) {
+				if (q != nil) != (prec != PrecisionF32) {
 					t.Fatalf("precision %s: attn_q quantized = %v", prec, q != nil)
 				}
-				if q != nil && (q.Mapping != tc.mapping || q.From != tc.typ.String()) {
-					t.Errorf("mapping %s from %s, want %s from %s", q.Mapping, q.From, tc.mapping, tc.typ)
+				if q != nil && (q.Mapping != tc.mapping || q.From != tc.typ.String() || q.Zero != (tc.mapping == "rounding")) {
+					t.Errorf("mapping %s from %s (zero points %v), want %s from %s", q.Mapping, q.From, q.Zero, tc.mapping, tc.typ)
 				}
 				if man.Tensors[arch.TokenEmbd].NBits != nil {
 					t.Error("the embedding matrix was quantized")
@@ -112,7 +118,7 @@ func TestQuantizedImportMatchesFloat32(t *testing.T) {
 			}
 			q, f := hidden(t, models[0], x, seq), hidden(t, models[1], x, seq)
 			e := relErr(q, f)
-			t.Logf("%s (%s): weights.bin %d vs %d bytes; last hidden state relative error %.3g", tc.typ, tc.mapping, sizes[0], sizes[1], e)
+			t.Logf("%s %s (%s): weights.bin %d vs %d bytes; last hidden state relative error %.3g", tc.typ, tc.prec, tc.mapping, sizes[0], sizes[1], e)
 			if e > tc.tol || math.IsNaN(e) {
 				t.Errorf("quantized graph differs from float32 by %.3g > %.0e", e, tc.tol)
 			}

@@ -104,6 +104,11 @@ const (
 	// PrecisionQuant keeps linear weights of mapped GGUF types
 	// block-quantized (onnxruntime MatMulNBits); others stay float32.
 	PrecisionQuant = "q"
+	// PrecisionQuant8 is PrecisionQuant, except that the types mapped
+	// with float zero points (Q4_1, Q4_K), which onnxruntime computes by
+	// expanding them to float32 on every run, are re-quantized to
+	// symmetric 8-bit blocks (onnxruntime's fast and int8-capable path).
+	PrecisionQuant8 = "q8"
 	// PrecisionF32 expands every weight to float32.
 	PrecisionF32 = "f32"
 )
@@ -116,10 +121,10 @@ func CheckPrecision(p string) (string, error) {
 	switch p {
 	case "":
 		return DefaultPrecision, nil
-	case PrecisionQuant, PrecisionF32:
+	case PrecisionQuant, PrecisionQuant8, PrecisionF32:
 		return p, nil
 	}
-	return "", fmt.Errorf("store: unknown precision %q: use %q (block-quantized linear weights) or %q", p, PrecisionQuant, PrecisionF32)
+	return "", fmt.Errorf("store: unknown precision %q: use %q (block-quantized linear weights), %q (the same, 4-bit types with block minimums re-quantized to 8 bits) or %q", p, PrecisionQuant, PrecisionQuant8, PrecisionF32)
 }
 
 // Manifest describes a converted model.
