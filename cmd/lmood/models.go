@@ -90,16 +90,19 @@ func pull(g *globals, name string, w io.Writer) error {
 }
 
 func newImportCmd(g *globals) *cobra.Command {
-	var name string
+	var name, precision string
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "import FILE.gguf | ollama:NAME[:TAG]",
 		Short: "Convert a local GGUF file (or an ollama model) into the model store",
 		Long: `import converts a llama-family GGUF (llama, Mistral, TinyLlama, SmolLM2,
 Qwen2; quantized F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or
-Q6_K) into lmood's model store: weights dequantized to float32, an ONNX graph
-per analysis depth, the tokenizer from the file's own metadata. The model is
-then usable as --model NAME.
+Q6_K) into lmood's model store: linear weights kept block-quantized for
+onnxruntime's MatMulNBits (--precision q: Q4_0, Q8_0, Q5_0, Q3_K, Q6_K bit for
+bit, Q4_1 and Q4_K up to float32 rounding, Q5_1 and Q5_K re-quantized to 8
+bits; other types stay float32, with a note) or every weight dequantized to
+float32 (--precision f32), an ONNX graph per analysis depth, the tokenizer from
+the file's own metadata. The model is then usable as --model NAME.
 
 ollama:NAME[:TAG] converts the weights of a model in the ollama server at
 $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
@@ -118,7 +121,7 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 			abs, _ := filepath.Abs(src)
 			ctx, cancel := signalContext()
 			defer cancel()
-			m, converted, err := st.ImportWith(ctx, src, name, store.Source{Kind: "file", Ref: abs}, store.ImportOptions{Force: force, Progress: g.progress()})
+			m, converted, err := st.ImportWith(ctx, src, name, store.Source{Kind: "file", Ref: abs}, store.ImportOptions{Force: force, Progress: g.progress(), Precision: precision})
 			if errors.Is(err, store.ErrExists) {
 				return usageError{err}
 			}
@@ -129,13 +132,17 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 				fmt.Fprintf(cmd.OutOrStdout(), "%s is already imported from this file (sha256 %s…); use --force to convert again\n", name, m.Source.SHA256[:12])
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %s: %s, %d layers, width %d, %s parameters (source %s) in %.1fs\n",
-				name, m.Config.Arch, m.Config.Layers, m.Config.Dim, humanCount(m.Params), m.Source.Quantization, m.ConvertSeconds)
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %s: %s, %d layers, width %d, %s parameters (source %s, precision %s) in %.1fs\n",
+				name, m.Config.Arch, m.Config.Layers, m.Config.Dim, humanCount(m.Params), m.Source.Quantization, m.Precision, m.ConvertSeconds)
+			for _, n := range m.Notes {
+				fmt.Fprintf(cmd.OutOrStdout(), "note: %s\n", n)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name to store the model under (default: derived from the file name)")
 	cmd.Flags().BoolVar(&force, "force", false, "convert again even if an identical conversion exists")
+	cmd.Flags().StringVar(&precision, "precision", store.DefaultPrecision, "linear weights: q (kept block-quantized), q8 (the same, Q4_1/Q4_K re-quantized to 8 bits for the faster int8-capable kernel) or f32")
 	return cmd
 }
 

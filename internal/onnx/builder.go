@@ -32,7 +32,23 @@ const (
 	Float ElemType = ElemType(onnxpb.TensorProto_FLOAT)
 	Int64 ElemType = ElemType(onnxpb.TensorProto_INT64)
 	Bool  ElemType = ElemType(onnxpb.TensorProto_BOOL)
+	Uint8 ElemType = ElemType(onnxpb.TensorProto_UINT8)
 )
+
+// Size is the byte size of one element (float32 for an unset type).
+func (t ElemType) Size() int64 {
+	switch t {
+	case Uint8, Bool:
+		return 1
+	case Int64:
+		return 8
+	}
+	return 4
+}
+
+// MSDomain is the operator domain of onnxruntime's contrib operators
+// (MatMulNBits).
+const MSDomain = "com.microsoft"
 
 // Opset is the default-domain operator set version the builder targets.
 const Opset = 18
@@ -46,17 +62,36 @@ type Value string
 // Attr is a node attribute.
 type Attr = *onnxpb.AttributeProto
 
-// ExternalTensor locates a tensor's raw little-endian float32 bytes in a
-// weights file beside the graph.
+// ExternalTensor locates a tensor's raw little-endian bytes in a weights
+// file beside the graph.
 type ExternalTensor struct {
-	Location string  // file name relative to the graph file
-	Offset   int64   // byte offset in that file
-	Dims     []int64 // tensor shape
+	Location string   // file name relative to the graph file
+	Offset   int64    // byte offset in that file
+	Dims     []int64  // tensor shape
+	Type     ElemType // element type; 0 means Float
+	// NBits is set for a linear weight kept block-quantized: the tensor
+	// itself holds MatMulNBits's packed codes [N, blocks, blob], and
+	// Linear multiplies by it with MatMulNBits.
+	NBits *NBits
+}
+
+// NBits describes a block-quantized linear weight y = x @ W, W of K
+// inputs and N outputs, for onnxruntime's com.microsoft MatMulNBits.
+type NBits struct {
+	K, N      int64
+	Bits      int64 // 4 or 8
+	BlockSize int64
+	Scales    ExternalTensor  // float32 [N, blocks]
+	Zero      *ExternalTensor // float32 [N, blocks]; nil: the default zero point 2^(bits-1)
+	// AccuracyLevel is MatMulNBits's accuracy_level: 0 computes in
+	// float32, 4 lets onnxruntime quantize the activations to int8 per
+	// block.
+	AccuracyLevel int64
 }
 
 // Bytes returns the byte length of the tensor's data.
 func (t ExternalTensor) Bytes() int64 {
-	n := int64(4)
+	n := t.Type.Size()
 	for _, d := range t.Dims {
 		n *= d
 	}
@@ -75,6 +110,7 @@ type Builder struct {
 	used    map[string]bool
 	n       int
 	err     error
+	ms      bool // a com.microsoft operator is used
 }
 
 // NewBuilder starts a graph. Weights referenced with Weight are resolved
@@ -150,10 +186,26 @@ func (b *Builder) Weight(name string) Value {
 		b.fail("onnx: weight %q is missing from the weights file", name)
 		return Value(name)
 	}
+	if t.NBits != nil {
+		b.fail("onnx: weight %q is block-quantized; the graph must read it through Linear", name)
+		return Value(name)
+	}
+	return b.external(name, t)
+}
+
+// external adds an external-data initializer.
+func (b *Builder) external(name string, t ExternalTensor) Value {
+	if b.used[name] {
+		return Value(name)
+	}
+	typ := t.Type
+	if typ == 0 {
+		typ = Float
+	}
 	init := &onnxpb.TensorProto{
 		Name:         proto.String(name),
 		Dims:         t.Dims,
-		DataType:     proto.Int32(int32(Float)),
+		DataType:     proto.Int32(int32(typ)),
 		DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
 		ExternalData: []*onnxpb.StringStringEntryProto{
 			{Key: proto.String("location"), Value: proto.String(t.Location)},
@@ -164,6 +216,29 @@ func (b *Builder) Weight(name string) Value {
 	b.graph.Initializer = append(b.graph.Initializer, init)
 	b.used[name] = true
 	return Value(name)
+}
+
+// Linear returns x @ W for the linear weight called name: a MatMul by a
+// float32 [in, out] weight, or, when the weight source keeps it
+// block-quantized (ExternalTensor.NBits), onnxruntime's MatMulNBits on its
+// codes, scales and zero points (named name+".scales", name+".zero_points").
+func (b *Builder) Linear(x Value, name string) Value {
+	t, ok := b.weights.Lookup(name)
+	if !ok || t.NBits == nil {
+		return b.MatMul(x, b.Weight(name))
+	}
+	q := t.NBits
+	in := []Value{x, b.external(name, t), b.external(name+".scales", q.Scales)}
+	if q.Zero != nil {
+		in = append(in, b.external(name+".zero_points", *q.Zero))
+	}
+	b.ms = true
+	out := b.fresh("MatMulNBits")
+	b.node("MatMulNBits", in, []Value{out},
+		IntAttr("K", q.K), IntAttr("N", q.N), IntAttr("bits", q.Bits),
+		IntAttr("block_size", q.BlockSize), IntAttr("accuracy_level", q.AccuracyLevel))
+	b.graph.Node[len(b.graph.Node)-1].Domain = proto.String(MSDomain)
+	return out
 }
 
 // Ints adds a small int64 constant tensor (shape [len(v)]) to the graph.
@@ -294,10 +369,14 @@ func (b *Builder) Model(producer string) (*onnxpb.ModelProto, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
+	opsets := []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}}
+	if b.ms {
+		opsets = append(opsets, &onnxpb.OperatorSetIdProto{Domain: proto.String(MSDomain), Version: proto.Int64(1)})
+	}
 	return &onnxpb.ModelProto{
 		IrVersion:    proto.Int64(IRVersion),
 		ProducerName: proto.String(producer),
-		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
+		OpsetImport:  opsets,
 		Graph:        b.graph,
 	}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +58,8 @@ type ImportOptions struct {
 	Force bool
 	// Progress is told about each tensor written; nil is silent.
 	Progress ConvertProgress
+	// Precision is PrecisionQuant, PrecisionF32 or "" (DefaultPrecision).
+	Precision string
 }
 
 // ImportWith converts the GGUF file at path into the model called name.
@@ -73,6 +76,10 @@ type ImportOptions struct {
 func (s *Store) ImportWith(ctx context.Context, path, name string, src Source, opts ImportOptions) (m *Manifest, converted bool, err error) {
 	start := time.Now()
 	if err := CheckName(name); err != nil {
+		return nil, false, err
+	}
+	precision, err := CheckPrecision(opts.Precision)
+	if err != nil {
 		return nil, false, err
 	}
 	if err := s.check(); err != nil {
@@ -120,7 +127,7 @@ func (s *Store) ImportWith(ctx context.Context, path, name string, src Source, o
 		if err != nil {
 			return nil, false, err
 		}
-		if old != nil {
+		if old != nil && old.Precision == precision {
 			return old, false, nil
 		}
 	}
@@ -154,8 +161,9 @@ func (s *Store) ImportWith(ctx context.Context, path, name string, src Source, o
 		Converter: Converter, ConverterVersion: ConverterVersion, Name: name,
 		Arch: cfg.Arch, Config: cfg, Params: cfg.Params(), Source: src,
 		Weights: "weights.bin", Tokenizer: "tokenizer.json", Tensors: map[string]Tensor{},
+		Precision: precision,
 	}
-	if err := writeWeights(ctx, f, cfg.Config, filepath.Join(tmp, m.Weights), m.Tensors, opts.Progress); err != nil {
+	if err := writeWeights(ctx, f, cfg.Config, filepath.Join(tmp, m.Weights), m, opts.Progress); err != nil {
 		return nil, false, fmt.Errorf("store: import %s: %w", path, err)
 	}
 	if err := writeJSON(filepath.Join(tmp, m.Tokenizer), vocab); err != nil {
@@ -306,20 +314,107 @@ func dominantType(f *gguf.File) string {
 	return best
 }
 
-func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path string, index map[string]Tensor, p ConvertProgress) error {
+// weightWriter appends page-aligned tensors to weights.bin, recording
+// each in the manifest's index.
+type weightWriter struct {
+	w     *bufio.Writer
+	off   int64
+	buf   []byte
+	index map[string]Tensor
+}
+
+func (ww *weightWriter) write(name string, t Tensor, b []byte) error {
+	if pad := (weightAlign - ww.off%weightAlign) % weightAlign; pad > 0 {
+		if _, err := ww.w.Write(make([]byte, pad)); err != nil {
+			return err
+		}
+		ww.off += pad
+	}
+	sum := sha256.Sum256(b)
+	t.Offset, t.SHA256 = ww.off, hex.EncodeToString(sum[:])
+	ww.index[name] = t
+	if _, err := ww.w.Write(b); err != nil {
+		return err
+	}
+	ww.off += int64(len(b))
+	return nil
+}
+
+func (ww *weightWriter) floats(name string, t Tensor, v []float32) error {
+	if cap(ww.buf) < 4*len(v) {
+		ww.buf = make([]byte, 4*len(v))
+	}
+	b := ww.buf[:4*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return ww.write(name, t, b)
+}
+
+// quantized converts a linear weight to MatMulNBits layout, or returns
+// nil (and a note when the type has no mapping) to keep it float32.
+func quantized(f *gguf.File, t *gguf.TensorInfo, ql arch.QuantLinear, name, precision string) (*gguf.NBits, string, error) {
+	rows, ok := ql.LinearRows(name, t.Dims)
+	if !ok {
+		return nil, "", nil
+	}
+	if !t.Type.CanNBits() {
+		return nil, fmt.Sprintf("linear weights of type %s have no block-quantized mapping: kept float32", t.Type), nil
+	}
+	raw, err := f.ReadTensorRaw(t)
+	if err != nil {
+		return nil, "", err
+	}
+	rowsN, cols := int(t.Dims[1]), int(t.Dims[0])
+	var q *gguf.NBits
+	if precision == PrecisionQuant8 && !t.Type.NBitsExact() && !t.Type.NBitsRequantized() && cols%32 == 0 {
+		var v []float32
+		if v, err = gguf.Dequantize(t.Type, raw, rowsN*cols); err != nil {
+			return nil, "", fmt.Errorf("tensor %s: %w", name, err)
+		}
+		q, err = gguf.Requantize8(v, rowsN, cols, 32)
+	} else {
+		q, err = gguf.ToNBits(t.Type, raw, rowsN, cols)
+	}
+	if err != nil {
+		return nil, fmt.Sprintf("%s (%s): %v: kept float32", name, t.Type, err), nil
+	}
+	if rows != nil {
+		if q, err = q.PermuteRows(rows); err != nil {
+			return nil, "", fmt.Errorf("tensor %s: %w", name, err)
+		}
+	}
+	return q, "", nil
+}
+
+func mapping(t gguf.Type, q *gguf.NBits) string {
+	switch {
+	case t.NBitsExact():
+		return "exact"
+	case t.NBitsRequantized() || q.ZeroPoints == nil:
+		return "requantized"
+	}
+	return "rounding"
+}
+
+func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path string, m *Manifest, p ConvertProgress) error {
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	w := bufio.NewWriterSize(out, 1<<20)
+	ww := &weightWriter{w: bufio.NewWriterSize(out, 1<<20), index: m.Tensors}
 	names := cfg.TensorNames()
 	if p != nil {
 		p.Start("converting", int64(len(names)))
 		defer p.Finish()
 	}
-	var off int64
-	buf := make([]byte, 0)
+	ql, _ := cfg.(arch.QuantLinear)
+	if m.Precision == PrecisionF32 {
+		ql = nil
+	} else if ql == nil {
+		m.Notes = append(m.Notes, fmt.Sprintf("architecture %s reads float32 weights only: every weight kept float32", m.Arch))
+	}
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("conversion stopped: %w", err)
@@ -327,6 +422,35 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 		t, ok := f.Tensor(name)
 		if !ok {
 			return fmt.Errorf("tensor %s is missing from the GGUF", name)
+		}
+		if ql != nil {
+			q, note, err := quantized(f, t, ql, name, m.Precision)
+			if err != nil {
+				return err
+			}
+			if note != "" && !slices.Contains(m.Notes, note) {
+				m.Notes = append(m.Notes, note)
+			}
+			if q != nil {
+				nb := int64(q.Blocks())
+				info := &NBits{K: q.Cols, N: q.Rows, Bits: q.Bits, BlockSize: q.BlockSize, Zero: q.ZeroPoints != nil,
+					From: t.Type.String(), Mapping: mapping(t.Type, q)}
+				if err := ww.write(name, Tensor{Dims: []int64{int64(q.Rows), nb, int64(q.BlobSize())}, Type: "uint8", NBits: info}, q.Codes); err != nil {
+					return err
+				}
+				if err := ww.floats(name+".scales", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.Scales); err != nil {
+					return err
+				}
+				if q.ZeroPoints != nil {
+					if err := ww.floats(name+".zero_points", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.ZeroPoints); err != nil {
+						return err
+					}
+				}
+				if p != nil {
+					p.Add(1)
+				}
+				continue
+			}
 		}
 		data, err := f.ReadTensorF32(t)
 		if err != nil {
@@ -336,30 +460,14 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 		if err != nil {
 			return err
 		}
-		if pad := (weightAlign - off%weightAlign) % weightAlign; pad > 0 {
-			if _, err := w.Write(make([]byte, pad)); err != nil {
-				return err
-			}
-			off += pad
-		}
-		if cap(buf) < 4*len(prepared) {
-			buf = make([]byte, 4*len(prepared))
-		}
-		b := buf[:4*len(prepared)]
-		for i, v := range prepared {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-		}
-		sum := sha256.Sum256(b)
-		index[name] = Tensor{Offset: off, Dims: dims, SHA256: hex.EncodeToString(sum[:])}
-		if _, err := w.Write(b); err != nil {
+		if err := ww.floats(name, Tensor{Dims: dims}, prepared); err != nil {
 			return err
 		}
-		off += int64(len(b))
 		if p != nil {
 			p.Add(1)
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := ww.w.Flush(); err != nil {
 		return err
 	}
 	return out.Sync()

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,10 @@ type Model struct {
 	weights  *os.File
 	lock     *os.File // shared flock on Dir: an import replacing the model leaves it in place
 	embd     Tensor
+	// AccuracyLevel is the accuracy_level graphs give MatMulNBits for
+	// block-quantized weights: 0 computes in float32, 4 lets onnxruntime
+	// quantize activations to int8. Set it before building graphs.
+	AccuracyLevel int
 }
 
 // Open opens the named model for reading. The version it opens stays
@@ -88,7 +93,14 @@ func (s *Store) openAt(name, dir string, m *Manifest) (*Model, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: model %q: %w; re-convert it (`lmood pull` or `lmood import --force`)", name, err)
 	}
-	return &Model{Dir: dir, Manifest: m, weights: w, embd: embd}, nil
+	model := &Model{Dir: dir, Manifest: m, weights: w, embd: embd}
+	if v := os.Getenv("LMOOD_MATMUL_ACCURACY"); v != "" {
+		// Experimental: accuracy_level of MatMulNBits (0 float32, 4 int8).
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= 4 {
+			model.AccuracyLevel = n
+		}
+	}
+	return model, nil
 }
 
 // validate checks a manifest's numbers before anything is sized from them,
@@ -105,19 +117,31 @@ func (m *Manifest) validate(weightsSize int64) error {
 		return fmt.Errorf("manifest names files outside the model directory")
 	}
 	for name, t := range m.Tensors {
-		n := int64(4)
-		for _, d := range t.Dims {
-			if d <= 0 || n > math.MaxInt64/d {
-				return fmt.Errorf("tensor %s has impossible dims %v", name, t.Dims)
+		n, ok := t.Bytes()
+		if !ok || (t.Type != "" && t.Type != "uint8") {
+			return fmt.Errorf("tensor %s has impossible dims %v or type %q", name, t.Dims, t.Type)
+		}
+		if q := t.NBits; q != nil {
+			if len(t.Dims) != 3 || q.Bits != 4 && q.Bits != 8 || q.BlockSize < 16 || q.K <= 0 || q.K%q.BlockSize != 0 ||
+				t.Dims[0] != int64(q.N) || t.Dims[1] != int64(q.K/q.BlockSize) || t.Dims[2] != int64(q.BlockSize*q.Bits/8) {
+				return fmt.Errorf("quantized tensor %s has inconsistent dims %v for %+v", name, t.Dims, *q)
 			}
-			n *= d
+			for _, aux := range []string{".scales", ".zero_points"} {
+				a, ok := m.Tensors[name+aux]
+				if aux == ".zero_points" && !q.Zero {
+					continue
+				}
+				if !ok || len(a.Dims) != 2 || a.Dims[0] != t.Dims[0] || a.Dims[1] != t.Dims[1] || a.Type != "" {
+					return fmt.Errorf("quantized tensor %s has no consistent %s", name, aux)
+				}
+			}
 		}
 		if t.Offset < 0 || t.Offset > weightsSize-n {
 			return fmt.Errorf("weights.bin is truncated or corrupt (%s: %d bytes at offset %d, file has %d)", name, n, t.Offset, weightsSize)
 		}
 	}
 	e := m.Tensors[arch.TokenEmbd]
-	if len(e.Dims) != 2 || e.Dims[0] != int64(c.Vocab) || e.Dims[1] != int64(c.Dim) {
+	if e.Type != "" || len(e.Dims) != 2 || e.Dims[0] != int64(c.Vocab) || e.Dims[1] != int64(c.Dim) {
 		return fmt.Errorf("embedding matrix dims %v do not match vocab %d × width %d", e.Dims, c.Vocab, c.Dim)
 	}
 	return nil
@@ -192,7 +216,38 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 	if !ok {
 		return onnx.ExternalTensor{}, false
 	}
-	return onnx.ExternalTensor{Location: m.Manifest.Weights, Offset: t.Offset, Dims: t.Dims}, true
+	e := onnx.ExternalTensor{Location: m.Manifest.Weights, Offset: t.Offset, Dims: t.Dims}
+	if t.Type == "uint8" {
+		e.Type = onnx.Uint8
+	}
+	if q := t.NBits; q != nil {
+		nb := &onnx.NBits{K: int64(q.K), N: int64(q.N), Bits: int64(q.Bits), BlockSize: int64(q.BlockSize),
+			AccuracyLevel: int64(m.AccuracyLevel)}
+		s, ok := m.Lookup(name + ".scales")
+		if !ok {
+			return onnx.ExternalTensor{}, false
+		}
+		nb.Scales = s
+		if q.Zero {
+			z, ok := m.Lookup(name + ".zero_points")
+			if !ok {
+				return onnx.ExternalTensor{}, false
+			}
+			nb.Zero = &z
+		}
+		e.NBits = nb
+	}
+	return e, true
+}
+
+// Quantized reports whether the model keeps any weight block-quantized.
+func (m *Model) Quantized() bool {
+	for _, t := range m.Manifest.Tensors {
+		if t.NBits != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Graph returns the path of the graph with the given options, building and
@@ -217,7 +272,7 @@ func (m *Model) RebuildGraph(opt arch.GraphOptions) (string, error) {
 // the older "graph-b<blocks>-h<states>" names are not reused.
 func (m *Model) graphPath(opt arch.GraphOptions) string {
 	if opt.Head {
-		return filepath.Join(m.Dir, "graph-head.onnx")
+		return filepath.Join(m.Dir, "graph-head"+m.accSuffix()+".onnx")
 	}
 	names := make([]string, len(opt.Outputs))
 	for i, p := range opt.Outputs {
@@ -229,7 +284,15 @@ func (m *Model) graphPath(opt arch.GraphOptions) string {
 		sum := sha256.Sum256([]byte(key))
 		key = "set-" + hex.EncodeToString(sum[:8])
 	}
-	return filepath.Join(m.Dir, "graph-"+key+".onnx")
+	return filepath.Join(m.Dir, "graph-"+key+m.accSuffix()+".onnx")
+}
+
+// accSuffix tells graphs of another accuracy level apart.
+func (m *Model) accSuffix() string {
+	if m.AccuracyLevel == 0 || !m.Quantized() {
+		return ""
+	}
+	return fmt.Sprintf("-acc%d", m.AccuracyLevel)
 }
 
 func (m *Model) buildGraph(opt arch.GraphOptions, path string) (string, error) {
@@ -271,10 +334,7 @@ func (s *Store) Verify(ctx context.Context, name string) ([]string, error) {
 		if t.SHA256 == "" {
 			return nil, fmt.Errorf("store: verify %s: tensor %s has no recorded digest; re-convert the model", name, n)
 		}
-		size := int64(4)
-		for _, d := range t.Dims {
-			size *= d
-		}
+		size, _ := t.Bytes()
 		h := sha256.New()
 		if _, err := io.Copy(h, io.NewSectionReader(model.weights, t.Offset, size)); err != nil {
 			return nil, fmt.Errorf("store: verify %s: read %s: %w", name, n, err)

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,7 +36,10 @@ import (
 // Version 2: versioned directories behind a link, per-tensor SHA-256.
 // Version 3: the manifest names the architecture ("arch") and holds that
 // family's configuration; embeddings may be scaled (Gemma).
-const ConverterVersion = 3
+// Version 4: linear weights may be kept block-quantized (uint8 codes,
+// float32 scales and zero points for MatMulNBits); the manifest says which
+// precision was chosen.
+const ConverterVersion = 4
 
 // Converter names the converter in manifests.
 const Converter = "lmood-convert"
@@ -58,6 +62,69 @@ type Tensor struct {
 	Offset int64   `json:"offset"`
 	Dims   []int64 `json:"dims"`
 	SHA256 string  `json:"sha256"` // of its bytes in weights.bin, for `lmood verify`
+	// Type is the element type: "" (float32) or "uint8".
+	Type string `json:"type,omitempty"`
+	// NBits is set for a linear weight kept block-quantized: the tensor
+	// holds MatMulNBits codes [N, blocks, blob]; its scales and zero points
+	// are the tensors name+".scales" and name+".zero_points".
+	NBits *NBits `json:"nbits,omitempty"`
+}
+
+// NBits describes a linear weight kept block-quantized.
+type NBits struct {
+	K         int    `json:"k"` // inputs
+	N         int    `json:"n"` // outputs
+	Bits      int    `json:"bits"`
+	BlockSize int    `json:"block_size"`
+	Zero      bool   `json:"zero_points,omitempty"` // a zero-point tensor is stored
+	From      string `json:"from"`                  // the GGUF type it came from
+	// Mapping is "exact" (bit for bit the GGUF dequantization),
+	// "rounding" (float zero points: equal up to float32 rounding) or
+	// "requantized" (quantized again to 8 bits).
+	Mapping string `json:"mapping"`
+}
+
+// Bytes is the tensor's byte length in weights.bin.
+func (t Tensor) Bytes() (int64, bool) {
+	n := int64(4)
+	if t.Type == "uint8" {
+		n = 1
+	}
+	for _, d := range t.Dims {
+		if d <= 0 || n > math.MaxInt64/d {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, true
+}
+
+// Precisions a model's linear weights can be converted at.
+const (
+	// PrecisionQuant keeps linear weights of mapped GGUF types
+	// block-quantized (onnxruntime MatMulNBits); others stay float32.
+	PrecisionQuant = "q"
+	// PrecisionQuant8 is PrecisionQuant, except that the types mapped
+	// with float zero points (Q4_1, Q4_K), which onnxruntime computes by
+	// expanding them to float32 on every run, are re-quantized to
+	// symmetric 8-bit blocks (onnxruntime's fast and int8-capable path).
+	PrecisionQuant8 = "q8"
+	// PrecisionF32 expands every weight to float32.
+	PrecisionF32 = "f32"
+)
+
+// DefaultPrecision is the precision imports use unless told otherwise.
+var DefaultPrecision = PrecisionQuant
+
+// CheckPrecision refuses an unknown precision name ("" is the default).
+func CheckPrecision(p string) (string, error) {
+	switch p {
+	case "":
+		return DefaultPrecision, nil
+	case PrecisionQuant, PrecisionQuant8, PrecisionF32:
+		return p, nil
+	}
+	return "", fmt.Errorf("store: unknown precision %q: use %q (block-quantized linear weights), %q (the same, 4-bit types with block minimums re-quantized to 8 bits) or %q", p, PrecisionQuant, PrecisionQuant8, PrecisionF32)
 }
 
 // Manifest describes a converted model.
@@ -75,6 +142,12 @@ type Manifest struct {
 	Tokenizer      string            `json:"tokenizer"`
 	Created        time.Time         `json:"created"`
 	ConvertSeconds float64           `json:"convert_seconds"`
+	// Precision is the precision chosen at import (PrecisionQuant or
+	// PrecisionF32).
+	Precision string `json:"precision"`
+	// Notes tell what the conversion could not do as asked, e.g. tensors
+	// kept float32 for want of a quantized mapping.
+	Notes []string `json:"notes,omitempty"`
 
 	rawConfig json.RawMessage // Config before decoding
 }

@@ -20,6 +20,10 @@ type Tiny struct {
 	SkipTensor       string // leave this tensor out (to test errors)
 	RawType          gguf.Type
 	RawTensor        string // store this tensor with RawType and garbage bytes
+	// Quant stores every linear weight (not the embeddings) as random
+	// blocks of this GGUF type (see gguf.RandomBlocks); 0 keeps F32.
+	// Dim and FFN must then be multiples of its block size.
+	Quant gguf.Type
 }
 
 // DefaultTiny is a 2-block model with grouped-query attention.
@@ -104,6 +108,19 @@ func WriteTiny(t testing.TB, m Tiny) string {
 		}
 		if name == m.RawTensor {
 			w.AddTensorRaw(name, dims, m.RawType, make([]byte, n/m.RawType.BlockSize()*m.RawType.TypeSize()))
+			return
+		}
+		if m.Quant != 0 && len(dims) == 2 && name != "token_embd.weight" {
+			// Random codes; the scale makes values of about the wanted size.
+			per := float32(scale) / 8
+			if m.Quant.BlockSize() == 256 {
+				per = float32(scale) / 250
+			}
+			raw, err := gguf.RandomBlocks(m.Quant, int(n/m.Quant.BlockSize()), per, r)
+			if err != nil {
+				t.Fatalf("tiny GGUF: %v", err)
+			}
+			w.AddTensorRaw(name, dims, m.Quant, raw)
 			return
 		}
 		data := make([]float32, n)

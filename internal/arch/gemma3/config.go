@@ -351,3 +351,11 @@ func (c Config) PrepareWeight(name string, dims []uint64, data []float32) ([]flo
 	}
 	return t, []int64{int64(in), int64(out)}, nil
 }
+
+// LinearRows implements arch.QuantLinear: every linear weight may be kept
+// block-quantized, its rows as in the GGUF (gemma3's q/k rows are already
+// in rotate-half order).
+func (c Config) LinearRows(name string, dims []uint64) ([]int, bool) {
+	_, _, ok := c.linearShape(name)
+	return nil, ok && len(dims) == 2
+}

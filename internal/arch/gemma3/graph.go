@@ -160,9 +160,10 @@ func (m *model) rmsNorm(x, weight onnx.Value) onnx.Value {
 	return m.Mul(m.Div(x, rms), weight)
 }
 
-// linear is x @ W; W was stored as [in, out] by PrepareWeight.
+// linear is x @ W: W stored as [in, out] by PrepareWeight, or kept
+// block-quantized (see LinearRows), then multiplied with MatMulNBits.
 func (m *model) linear(i int, name string, x onnx.Value) onnx.Value {
-	return m.MatMul(x, m.Weight(block(i, name+".weight")))
+	return m.Linear(x, block(i, name+".weight"))
 }
 
 // heads splits [batch, seq, n*head_dim] into [batch, n, seq, head_dim].
@@ -221,7 +222,7 @@ func (m *model) mlp(i int, x onnx.Value) onnx.Value {
 // the input only).
 func (m *model) project(x onnx.Value) onnx.Value {
 	if !m.c.TiedOutput {
-		return m.MatMul(x, m.Weight(output))
+		return m.Linear(x, output)
 	}
 	flat := m.Reshape(x, -1, int64(m.c.Dim))
 	logits := m.Op("Gemm", []onnx.Value{flat, m.Weight(arch.TokenEmbd)}, onnx.IntAttr("transB", 1))

@@ -173,9 +173,10 @@ func (m *model) rmsNorm(x, weight onnx.Value) onnx.Value {
 	return m.Mul(m.Div(x, rms), weight)
 }
 
-// linear is x @ W (+ b); W was stored as [in, out] by PrepareWeight.
+// linear is x @ W (+ b): W stored as [in, out] by PrepareWeight, or kept
+// block-quantized (see LinearRows), then multiplied with MatMulNBits.
 func (m *model) linear(i int, name string, x onnx.Value, bias bool) onnx.Value {
-	y := m.MatMul(x, m.Weight(Block(i, name+".weight")))
+	y := m.Linear(x, Block(i, name+".weight"))
 	if bias {
 		y = m.Add(y, m.Weight(Block(i, name+".bias")))
 	}
@@ -232,7 +233,7 @@ func (m *model) mlp(i int, x onnx.Value) onnx.Value {
 // matrix.
 func (m *model) project(x onnx.Value) onnx.Value {
 	if !m.c.TiedOutput {
-		return m.MatMul(x, m.Weight(Output))
+		return m.Linear(x, Output)
 	}
 	flat := m.Reshape(x, -1, int64(m.c.Dim))
 	logits := m.Op("Gemm", []onnx.Value{flat, m.Weight(TokenEmbd)}, onnx.IntAttr("transB", 1))

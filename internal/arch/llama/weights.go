@@ -135,3 +135,39 @@ func unpermuteRows(data []float32, out, in, heads int) []float32 {
 	}
 	return res
 }
+
+// LinearRows implements arch.QuantLinear: every linear weight (attention,
+// MLP, an untied output head) may be kept block-quantized. For
+// architecture "llama" the rows of attn_q and attn_k are un-permuted to
+// rotate-half order, as PrepareWeight does for float32 weights.
+func (c Config) LinearRows(name string, dims []uint64) ([]int, bool) {
+	if _, _, ok := c.linearShape(name); !ok || len(dims) != 2 {
+		return nil, false
+	}
+	if c.Arch != "llama" {
+		return nil, true
+	}
+	switch {
+	case strings.HasSuffix(name, "attn_q.weight"):
+		return unpermuteOrder(int(dims[1]), c.Heads), true
+	case strings.HasSuffix(name, "attn_k.weight"):
+		return unpermuteOrder(int(dims[1]), c.KVHeads), true
+	}
+	return nil, true
+}
+
+// unpermuteOrder is the row order unpermuteRows applies: rotate-half row
+// h*hd + s*hd/2 + j comes from GGUF row h*hd + 2j + s.
+func unpermuteOrder(out, heads int) []int {
+	hd := out / heads
+	half := hd / 2
+	order := make([]int, out)
+	for h := 0; h < heads; h++ {
+		for j := 0; j < half; j++ {
+			for s := 0; s < 2; s++ {
+				order[h*hd+s*half+j] = h*hd + 2*j + s
+			}
+		}
+	}
+	return order
+}

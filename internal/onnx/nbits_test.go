@@ -1,0 +1,122 @@
+package onnx_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lmood/lmood/internal/gguf"
+	"github.com/lmood/lmood/internal/onnx"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/testutil"
+)
+
+type mapSource map[string]onnx.ExternalTensor
+
+func (m mapSource) Lookup(name string) (onnx.ExternalTensor, bool) {
+	t, ok := m[name]
+	return t, ok
+}
+
+// weightsFile collects tensors into one external-data file.
+type weightsFile struct{ bytes.Buffer }
+
+func (w *weightsFile) add(dims []int64, typ onnx.ElemType, data any) onnx.ExternalTensor {
+	for w.Len()%64 != 0 {
+		w.WriteByte(0)
+	}
+	off := int64(w.Len())
+	binary.Write(&w.Buffer, binary.LittleEndian, data)
+	return onnx.ExternalTensor{Location: "w.bin", Offset: off, Dims: dims, Type: typ}
+}
+
+// TestLinearNBitsRunsInOnnxruntime builds a one-node graph per GGUF type
+// (MatMulNBits on the ToNBits layout of random blocks) and checks
+// onnxruntime's product against x @ W computed in float64 from the
+// layout's own dequantization: at accuracy level 0 within float32
+// rounding; at level 4 (int8 activations) the error is logged.
+func TestLinearNBitsRunsInOnnxruntime(t *testing.T) {
+	testutil.Runtime(t)
+	const rows, cols, batch, seq = 48, 512, 2, 3
+	r := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, batch*seq*cols)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	for _, typ := range []gguf.Type{gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1, gguf.Q8_0, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K} {
+		for _, level := range []int64{0, 4} {
+			t.Run(typ.String()+"/acc"+string(rune('0'+level)), func(t *testing.T) {
+				raw, err := gguf.RandomBlocks(typ, rows*cols/int(typ.BlockSize()), 1e-3, r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q, err := gguf.ToNBits(typ, raw, rows, cols)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var wf weightsFile
+				nb := int64(q.Blocks())
+				w := wf.add([]int64{rows, nb, int64(q.BlobSize())}, onnx.Uint8, q.Codes)
+				w.NBits = &onnx.NBits{K: cols, N: rows, Bits: int64(q.Bits), BlockSize: int64(q.BlockSize), AccuracyLevel: level,
+					Scales: wf.add([]int64{rows, nb}, onnx.Float, q.Scales)}
+				if q.ZeroPoints != nil {
+					z := wf.add([]int64{rows, nb}, onnx.Float, q.ZeroPoints)
+					w.NBits.Zero = &z
+				}
+				b := onnx.NewBuilder("t", mapSource{"w": w})
+				in := b.Input("x", onnx.Float, "batch", "seq", cols)
+				b.Output(b.Linear(in, "w"), "y", onnx.Float, "batch", "seq", rows)
+				m, err := b.Model("test")
+				if err != nil {
+					t.Fatal(err)
+				}
+				data, err := onnx.Marshal(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir := t.TempDir()
+				if err := os.WriteFile(filepath.Join(dir, "w.bin"), wf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(dir, "g.onnx")
+				if err := os.WriteFile(path, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				s, err := runtime.NewSession(path, "x", cols, []runtime.Output{{Name: "y", Width: rows}}, runtime.SessionOptions{Threads: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				out, err := s.Run(x, batch, seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				deq := q.Dequantize()
+				var maxErr, maxRef float64
+				for p := 0; p < batch*seq; p++ {
+					for n := 0; n < rows; n++ {
+						var want, mag float64
+						for k := 0; k < cols; k++ {
+							v := float64(x[p*cols+k]) * float64(deq[n*cols+k])
+							want += v
+							mag += math.Abs(v)
+						}
+						maxErr = max(maxErr, math.Abs(float64(out[0][p*rows+n])-want)/mag)
+						maxRef = max(maxRef, math.Abs(want))
+					}
+				}
+				t.Logf("%s %d-bit block %d, accuracy_level %d: max |error| / sum |terms| = %.3g", typ, q.Bits, q.BlockSize, level, maxErr)
+				if level == 0 && maxErr > 1e-5 {
+					t.Errorf("float32 MatMulNBits differs from x @ W by %.3g of the terms' magnitude", maxErr)
+				}
+				if level == 4 && maxErr > 0.05 {
+					t.Errorf("int8 MatMulNBits differs from x @ W by %.3g of the terms' magnitude", maxErr)
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package store_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lmood/lmood/internal/arch"
+	"github.com/lmood/lmood/internal/gguf"
+	"github.com/lmood/lmood/internal/runtime"
+	. "github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/testutil"
+)
+
+// hidden runs the model's graph for the last hidden state on x.
+func hidden(t *testing.T, m *Model, x []float32, seq int) []float32 {
+	t.Helper()
+	c := m.Config()
+	p := arch.Resid(c.Layers)
+	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: p.Name(), Width: c.Dim}}, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run(x, 1, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0]
+}
+
+func relErr(a, b []float32) float64 {
+	var d, n float64
+	for i := range a {
+		d += (float64(a[i]) - float64(b[i])) * (float64(a[i]) - float64(b[i]))
+		n += float64(b[i]) * float64(b[i])
+	}
+	return math.Sqrt(d / n)
+}
+
+// TestQuantizedImportMatchesFloat32 imports tiny models whose linear
+// weights are stored in each mapped GGUF type twice, at precision q
+// (MatMulNBits) and f32, and compares the last hidden state: types mapped
+// exactly or with float zero points agree to float32 rounding,
+// re-quantized ones within a stated bound. The manifest records the
+// choice, and q stores fewer bytes.
+func TestQuantizedImportMatchesFloat32(t *testing.T) {
+	testutil.Runtime(t)
+	for _, tc := range []struct {
+		typ     gguf.Type
+		mapping string
+		tol     float64
+		prec    string // "" = PrecisionQuant
+	}{
+		{gguf.Q4_0, "exact", 1e-5, ""}, {gguf.Q8_0, "exact", 1e-5, ""}, {gguf.Q6_K, "exact", 1e-5, ""},
+		{gguf.Q4_1, "rounding", 1e-5, ""}, {gguf.Q4_K, "rounding", 1e-5, ""},
+		{gguf.Q5_K, "requantized", 2e-3, ""},
+		{gguf.Q4_1, "requantized", 2e-3, PrecisionQuant8}, {gguf.Q4_K, "requantized", 2e-3, PrecisionQuant8},
+		{gguf.Q4_0, "exact", 1e-5, PrecisionQuant8},
+	} {
+		if tc.prec == "" {
+			tc.prec = PrecisionQuant
+		}
+		t.Run(tc.typ.String()+"/"+tc.prec, func(t *testing.T) {
+			tiny := testutil.Tiny{Arch: "llama", Layers: 2, Dim: 256, FFN: 512, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 3, Untied: true, Quant: tc.typ}
+			path := testutil.WriteTiny(t, tiny)
+			st := &Store{Root: t.TempDir()}
+			var models [2]*Model
+			var sizes [2]int64
+			for i, prec := range []string{tc.prec, PrecisionF32} {
+				name := "tiny-" + prec
+				man, _, err := st.ImportWith(t.Context(), path, name, Source{Kind: "file", Ref: path}, ImportOptions{Force: true, Precision: prec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if man.Precision != prec {
+					t.Errorf("manifest precision %q, want %q", man.Precision, prec)
+				}
+				q := man.Tensors["blk.0.attn_q.weight"].NBits
+				if (q != nil) != (prec != PrecisionF32) {
+					t.Fatalf("precision %s: attn_q quantized = %v", prec, q != nil)
+				}
+				if q != nil && (q.Mapping != tc.mapping || q.From != tc.typ.String() || q.Zero != (tc.mapping == "rounding")) {
+					t.Errorf("mapping %s from %s (zero points %v), want %s from %s", q.Mapping, q.From, q.Zero, tc.mapping, tc.typ)
+				}
+				if man.Tensors[arch.TokenEmbd].NBits != nil {
+					t.Error("the embedding matrix was quantized")
+				}
+				m, err := st.Open(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				fi, err := os.Stat(filepath.Join(m.Dir, m.Manifest.Weights))
+				if err != nil {
+					t.Fatal(err)
+				}
+				models[i], sizes[i] = m, fi.Size()
+				if _, err := st.Verify(t.Context(), name); err != nil {
+					t.Errorf("verify %s: %v", name, err)
+				}
+			}
+			if sizes[0] >= sizes[1]*2/3 {
+				t.Errorf("weights.bin: %d bytes quantized, %d float32: not smaller", sizes[0], sizes[1])
+			}
+			const seq = 7
+			r := rand.New(rand.NewPCG(5, 6))
+			x := make([]float32, seq*tiny.Dim)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			q, f := hidden(t, models[0], x, seq), hidden(t, models[1], x, seq)
+			e := relErr(q, f)
+			t.Logf("%s %s (%s): weights.bin %d vs %d bytes; last hidden state relative error %.3g", tc.typ, tc.prec, tc.mapping, sizes[0], sizes[1], e)
+			if e > tc.tol || math.IsNaN(e) {
+				t.Errorf("quantized graph differs from float32 by %.3g > %.0e", e, tc.tol)
+			}
+			// int8 compute (accuracy level 4) builds a separate graph.
+			models[0].AccuracyLevel = 4
+			p4, err := models[0].Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(2)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(filepath.Base(p4), "acc4") {
+				t.Errorf("accuracy level 4 graph cached as %s", filepath.Base(p4))
+			}
+			e4 := relErr(hidden(t, models[0], x, seq), f)
+			t.Logf("%s accuracy_level 4: relative error %.3g", tc.typ, e4)
+			if e4 > 0.05 {
+				t.Errorf("int8 compute differs from float32 by %.3g", e4)
+			}
+		})
+	}
+}
+
+// TestQuantizedFallbackNotes: linear weights of a type without a mapping
+// stay float32, with a note, and the import succeeds.
+func TestQuantizedFallbackNotes(t *testing.T) {
+	path := testutil.WriteTiny(t, testutil.DefaultTiny()) // F32 weights
+	st := &Store{Root: t.TempDir()}
+	man, _, err := st.ImportWith(t.Context(), path, "tiny", Source{Kind: "file", Ref: path}, ImportOptions{Precision: PrecisionQuant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(man.Notes) != 1 || !strings.Contains(man.Notes[0], "F32") {
+		t.Errorf("notes %q, want one about F32 weights kept float32", man.Notes)
+	}
+	for n, tt := range man.Tensors {
+		if tt.NBits != nil {
+			t.Errorf("%s quantized", n)
+		}
+	}
+	if _, _, err := st.ImportWith(t.Context(), path, "tiny", Source{Kind: "file", Ref: path}, ImportOptions{Precision: "int3"}); err == nil {
+		t.Error("an unknown precision was accepted")
+	}
+}
