@@ -142,7 +142,7 @@ $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name to store the model under (default: derived from the file name)")
 	cmd.Flags().BoolVar(&force, "force", false, "convert again even if an identical conversion exists")
-	cmd.Flags().StringVar(&precision, "precision", store.DefaultPrecision, "linear weights: q (kept block-quantized), q8 (the same, Q4_1/Q4_K re-quantized to 8 bits for the faster int8-capable kernel) or f32")
+	cmd.Flags().StringVar(&precision, "precision", store.DefaultPrecision, "linear weights: auto (f32 when the float32 weights take at most 4 GiB, else q), q (kept block-quantized: about half the memory, 1.6-2x the CPU time), q8 (the same, Q4_1/Q4_K re-quantized to 8 bits for the int8-capable kernel) or f32")
 	return cmd
 }
 

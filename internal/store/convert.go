@@ -58,7 +58,7 @@ type ImportOptions struct {
 	Force bool
 	// Progress is told about each tensor written; nil is silent.
 	Progress ConvertProgress
-	// Precision is PrecisionQuant, PrecisionF32 or "" (DefaultPrecision).
+	// Precision is PrecisionAuto, PrecisionQuant, PrecisionQuant8, PrecisionF32 or "" (DefaultPrecision).
 	Precision string
 }
 
@@ -109,6 +109,7 @@ func (s *Store) ImportWith(ctx context.Context, path, name string, src Source, o
 	if err != nil {
 		return nil, false, fmt.Errorf("store: import %s: %w", path, err)
 	}
+	precision = ResolvePrecision(precision, cfg.Params())
 	if err := os.MkdirAll(s.Root, 0o755); err != nil {
 		return nil, false, fmt.Errorf("store: %w", err)
 	}
