@@ -685,3 +685,14 @@ func firstTokenWord(included bool) string {
 	}
 	return "excluded"
 }
+
+// Failed returns how many of the distinct prompts analyzed so far failed,
+// and how many were analyzed.
+func (e *Evaluator) Failed() (failed, total int) {
+	for _, r := range e.results {
+		if r.err != nil {
+			failed++
+		}
+	}
+	return failed, len(e.results)
+}

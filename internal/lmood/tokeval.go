@@ -248,26 +248,25 @@ func EvaluateSpans(ref []TokenScores, cases []SpanCase, layers []int) ([]TokenRo
 		}
 		return surRef.dist(t, c.Source).UpperP(c.Scores.Surprisal[t], c.Source)
 	}
-	for i, h := range layers {
-		pDrift := func(c SpanCase, t int) float64 {
-			if calibrated {
-				return c.Scores.PDrift[i][t]
-			}
-			return driftRef[i].dist(t, c.Source).UpperP(c.Scores.Drift[i][t], c.Source)
+	pDrift := func(i int, c SpanCase, t int) float64 {
+		if calibrated {
+			return c.Scores.PDrift[i][t]
 		}
-		z := func(c SpanCase, t int) float64 {
+		return driftRef[i].dist(t, c.Source).UpperP(c.Scores.Drift[i][t], c.Source)
+	}
+	for _, m := range []struct {
+		name string
+		pv   string
+		f    func(i int, c SpanCase, t int) float64
+	}{
+		{TokenMethodCombined, "", func(i int, c SpanCase, t int) float64 {
 			return driftRef[i].dist(t, c.Source).Z(c.Scores.Drift[i][t], c.Source) + surRef.dist(t, c.Source).Z(c.Scores.Surprisal[t], c.Source)
-		}
-		for _, m := range []struct {
-			name string
-			pv   string
-			f    func(SpanCase, int) float64
-		}{
-			{TokenMethodCombined, "", z},
-			{TokenMethodFisher, source, func(c SpanCase, t int) float64 { return eval.FisherScore(pDrift(c, t), pSur(c, t)) }},
-			{TokenMethodMinP, source, func(c SpanCase, t int) float64 { return eval.TippettScore(pDrift(c, t), pSur(c, t)) }},
-		} {
-			if err := add(m.name, h, m.pv, m.f); err != nil {
+		}},
+		{TokenMethodFisher, source, func(i int, c SpanCase, t int) float64 { return eval.FisherScore(pDrift(i, c, t), pSur(c, t)) }},
+		{TokenMethodMinP, source, func(i int, c SpanCase, t int) float64 { return eval.TippettScore(pDrift(i, c, t), pSur(c, t)) }},
+	} {
+		for i, h := range layers {
+			if err := add(m.name, h, m.pv, func(c SpanCase, t int) float64 { return m.f(i, c, t) }); err != nil {
 				return nil, err
 			}
 		}
