@@ -87,3 +87,44 @@ func TestEvalSpansTiny(t *testing.T) {
 		t.Errorf("%d prompt-level records, want 12", prompt)
 	}
 }
+
+// TestEvalCalibratedCombinations: with a calibration of the analysis
+// ('lmood calibrate'), the combinations of eval take their p-values from
+// it, at prompt and token level, and say so; --no-calibration goes back
+// to cross-fitting.
+func TestEvalCalibratedCombinations(t *testing.T) {
+	ort := tinyStore(t, "tiny")
+	analysis := []string{"-m", "tiny", "-k", "4", "--sigma", "0.05"}
+	if out, err := runCalib(t, append([]string{"calibrate", ort, "--passages", "40", "--tokens", "10", "--start", "T", "--layer", "1,2"}, analysis...)...); err != nil {
+		t.Fatalf("calibrate: %v\n%s", err, out)
+	}
+	in := writeFile(t, t.TempDir(), "in.txt", "The cat sat on the warm mat today.\nShe bought three apples at the market.\nThe river runs past the old mill.\nA small dog barked at the postman.\n")
+	sources := func(extra ...string) map[string]int {
+		args := append(append([]string{"eval", ort, "--in", in, "--corrupt", "mash", "--spans", "mashword", "--layers", "1,2", "--json"}, analysis...), extra...)
+		out, err := runCalib(t, args...)
+		if err != nil {
+			t.Fatalf("eval %q: %v\n%s", extra, err, out)
+		}
+		n := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var rec struct {
+				Level, Method string
+				PValues       string `json:"p_values"`
+			}
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("bad JSON %q", line)
+			}
+			if rec.PValues != "" {
+				n[rec.Level+" "+rec.PValues]++
+			}
+		}
+		return n
+	}
+	// 2 combinations at 2 layers, at each level.
+	if got := sources(); got["prompt calibration"] != 4 || got["token calibration"] != 4 || len(got) != 2 {
+		t.Errorf("with the calibration: p-value sources %v, want 4 calibrated records per level", got)
+	}
+	if got := sources("--no-calibration"); got["prompt cross-fit"] != 4 || got["token cross-fit"] != 4 || len(got) != 2 {
+		t.Errorf("--no-calibration: p-value sources %v, want 4 cross-fitted records per level", got)
+	}
+}
