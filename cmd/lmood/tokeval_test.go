@@ -44,6 +44,13 @@ func TestEvalSpansTiny(t *testing.T) {
 	if !strings.Contains(out, "span edit digit: 2 edited prompts (4 --in prompts had nothing to edit)") {
 		t.Errorf("digit edits not counted as expected:\n%s", out)
 	}
+	// A kind with nothing to edit in any prompt is reported, and is not a
+	// failure.
+	noDigits := writeFile(t, dir, "nodigits.txt", "The cat sat on the warm mat today.\nThe river runs past the old mill.\n")
+	out, err = runCalib(t, "eval", ort, "-m", "tiny", "--in", noDigits, "--spans", "digit,mashword", "-k", "2", "--layers", "2")
+	if err != nil || !strings.Contains(out, "no --in prompt has anything digit can edit") || !strings.Contains(out, "span edit mashword: 2 edited prompts") {
+		t.Errorf("no digits: %v\n%s", err, out)
+	}
 
 	js, err := runCalib(t, append(args, "--json")...)
 	if err != nil {

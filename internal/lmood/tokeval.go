@@ -428,6 +428,8 @@ func (e *Evaluator) Tokens(plan EvalPlan) *TokenEvalReport {
 			cases = append(cases, SpanCase{Source: src, Scores: s, Edited: edited})
 		}
 		switch {
+		case kr.Edits == 0:
+			kr.Err = fmt.Errorf("no --in prompt has anything %s can edit", set.Kind)
 		case len(cases) == 0:
 			kr.Err = fmt.Errorf("no edited prompt could be evaluated (%d made, %d unaligned, %d failed)", kr.Edits, kr.Unaligned, kr.Failed)
 		default:
