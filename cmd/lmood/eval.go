@@ -31,6 +31,8 @@ type evalFlags struct {
 	lengthTol      int
 	asJSON         bool
 	writeCorrupted string
+	spans          string
+	cf             calibFlags
 }
 
 func newEvalCmd(g *globals) *cobra.Command {
@@ -57,6 +59,15 @@ Scores compared (all from one analysis per prompt):
                    read the length-matched column.
   drift+surprisal  z(drift) + z(surprisal), z fitted on the in-distribution
                    set: are the two complementary?
+  fisher(drift,surprisal), minp(drift,surprisal)
+                   combinations of calibrated components: the upper-tail
+                   p-values of drift and of surprisal, combined by Fisher's
+                   -2 sum ln p or by Tippett's -ln min p. The p-values come
+                   from the model's own calibration ('lmood calibrate') when
+                   one matches, else they are cross-fitted on the
+                   in-distribution set: each in-distribution prompt is
+                   placed among the others (never among a set holding
+                   itself), each shifted prompt among all of them.
 
 Sets:
   --in FILE         in-distribution prompts (.txt one per line, or .jsonl
@@ -67,8 +78,24 @@ Sets:
                     equal to their source are dropped)
   --pairs FILE.tsv  plain<TAB>twin lines: plain sentences join the
                     in-distribution set, twins form a set named after the file
+  --spans KINDS     token-level evaluation: one-span edits of the --in
+                    prompts (kinds: ` + strings.Join(eval.SpanKinds(), ", ") + `,
+                    or all), the edited tokens known
 --limit N keeps the first N prompts of --in, of each --shifted file and the
 first N pairs of each --pairs file.
+
+Token level (--spans): each --in prompt gets one edit per kind (seeded by
+--seed; a prompt with nothing the kind can edit, e.g. no number for digit,
+is counted as n/a). For each kind and method the report gives the
+token-level AUROC (edited tokens against the other tokens of the same
+prompts) and top-1 / top-3 localization (the highest-scored token, or one
+of the three highest, is an edited one; ties count against). Position 0 is
+never evaluated. Methods: per-token drift at each --layers hidden state
+(oriented by --direction), per-token surprisal, z(drift)+z(surprisal), and
+Fisher and min-p of their p-values, each token placed among the unedited
+--in prompts' tokens of its position bucket (leaving out the prompt it was
+made from), or in the calibration when one matches. Edited prompts whose
+tokens cannot be lined up with the text are counted and left out.
 
 Length control: each shifted prompt is paired with an unused in-distribution
 prompt whose token count differs by at most --length-tol; the AUROC of the
@@ -91,7 +118,9 @@ logits leave --layers out (logits have no index).`,
   lmood eval --in prompts/eval/plain.txt --corrupt shuffle,mash --limit 24 -k 8 --layers 15
   # the full evaluation behind the README's "Does it work?" (about 13 minutes)
   lmood eval --in prompts/eval/plain.txt --corrupt all --pairs prompts/eval/anomaly.tsv --layers all -k 8 --limit 120
-  lmood eval --in my.jsonl --shifted odd.txt --json > eval.jsonl`,
+  lmood eval --in my.jsonl --shifted odd.txt --json > eval.jsonl
+  # token level: which token was edited?
+  lmood eval --in prompts/eval/plain.txt --spans all --limit 40 -k 8 --layers 10,15`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			plan, err := ef.plan()
@@ -133,11 +162,13 @@ func (ef *evalFlags) register(cmd *cobra.Command, g *globals) {
 	fl.IntVar(&ef.lengthTol, "length-tol", 0, "length matching: pair prompts whose token counts differ by at most this much")
 	fl.BoolVar(&ef.asJSON, "json", false, "write JSON Lines, one object per (set, method, layer)")
 	fl.StringVar(&ef.writeCorrupted, "write-corrupted", "", "also write each --corrupt set to DIR/KIND.txt")
+	fl.StringVar(&ef.spans, "spans", "", "token-level evaluation: one-span edits of the --in prompts, comma-separated kinds from "+strings.Join(eval.SpanKinds(), ", ")+", or all")
+	ef.cf.register(cmd, false)
 }
 
 // evalPlanOptions are the plan's inputs from the flags.
 func (ef *evalFlags) planOptions() core.EvalPlanOptions {
-	return core.EvalPlanOptions{In: ef.in, Shifted: ef.shifted, Corrupt: ef.corrupt, Seed: ef.af.seed, Pairs: ef.pairs, Limit: ef.limit}
+	return core.EvalPlanOptions{In: ef.in, Shifted: ef.shifted, Corrupt: ef.corrupt, Seed: ef.af.seed, Pairs: ef.pairs, Limit: ef.limit, Spans: ef.spans}
 }
 
 // plan loads and builds the sets, without the model.
@@ -149,6 +180,9 @@ func (ef *evalFlags) plan() (core.EvalPlan, error) {
 		return core.EvalPlan{}, err
 	}
 	if err := ef.af.check(); err != nil {
+		return core.EvalPlan{}, err
+	}
+	if err := ef.cf.check(); err != nil {
 		return core.EvalPlan{}, err
 	}
 	p, err := core.NewEvalPlan(ef.planOptions())
@@ -196,21 +230,49 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan core.EvalPlan,
 	}
 	defer sess.Close()
 
+	cal, err := ef.cf.calibration(g, sess)
+	if err != nil {
+		return err
+	}
+	ev := &core.Evaluator{Sess: sess, Layers: layers, Aggs: aggs, LengthTol: ef.lengthTol, Calib: cal}
 	p := g.progress()
 	p.Start("evaluating", int64(len(plan.Prompts())))
-	rep, err := core.RunEval(ctx, sess, plan, layers, aggs, ef.lengthTol, core.EvalHooks{
-		Done:   func() { p.Add(1) },
-		Failed: promptFailed,
-	})
+	ev.Hooks = core.EvalHooks{Done: func() { p.Add(1) }, Failed: promptFailed}
+	err = ev.Analyze(ctx, plan)
 	p.Finish()
 	if err != nil {
 		return err
 	}
+	var rep *core.EvalReport
+	if len(plan.Sets) > 0 {
+		rep = ev.Prompts(plan)
+	}
+	var trep *core.TokenEvalReport
+	if len(plan.Spans) > 0 {
+		trep = ev.Tokens(plan)
+	}
 	bw := bufio.NewWriter(w)
-	if ef.asJSON {
-		err = writeEvalJSON(bw, rep.Sets, rep.Meta)
-	} else {
-		err = writeEvalText(bw, rep.Sets, rep.Meta, rep.NIn, evalMiddle(layers, cfg.Middle()), aggs...)
+	switch {
+	case ef.asJSON:
+		if rep != nil {
+			err = writeEvalJSON(bw, rep.Sets, rep.Meta)
+		}
+		if err == nil && trep != nil {
+			err = writeTokenEvalJSON(bw, trep)
+		}
+	default:
+		if rep != nil {
+			err = writeEvalText(bw, rep.Sets, rep.Meta, rep.NIn, evalMiddle(layers, cfg.Middle()), aggs...)
+			if err == nil {
+				err = writeCombinationNote(bw, rep.Calibration)
+			}
+		}
+		if err == nil && trep != nil {
+			if rep != nil {
+				fmt.Fprintln(bw)
+			}
+			err = writeTokenEvalText(bw, trep)
+		}
 	}
 	if ferr := bw.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("eval: writing report: %w", ferr)
@@ -219,22 +281,36 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan core.EvalPlan,
 		return err
 	}
 	badSets := 0
-	for _, r := range rep.Sets {
-		if r.Err != nil {
-			badSets++ // already in the report (text or JSON)
+	if rep != nil {
+		for _, r := range rep.Sets {
+			if r.Err != nil {
+				badSets++ // already in the report (text or JSON)
+			}
 		}
 	}
-	if rep.Failed > 0 {
-		say(fmt.Sprintf("%d of %d prompts failed and were left out", rep.Failed, rep.Total))
+	if trep != nil {
+		for _, k := range trep.Kinds {
+			if k.Unaligned > 0 {
+				say(fmt.Sprintf("span %s: %d of %d edited prompts could not be lined up with their tokens and were left out, e.g. %s",
+					k.Kind, k.Unaligned, k.Edits, truncateRunes(k.UnalignedExample, 160)))
+			}
+			if k.Err != nil && k.Edits > 0 { // a kind with nothing to edit is reported, not a failure
+				badSets++
+			}
+		}
+	}
+	failed, total := ev.Failed()
+	if failed > 0 {
+		say(fmt.Sprintf("%d of %d prompts failed and were left out", failed, total))
 	}
 	if badSets > 0 {
-		say(fmt.Sprintf("%d of %d shifted sets could not be evaluated (see the report)", badSets, len(rep.Sets)))
+		say(fmt.Sprintf("%d of %d shifted sets or span kinds could not be evaluated (see the report)", badSets, len(plan.Sets)+len(plan.Spans)))
 	}
 	if n := len(plan.Dropped); n > 0 {
 		say(fmt.Sprintf("%d prompts (or pairs) were left out before analysis (see above)", n))
 	}
-	if rep.Failed > 0 || badSets > 0 || len(plan.Dropped) > 0 {
-		return &partialError{failed: rep.Failed + len(plan.Dropped), total: rep.Total + len(plan.Dropped)}
+	if failed > 0 || badSets > 0 || len(plan.Dropped) > 0 {
+		return &partialError{failed: failed + len(plan.Dropped), total: total + len(plan.Dropped)}
 	}
 	return nil
 }
@@ -287,6 +363,9 @@ func evalMethodLabel(r eval.Row) string {
 	if r.Method == eval.MethodLength {
 		return "length (tokens)"
 	}
+	if r.Layer >= 0 && (strings.HasPrefix(r.Method, "fisher(") || strings.HasPrefix(r.Method, "minp(")) {
+		return strings.Replace(r.Method, ",surprisal)", fmt.Sprintf(" L%d,surprisal)", r.Layer), 1)
+	}
 	if r.Layer >= 0 && strings.HasPrefix(r.Method, eval.MethodDrift) {
 		if d, ok := strings.CutSuffix(r.Method, "+surprisal"); ok {
 			return fmt.Sprintf("z(%s L%d)+z(surprisal)", d, r.Layer)
@@ -321,7 +400,7 @@ func evalFindRow(rows []eval.Row, method string, layer int) (eval.Row, bool) {
 func evalSummaryTable(reps []evalSetReport, mid int, primary drift.Aggregation) (header []string, cells [][]string) {
 	dm, cm := core.DriftMethod(primary), core.CombinedMethod(primary)
 	header = []string{"shifted set", "n", "length", "surprisal", "entropy", "neg-max-softmax",
-		fmt.Sprintf("%s@L%d", dm, mid), "best " + dm, "best " + dm + ", flipped", fmt.Sprintf("z+z@L%d", mid), "z+z@best"}
+		fmt.Sprintf("%s@L%d", dm, mid), "best " + dm, "best " + dm + ", flipped", fmt.Sprintf("z+z@L%d", mid), "z+z@best", "best fisher", "best minp"}
 	get := func(rows []eval.Row, method string, layer int) string {
 		r, ok := evalFindRow(rows, method, layer)
 		if !ok {
@@ -348,11 +427,17 @@ func evalSummaryTable(reps []evalSetReport, mid int, primary drift.Aggregation) 
 			b := rep.Rows[i]
 			flipped = fmt.Sprintf("%s (L%d)", evalFmt(1-b.AUROC), b.Layer)
 		}
+		bestOf := func(method string) string {
+			if i := eval.BestLayer(rep.Rows, method); i >= 0 {
+				return fmt.Sprintf("%s (L%d)", evalFmt(rep.Rows[i].AUROC), rep.Rows[i].Layer)
+			}
+			return "n/a"
+		}
 		cells = append(cells, []string{rep.Name, strconv.Itoa(n),
 			get(rep.Rows, eval.MethodLength, -1), get(rep.Rows, eval.MethodSurprisal, -1),
 			get(rep.Rows, eval.MethodEntropy, -1), get(rep.Rows, eval.MethodMaxSoftmax, -1),
 			get(rep.Rows, dm, mid), best, flipped,
-			get(rep.Rows, cm, mid), comb})
+			get(rep.Rows, cm, mid), comb, bestOf(core.FisherMethod(primary)), bestOf(core.MinPMethod(primary))})
 	}
 	return header, cells
 }

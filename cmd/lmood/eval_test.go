@@ -181,7 +181,8 @@ func TestEvalTable(t *testing.T) {
 	if len(h) != 5 || h[1] != "AUROC" || h[2] != "AUROC len-matched" {
 		t.Errorf("header %q", h)
 	}
-	wantLabels := []string{"drift L4", "drift L8", "surprisal", "entropy", "neg-max-softmax", "length (tokens)", "z(drift L4)+z(surprisal)", "z(drift L8)+z(surprisal)"}
+	wantLabels := []string{"drift L4", "drift L8", "surprisal", "entropy", "neg-max-softmax", "length (tokens)", "z(drift L4)+z(surprisal)", "z(drift L8)+z(surprisal)",
+		"fisher(drift L4,surprisal)", "fisher(drift L8,surprisal)", "minp(drift L4,surprisal)", "minp(drift L8,surprisal)"}
 	var labels []string
 	for _, c := range cells {
 		labels = append(labels, c[0])
@@ -262,9 +263,9 @@ func TestWriteEvalJSON(t *testing.T) {
 			layered++
 		}
 	}
-	// beta has no match: all its rows carry null; 4 layer rows per set.
-	if nullMatched != len(reps[1].Rows) || layered != 8 {
-		t.Errorf("null matched %d, layered %d; want %d, 8", nullMatched, layered, len(reps[1].Rows))
+	// beta has no match: all its rows carry null; 8 layer rows per set.
+	if nullMatched != len(reps[1].Rows) || layered != 16 {
+		t.Errorf("null matched %d, layered %d; want %d, 16", nullMatched, layered, len(reps[1].Rows))
 	}
 }
 
@@ -327,7 +328,8 @@ func TestEvalRealModel(t *testing.T) {
 	}
 	want := []string{"surprisal", "entropy", "neg-max-softmax", "length (tokens)"}
 	for _, h := range layers {
-		want = append(want, "drift L"+strconv.Itoa(h), "z(drift L"+strconv.Itoa(h)+")+z(surprisal)")
+		l := " L" + strconv.Itoa(h)
+		want = append(want, "drift"+l, "z(drift"+l+")+z(surprisal)", "fisher(drift"+l+",surprisal)", "minp(drift"+l+",surprisal)")
 	}
 	for _, set := range []string{"shuffle", "mash"} {
 		if !strings.Contains(out, "shifted set "+set+": ") {
@@ -351,7 +353,7 @@ func TestEvalRealModel(t *testing.T) {
 		t.Fatalf("eval --json: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if want := 2*len(layers) + 4; len(lines) != want {
+	if want := 4*len(layers) + 4; len(lines) != want {
 		t.Fatalf("%d JSON lines, want %d", len(lines), want)
 	}
 	for _, l := range lines {
@@ -381,6 +383,8 @@ func TestEvalAggregateRows(t *testing.T) {
 		{eval.Row{Method: "drift/topk+surprisal", Layer: 8}, "z(drift/topk L8)+z(surprisal)"},
 		{eval.Row{Method: "length", Layer: -1}, "length (tokens)"},
 		{eval.Row{Method: "surprisal", Layer: -1}, "surprisal"},
+		{eval.Row{Method: "fisher(drift,surprisal)", Layer: 5}, "fisher(drift L5,surprisal)"},
+		{eval.Row{Method: "minp(drift/median,surprisal)", Layer: 8}, "minp(drift/median L8,surprisal)"},
 	} {
 		if got := evalMethodLabel(tc.row); got != tc.want {
 			t.Errorf("label of %+v = %q, want %q", tc.row, got, tc.want)

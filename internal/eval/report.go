@@ -20,6 +20,26 @@ type Scores struct {
 	Entropy float64
 	// MaxSoftmax is the mean probability of the most likely next token.
 	MaxSoftmax float64
+	// PDrift (one per layer, like Drift) and PSurprisal are calibrated
+	// upper-tail p-values of drift and surprisal from a reference outside
+	// the evaluation (the model's own calibration), when known. The
+	// combinations use them only when every prompt of both sets has them;
+	// otherwise they cross-fit p-values on the in-distribution set.
+	PDrift     []float64
+	PSurprisal float64
+}
+
+// calibrated reports whether s carries calibrated p-values for n layers.
+func (s Scores) calibrated(n int) bool {
+	if len(s.PDrift) != n || !(s.PSurprisal > 0 && s.PSurprisal <= 1) {
+		return false
+	}
+	for _, p := range s.PDrift {
+		if !(p > 0 && p <= 1) {
+			return false
+		}
+	}
+	return true
 }
 
 // Method names used in [Row].
@@ -30,6 +50,22 @@ const (
 	MethodMaxSoftmax = "neg-max-softmax"
 	MethodLength     = "length"
 	MethodCombined   = "drift+surprisal"
+	// MethodFisher and MethodMinP combine the upper-tail p-values of drift
+	// and surprisal: Fisher's −2 Σ ln p ([FisherScore]) and Tippett's
+	// −ln min p ([TippettScore]).
+	MethodFisher = "fisher(drift,surprisal)"
+	MethodMinP   = "minp(drift,surprisal)"
+)
+
+// Where the p-values of [MethodFisher] and [MethodMinP] come from (Row.PValues).
+const (
+	// PValuesCalibration: the model's own calibration (Scores.PDrift,
+	// Scores.PSurprisal).
+	PValuesCalibration = "calibration"
+	// PValuesCrossFit: the in-distribution set itself, each
+	// in-distribution prompt placed among the others (leave-one-out), each
+	// shifted prompt among all of them.
+	PValuesCrossFit = "cross-fit"
 )
 
 // Row is the evaluation of one method (at one layer) on one shifted set.
@@ -48,6 +84,9 @@ type Row struct {
 	// the pairs.
 	Matched  float64
 	NMatched int
+	// PValues says where a p-value combination's p-values came from
+	// (PValuesCalibration or PValuesCrossFit); empty for other methods.
+	PValues string
 }
 
 // scorer extracts one method's score from a prompt's Scores.
@@ -93,12 +132,23 @@ func ZScore(xs, ref []float64) []float64 {
 	return out
 }
 
+// method is one row of an evaluation: its scores on both sets.
+type method struct {
+	name     string
+	layer    int
+	neg, pos []float64
+	pvalues  string
+}
+
 // methods lists the rows of an evaluation in report order, with their
-// score functions. Drift and the combination get one row per layer; the
-// combination's z-scores are fitted on the in-distribution set in.
-func methods(in []Scores, layers []int) (names []string, lays []int, fns []scorer) {
+// scores on in (neg) and out (pos). Drift and the combinations get one
+// row per layer; the z-sum is fitted on in, the p-value combinations use
+// calibrated p-values when every prompt has them, else p-values
+// cross-fitted on in (see PValuesCrossFit).
+func methods(in, out []Scores, layers []int) []method {
+	var ms []method
 	add := func(name string, layer int, f scorer) {
-		names, lays, fns = append(names, name), append(lays, layer), append(fns, f)
+		ms = append(ms, method{name: name, layer: layer, neg: apply(f, in), pos: apply(f, out)})
 	}
 	for i, h := range layers {
 		add(MethodDrift, h, func(s Scores) float64 { return s.Drift[i] })
@@ -107,27 +157,73 @@ func methods(in []Scores, layers []int) (names []string, lays []int, fns []score
 	add(MethodEntropy, -1, func(s Scores) float64 { return s.Entropy })
 	add(MethodMaxSoftmax, -1, func(s Scores) float64 { return -s.MaxSoftmax })
 	add(MethodLength, -1, func(s Scores) float64 { return float64(s.Tokens) })
-	sur := make([]float64, len(in))
-	for j, s := range in {
-		sur[j] = s.Surprisal
-	}
+	sur := apply(func(s Scores) float64 { return s.Surprisal }, in)
 	zs := fitZ(sur)
 	for i, h := range layers {
-		d := make([]float64, len(in))
-		for j, s := range in {
-			d[j] = s.Drift[i]
-		}
-		zd := fitZ(d)
+		zd := fitZ(apply(func(s Scores) float64 { return s.Drift[i] }, in))
 		add(MethodCombined, h, func(s Scores) float64 { return zd.z(s.Drift[i]) + zs.z(s.Surprisal) })
 	}
-	return names, lays, fns
+	calibrated := true
+	for _, set := range [][]Scores{in, out} {
+		for _, s := range set {
+			calibrated = calibrated && s.calibrated(len(layers))
+		}
+	}
+	// pv[i] are the (drift at layer i, surprisal) p-values of each prompt.
+	pvs := func(set []Scores, i int, p func(Scores, int, int) (float64, float64)) [][2]float64 {
+		out := make([][2]float64, len(set))
+		for j, s := range set {
+			out[j][0], out[j][1] = p(s, i, j)
+		}
+		return out
+	}
+	var pIn, pOut func(Scores, int, int) (float64, float64)
+	source := PValuesCalibration
+	if calibrated {
+		pIn = func(s Scores, i, _ int) (float64, float64) { return s.PDrift[i], s.PSurprisal }
+		pOut = pIn
+	} else {
+		source = PValuesCrossFit
+		refS := NewRefDist(sur, nil)
+		refD := make([]*RefDist, len(layers))
+		for i := range layers {
+			refD[i] = NewRefDist(apply(func(s Scores) float64 { return s.Drift[i] }, in), nil)
+		}
+		pIn = func(s Scores, i, j int) (float64, float64) {
+			return refD[i].UpperP(s.Drift[i], j), refS.UpperP(s.Surprisal, j)
+		}
+		pOut = func(s Scores, i, _ int) (float64, float64) {
+			return refD[i].UpperP(s.Drift[i], -1), refS.UpperP(s.Surprisal, -1)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		f    func(...float64) float64
+	}{{MethodFisher, FisherScore}, {MethodMinP, TippettScore}} {
+		for i, h := range layers {
+			m := method{name: c.name, layer: h, pvalues: source}
+			for _, p := range pvs(in, i, pIn) {
+				m.neg = append(m.neg, c.f(p[0], p[1]))
+			}
+			for _, p := range pvs(out, i, pOut) {
+				m.pos = append(m.pos, c.f(p[0], p[1]))
+			}
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }
 
 // Evaluate scores a shifted set (out, the positives) against the
 // in-distribution set (in) under every method: drift at each layer (the
 // i-th entry of Scores.Drift belongs to layers[i]), surprisal, entropy,
 // negative max-softmax, length alone (the token count: a confound check)
-// and z(drift)+z(surprisal) at each layer, with z fitted on in. The
+// z(drift)+z(surprisal) at each layer, with z fitted on in, and Fisher's
+// and Tippett's combinations of the upper-tail p-values of drift and
+// surprisal at each layer (from the calibration when every prompt carries
+// calibrated p-values, else cross-fitted on in: an in-distribution prompt
+// is placed among the other in-distribution prompts, never among a set
+// holding itself, a shifted one among all of them). The
 // length-matched AUROC pairs each shifted item with an unused
 // in-distribution item whose token count differs by at most tol
 // ([MatchByLengthTol]); the same pairs serve every method.
@@ -144,14 +240,14 @@ func Evaluate(in, out []Scores, layers []int, tol int) ([]Row, error) {
 	}
 	inLens, outLens := lengths(in), lengths(out)
 	pairs := MatchByLengthTol(inLens, outLens, tol)
-	names, lays, fns := methods(in, layers)
-	rows := make([]Row, len(names))
-	for m, f := range fns {
-		neg, pos := apply(f, in), apply(f, out)
+	ms := methods(in, out, layers)
+	rows := make([]Row, len(ms))
+	for m, me := range ms {
+		neg, pos := me.neg, me.pos
 		r := Row{
-			Method: names[m], Layer: lays[m], Pos: len(pos), Neg: len(neg),
+			Method: me.name, Layer: me.layer, Pos: len(pos), Neg: len(neg),
 			AUROC: AUROC(pos, neg), AUPR: AUPR(pos, neg), FPR95: FPRAtTPR(pos, neg, 0.95),
-			Matched: math.NaN(), NMatched: len(pairs),
+			Matched: math.NaN(), NMatched: len(pairs), PValues: me.pvalues,
 		}
 		if len(pairs) > 0 {
 			mp, mn := make([]float64, len(pairs)), make([]float64, len(pairs))

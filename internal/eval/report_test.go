@@ -61,9 +61,10 @@ func TestEvaluate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2 drift + surprisal, entropy, max-softmax, length + 2 combined.
-	if len(rows) != 8 {
-		t.Fatalf("%d rows, want 8", len(rows))
+	// 2 drift + surprisal, entropy, max-softmax, length + 2 combined + 2
+	// Fisher + 2 min-p.
+	if len(rows) != 12 {
+		t.Fatalf("%d rows, want 12", len(rows))
 	}
 	tests := []struct {
 		method  string
@@ -81,6 +82,16 @@ func TestEvaluate(t *testing.T) {
 		{MethodCombined, 3, 1, 1},
 		// z(drift L7) = -z(surprisal): the sum is constant.
 		{MethodCombined, 7, 0.5, 0.5},
+		// Leave-one-out p-values of the in prompts at L3 (drift, surprisal):
+		// (1, 1), (2/3, 2/3), (1/3, 1/3); the shifted ones (1/4, 1/4):
+		// Fisher 0, 1.62, 4.39 vs 5.55 twice; Tippett 0, 0.41, 1.10 vs 1.39.
+		{MethodFisher, 3, 1, 1},
+		{MethodMinP, 3, 1, 1},
+		// At L7 drift is inverted: in p (1/3, 1), (2/3, 2/3), (1, 1/3),
+		// shifted (1, 1/4): Fisher 2.20, 1.62, 2.20 vs 2.77 — the
+		// combination keeps surprisal's separation where the z-sum loses it.
+		{MethodFisher, 7, 1, 1},
+		{MethodMinP, 7, 1, 1},
 	}
 	for _, tc := range tests {
 		r := findRow(t, rows, tc.method, tc.layer)

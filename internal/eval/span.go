@@ -333,3 +333,32 @@ func swapNoun(text string, ws []span, r *rand.Rand) (SpanEdit, bool) {
 	}
 	return edit(text, w, rep), true
 }
+
+// ParseSpanKinds splits a comma-separated list of span corruption kinds,
+// checking each against [SpanKinds] and dropping repeats. "all" means
+// every kind.
+func ParseSpanKinds(spec string) ([]string, error) {
+	var out []string
+	for k := range strings.SplitSeq(spec, ",") {
+		k = strings.TrimSpace(strings.ToLower(k))
+		var ks []string
+		switch {
+		case k == "":
+		case k == "all":
+			ks = SpanKinds()
+		case slices.Contains(SpanKinds(), k):
+			ks = []string{k}
+		default:
+			return nil, fmt.Errorf("unknown span corruption %q (valid: %s, or all)", k, strings.Join(SpanKinds(), ", "))
+		}
+		for _, x := range ks {
+			if !slices.Contains(out, x) {
+				out = append(out, x)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no span corruption kind given (valid: %s, or all)", strings.Join(SpanKinds(), ", "))
+	}
+	return out, nil
+}

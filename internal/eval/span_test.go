@@ -2,6 +2,7 @@ package eval
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -343,6 +344,32 @@ func TestEvaluateTokens(t *testing.T) {
 	} {
 		if _, err := EvaluateTokens(cs); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestParseSpanKinds(t *testing.T) {
+	for _, tc := range []struct {
+		spec    string
+		want    []string
+		wantErr string
+	}{
+		{"mashword", []string{"mashword"}, ""},
+		{" Digit ,mashword,digit", []string{"digit", "mashword"}, ""},
+		{"all", SpanKinds(), ""},
+		{"swap,all", append([]string{"swap"}, slices.DeleteFunc(SpanKinds(), func(k string) bool { return k == "swap" })...), ""},
+		{"mash", nil, `unknown span corruption "mash"`},
+		{" , ", nil, "no span corruption kind given"},
+	} {
+		got, err := ParseSpanKinds(tc.spec)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: error %v, want %q", tc.spec, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%q = %q, %v; want %q", tc.spec, got, err, tc.want)
 		}
 	}
 }

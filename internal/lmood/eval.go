@@ -29,10 +29,33 @@ type EvalPlan struct {
 	Sets []EvalSet
 	// Corrupted names the sets made by corruptions.
 	Corrupted map[string]bool
+	// SpanIn are the --in prompts the span edits are made from (distinct,
+	// valid UTF-8); with Spans they also form the per-token reference of
+	// the token-level evaluation.
+	SpanIn []string
+	// Spans are the token-level sets: one-span edits of SpanIn, one set per
+	// kind.
+	Spans []SpanSet
 	// Dropped are prompts left out before any analysis: an --in prompt
 	// (or a pair) that is not valid UTF-8 is dropped whole, so that no
 	// corrupted twin of it (which may be valid) is scored without it.
 	Dropped []DroppedPrompt
+}
+
+// SpanSet is the token-level set of one span corruption kind.
+type SpanSet struct {
+	Kind  string
+	Edits []SpanItem
+	// NotApplicable counts the SpanIn prompts with nothing this kind can
+	// edit (no number for digit, no determiner phrase for swap, ...).
+	NotApplicable int
+}
+
+// SpanItem is one edited prompt: Edit.Text with its edited bytes, made
+// from SpanIn[Source].
+type SpanItem struct {
+	Source int
+	Edit   eval.SpanEdit
 }
 
 // DroppedPrompt is a prompt an evaluation plan left out, and why.
@@ -75,6 +98,10 @@ type EvalPlanOptions struct {
 	// Limit keeps the first Limit prompts of In and of each shifted file
 	// and the first Limit pairs of each pairs file (0 = all).
 	Limit int
+	// Spans lists span corruption kinds (comma-separated, or "all", see
+	// eval.SpanKinds) for the token-level evaluation: each In prompt gets
+	// one edit per kind, seeded by Seed.
+	Spans string
 }
 
 func evalLimit[T any](xs []T, n int) []T {
@@ -97,8 +124,11 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 	if o.Corrupt != "" && o.In == "" {
 		return p, UsageError(errors.New("--corrupt corrupts the --in prompts: give --in FILE"))
 	}
-	if len(o.Shifted) == 0 && o.Corrupt == "" && len(o.Pairs) == 0 {
-		return p, UsageError(errors.New("no shifted set: give --shifted FILE, --corrupt KIND[,KIND...] or --pairs FILE.tsv"))
+	if o.Spans != "" && o.In == "" {
+		return p, UsageError(errors.New("--spans edits the --in prompts: give --in FILE"))
+	}
+	if len(o.Shifted) == 0 && o.Corrupt == "" && len(o.Pairs) == 0 && o.Spans == "" {
+		return p, UsageError(errors.New("no shifted set: give --shifted FILE, --corrupt KIND[,KIND...], --pairs FILE.tsv or --spans KIND[,KIND...]"))
 	}
 	seen := map[string]bool{}
 	addSet := func(name string, texts []string) error {
@@ -148,6 +178,28 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 			p.Corrupted[k] = true
 		}
 	}
+	if o.Spans != "" {
+		kinds, err := eval.ParseSpanKinds(o.Spans)
+		if err != nil {
+			return p, &OptionError{Option: "spans", Err: err}
+		}
+		p.SpanIn = dedupe(base)
+		for _, k := range kinds {
+			set := SpanSet{Kind: k}
+			for i, t := range p.SpanIn {
+				e, ok, err := eval.CorruptSpan(k, t, eval.ItemSeed(o.Seed, t))
+				if err != nil {
+					return p, err
+				}
+				if !ok {
+					set.NotApplicable++
+					continue
+				}
+				set.Edits = append(set.Edits, SpanItem{Source: i, Edit: e})
+			}
+			p.Spans = append(p.Spans, set)
+		}
+	}
 	for _, path := range o.Pairs {
 		ps, err := eval.ReadPairs(path)
 		if err != nil {
@@ -175,11 +227,18 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 	return p, nil
 }
 
-// Prompts returns every distinct prompt of the plan, in-distribution first.
+// Prompts returns every distinct prompt of the plan, in-distribution first,
+// the span edits last.
 func (p EvalPlan) Prompts() []string {
 	order := append([]string(nil), p.In...)
 	for _, s := range p.Sets {
 		order = append(order, s.Texts...)
+	}
+	order = append(order, p.SpanIn...)
+	for _, s := range p.Spans {
+		for _, e := range s.Edits {
+			order = append(order, e.Edit.Text)
+		}
 	}
 	return dedupe(order)
 }
@@ -248,6 +307,19 @@ func DriftMethod(agg drift.Aggregation) string {
 		return eval.MethodDrift
 	}
 	return eval.MethodDrift + "/" + agg.String()
+}
+
+// FisherMethod is the method name of Fisher's combination of the drift
+// and surprisal p-values under agg: "fisher(drift,surprisal)" for flat,
+// "fisher(drift/NAME,surprisal)" otherwise. MinPMethod is the same for
+// the min-p (Tippett) combination.
+func FisherMethod(agg drift.Aggregation) string {
+	return "fisher(" + DriftMethod(agg) + ",surprisal)"
+}
+
+// MinPMethod: see [FisherMethod].
+func MinPMethod(agg drift.Aggregation) string {
+	return "minp(" + DriftMethod(agg) + ",surprisal)"
 }
 
 // CombinedMethod is the method name of z(drift)+z(surprisal) under agg:
@@ -319,11 +391,24 @@ type EvalReport struct {
 	// (the first is the primary one).
 	Layers     []int
 	Aggregates []drift.Aggregation
+	// Calibration describes the calibration the combinations' p-values
+	// came from ("" when they were cross-fitted; a row's PValues says
+	// which it used).
+	Calibration string
 }
+
+// Record levels: a prompt-level record compares prompts, a token-level
+// one tokens inside edited prompts.
+const (
+	LevelPrompt = "prompt"
+	LevelToken  = "token"
+)
 
 // EvalRecord is one line of `lmood eval --json`: one method (at one layer)
 // on one shifted set. Undefined metrics are null.
 type EvalRecord struct {
+	// Level is LevelPrompt.
+	Level        string   `json:"level"`
 	Set          string   `json:"set"`
 	Method       string   `json:"method"`
 	Layer        *int     `json:"layer"`
@@ -336,6 +421,9 @@ type EvalRecord struct {
 	FPR95        *float64 `json:"fpr95"`
 	Error        string   `json:"error,omitempty"`
 	Failed       int      `json:"failed"`
+	// PValues says where a combination's p-values came from:
+	// "calibration" or "cross-fit" (eval.PValues*); empty for other methods.
+	PValues string `json:"p_values,omitempty"`
 	Setup
 	FirstToken string `json:"first_token"`
 	LengthTol  int    `json:"length_tol"`
@@ -361,6 +449,7 @@ func (r *EvalReport) Records() []EvalRecord {
 			}
 			rec.Positives, rec.Negatives, rec.NMatched = row.Pos, row.Neg, row.NMatched
 			rec.AUROC, rec.AUROCMatched, rec.AUPR, rec.FPR95 = FinitePtr(row.AUROC), FinitePtr(row.Matched), FinitePtr(row.AUPR), FinitePtr(row.FPR95)
+			rec.PValues = row.PValues
 			out = append(out, rec)
 		}
 	}
@@ -376,61 +465,161 @@ type EvalHooks struct {
 	Failed func(i int, text string, err error)
 }
 
+// Evaluator runs evaluations on one session: every distinct prompt is
+// analyzed once (Analyze), and the prompt-level (Prompts) and token-level
+// (Tokens) reports are read from those analyses.
+type Evaluator struct {
+	Sess *Session
+	// Layers are the hidden states evaluated (the session's).
+	Layers []int
+	// Aggs are the prompt-level aggregations compared (nil: the
+	// session's); the first is the primary one.
+	Aggs []drift.Aggregation
+	// LengthTol is the length-matching tolerance in tokens.
+	LengthTol int
+	// Calib, when set, supplies the p-values of the combinations (Fisher,
+	// min-p): for the primary aggregation at prompt level and per token.
+	// Without it they are cross-fitted on the in-distribution prompts.
+	Calib *Calibration
+	Hooks EvalHooks
+
+	results map[string]*evalResult
+}
+
+type evalResult struct {
+	res *analyze.Result
+	err error
+}
+
+// Analyze analyzes every prompt of plan not analyzed yet. ctx interrupts
+// between prompts. A prompt that fails is reported to Hooks.Failed and
+// left out of every set.
+func (e *Evaluator) Analyze(ctx context.Context, plan EvalPlan) error {
+	if !e.Sess.Options().Surprisal {
+		return errors.New("eval: the session was opened without surprisal")
+	}
+	if e.results == nil {
+		e.results = map[string]*evalResult{}
+	}
+	order := plan.Prompts()
+	start := time.Now()
+	failed, done := 0, 0
+	for _, text := range order {
+		if _, ok := e.results[text]; ok {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("eval interrupted after %d of %d prompts: %w", done, len(order), err)
+		}
+		res, _, err := e.Sess.Analyze(text)
+		e.results[text] = &evalResult{res: res, err: err}
+		done++
+		if err != nil {
+			failed++
+			if e.Hooks.Failed != nil {
+				e.Hooks.Failed(done, text, fmt.Errorf("%w (left out)", err))
+			}
+		}
+		if e.Hooks.Done != nil {
+			e.Hooks.Done()
+		}
+	}
+	e.Sess.hooks.logf("%d prompts analyzed in %v (%d forward passes)", done, time.Since(start).Round(time.Millisecond), e.Sess.Passes())
+	return nil
+}
+
+// result returns the analysis of text (an error when it failed or was
+// never analyzed).
+func (e *Evaluator) result(text string) (*analyze.Result, error) {
+	r, ok := e.results[text]
+	if !ok {
+		return nil, errors.New("not analyzed")
+	}
+	return r.res, r.err
+}
+
+func (e *Evaluator) aggs() []drift.Aggregation {
+	if len(e.Aggs) == 0 {
+		return []drift.Aggregation{e.Sess.rule.Aggregate}
+	}
+	return e.Aggs
+}
+
 // RunEval analyzes every distinct prompt of plan once on sess (whose
 // hidden states must include layers and which must compute surprisal),
 // then evaluates each shifted set against the in-distribution set under
 // every aggregation in aggs: the first aggregation's report comes whole
-// (drift, baselines, length, combination), the others add their drift and
+// (drift, baselines, length, combinations), the others add their drift and
 // combination rows (see [DriftMethod]). ctx interrupts between prompts.
+// The p-value combinations are cross-fitted (see [Evaluator] for a
+// calibrated run).
 func RunEval(ctx context.Context, sess *Session, plan EvalPlan, layers []int, aggs []drift.Aggregation, lengthTol int, hooks EvalHooks) (*EvalReport, error) {
-	if len(aggs) == 0 {
-		aggs = []drift.Aggregation{sess.rule.Aggregate}
+	e := &Evaluator{Sess: sess, Layers: layers, Aggs: aggs, LengthTol: lengthTol, Hooks: hooks}
+	if err := e.Analyze(ctx, plan); err != nil {
+		return nil, err
 	}
-	opt := sess.Options()
-	if !opt.Surprisal {
-		return nil, errors.New("eval: the session was opened without surprisal")
+	return e.Prompts(plan), nil
+}
+
+// calibratedP sets the calibrated p-values of s (the primary
+// aggregation's scores of res) from c; it leaves them unset when c does
+// not cover every layer.
+func calibratedP(s *eval.Scores, res *analyze.Result, layers []int, c *Calibration) {
+	sc, err := c.Ref.Score(res, c.dir, c.rule.Aggregator())
+	if err != nil || sc.Surprisal == nil {
+		return
 	}
-	type result struct {
-		scores []eval.Scores
-		err    error
-	}
-	order := plan.Prompts()
-	cache := make(map[string]*result, len(order))
-	failed := 0
-	start := time.Now()
-	for _, text := range order {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("eval interrupted after %d of %d prompts: %w", len(cache), len(order), err)
-		}
-		r := &result{}
-		res, _, err := sess.Analyze(text)
-		if err == nil {
-			r.scores, err = EvalScores(res, layers, sess.rule, opt.Direction, aggs)
-		}
-		if err != nil {
-			r.err = err
-			failed++
-			if hooks.Failed != nil {
-				hooks.Failed(len(cache)+1, text, fmt.Errorf("%w (left out)", err))
+	pd := make([]float64, len(layers))
+	for i, h := range layers {
+		ok := false
+		for _, ls := range sc.Layers {
+			if ls.Index == h && ls.Prompt != nil {
+				pd[i], ok = ls.Prompt.P, true
 			}
 		}
-		cache[text] = r
-		if hooks.Done != nil {
-			hooks.Done()
+		if !ok {
+			return
 		}
 	}
-	sess.hooks.logf("%d prompts analyzed in %v (%d forward passes)", len(order), time.Since(start).Round(time.Millisecond), sess.Passes())
+	s.PDrift, s.PSurprisal = pd, sc.Surprisal.P
+}
 
+// Prompts is the prompt-level report of plan's shifted sets (after
+// Analyze).
+func (e *Evaluator) Prompts(plan EvalPlan) *EvalReport {
+	aggs, layers, sess := e.aggs(), e.Layers, e.Sess
+	opt := sess.Options()
+	scores := map[string][]eval.Scores{}
+	failed := 0
+	order := dedupe(append(append([]string(nil), plan.In...), setTexts(plan.Sets)...))
+	for k, t := range order {
+		res, err := e.result(t)
+		var sc []eval.Scores
+		if err == nil {
+			sc, err = EvalScores(res, layers, sess.rule, opt.Direction, aggs)
+		}
+		if err != nil {
+			failed++
+			if r := e.results[t]; r != nil && r.err == nil && e.Hooks.Failed != nil {
+				e.Hooks.Failed(k+1, t, fmt.Errorf("%w (left out)", err))
+			}
+			continue
+		}
+		if e.Calib != nil {
+			calibratedP(&sc[0], res, layers, e.Calib)
+		}
+		scores[t] = sc
+	}
 	collect := func(texts []string, j int) ([]eval.Scores, int) {
 		var out []eval.Scores
 		nf := 0
 		for _, t := range texts {
-			r, ok := cache[t]
-			if !ok || r.err != nil {
+			sc, ok := scores[t]
+			if !ok {
 				nf++
 				continue
 			}
-			out = append(out, r.scores[j])
+			out = append(out, sc[j])
 		}
 		return out, nf
 	}
@@ -442,7 +631,7 @@ func RunEval(ctx context.Context, sess *Session, plan EvalPlan, layers []int, ag
 		for j, agg := range aggs {
 			in, _ := collect(plan.In, j)
 			out, nf := collect(s.Texts, j)
-			rows, err := eval.Evaluate(in, out, layers, lengthTol)
+			rows, err := eval.Evaluate(in, out, layers, e.LengthTol)
 			if err != nil {
 				sr.Err = err
 				break
@@ -454,6 +643,10 @@ func RunEval(ctx context.Context, sess *Session, plan EvalPlan, layers []int, ag
 					row.Method = DriftMethod(agg)
 				case eval.MethodCombined:
 					row.Method = CombinedMethod(agg)
+				case eval.MethodFisher:
+					row.Method = FisherMethod(agg)
+				case eval.MethodMinP:
+					row.Method = MinPMethod(agg)
 				default:
 					if j > 0 {
 						continue // baselines once, from the primary aggregation
@@ -466,8 +659,23 @@ func RunEval(ctx context.Context, sess *Session, plan EvalPlan, layers []int, ag
 	}
 	setup := sess.Setup()
 	setup.Aggregate = aggs[0].String()
-	rep.Meta = EvalRecord{Setup: setup, FirstToken: firstTokenWord(opt.IncludeFirst), LengthTol: lengthTol}
-	return rep, nil
+	rep.Meta = EvalRecord{Level: LevelPrompt, Setup: setup, FirstToken: firstTokenWord(opt.IncludeFirst), LengthTol: e.LengthTol}
+	for _, sr := range rep.Sets {
+		for _, r := range sr.Rows {
+			if r.PValues == eval.PValuesCalibration {
+				rep.Calibration = e.Calib.Describe()
+			}
+		}
+	}
+	return rep
+}
+
+func setTexts(sets []EvalSet) []string {
+	var out []string
+	for _, s := range sets {
+		out = append(out, s.Texts...)
+	}
+	return out
 }
 
 // firstTokenWord says how position 0 counts in prompt-level ratios.
@@ -476,4 +684,15 @@ func firstTokenWord(included bool) string {
 		return "included"
 	}
 	return "excluded"
+}
+
+// Failed returns how many of the distinct prompts analyzed so far failed,
+// and how many were analyzed.
+func (e *Evaluator) Failed() (failed, total int) {
+	for _, r := range e.results {
+		if r.err != nil {
+			failed++
+		}
+	}
+	return failed, len(e.results)
 }
