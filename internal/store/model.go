@@ -171,7 +171,29 @@ func (m *Model) Embeddings(ids []int) ([]float32, error) {
 
 // Tokenizer builds the model's tokenizer from its stored metadata.
 func (m *Model) Tokenizer() (*tokenize.Tokenizer, error) {
-	data, err := os.ReadFile(filepath.Join(m.Dir, m.Manifest.Tokenizer))
+	return loadTokenizer(m.Dir, m.Manifest)
+}
+
+// Tokenizer builds the named model's tokenizer without opening its weights.
+func (s *Store) Tokenizer(name string) (*tokenize.Tokenizer, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	dir, m, err := s.readManifest(name)
+	if err != nil {
+		return nil, err
+	}
+	return loadTokenizer(dir, m)
+}
+
+func loadTokenizer(dir string, m *Manifest) (*tokenize.Tokenizer, error) {
+	if filepath.Base(m.Tokenizer) != m.Tokenizer {
+		return nil, fmt.Errorf("store: manifest names tokenizer %q outside the model directory; re-convert the model", m.Tokenizer)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, m.Tokenizer))
 	if err != nil {
 		return nil, fmt.Errorf("store: read tokenizer: %w; re-convert the model", err)
 	}

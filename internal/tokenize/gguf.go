@@ -2,6 +2,7 @@ package tokenize
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/lmood/lmood/internal/gguf"
 )
@@ -39,4 +40,27 @@ func FromGGUF(f *gguf.File) (Vocab, error) {
 		v.AddSpacePrefix = &b
 	}
 	return v, nil
+}
+
+// LoadGGUF builds the tokenizer of the GGUF file at path from its metadata
+// alone: the file may hold a whole model or only a vocabulary (no tensors,
+// like llama.cpp's models/ggml-vocab-*.gguf). Nothing is converted.
+func LoadGGUF(path string) (*Tokenizer, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	defer f.Close()
+	v, err := FromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: %s: %w", path, err)
+	}
+	if len(v.Tokens) > MaxTokens || len(v.Merges) > MaxMerges {
+		return nil, fmt.Errorf("tokenize: %s: vocabulary of %d tokens and %d merges exceeds lmood's limits (%d, %d)", path, len(v.Tokens), len(v.Merges), MaxTokens, MaxMerges)
+	}
+	t, err := New(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return t, nil
 }
