@@ -11,10 +11,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lmood/lmood/internal/arch"
 	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/tokenize"
 )
 
 func newSetupCmd(g *globals) *cobra.Command {
@@ -167,18 +169,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 			if len(entries) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "  (none yet: run `lmood pull` or `lmood import FILE.gguf`)")
 			} else {
-				var rows [][]string
-				for _, e := range entries {
-					if e.Manifest == nil || e.Err != nil {
-						rows = append(rows, []string{e.Name, "?", "", "", "", "", "", "unusable: " + firstLine(e.Err), ""})
-						continue
-					}
-					m := e.Manifest
-					rows = append(rows, []string{e.Name, m.Config.Arch, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
-						fmt.Sprintf("%d/%d", m.Config.Heads, m.Config.KVHeads), humanCount(m.Params),
-						m.Source.Quantization, m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
-				}
-				header := []string{"name", "arch", "layers", "width", "heads (q/kv)", "params", "source quant", "source", "converted"}
+				header, rows := modelRows(st, entries)
 				if err := report.TextTable(cmd.OutOrStdout(), header, rows, report.TableOptions{PromptWidth: 72}); err != nil {
 					return err
 				}
@@ -207,6 +198,36 @@ func newModelsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&withOllama, "ollama", false, "also list the models of the ollama server at $OLLAMA_HOST")
 	return cmd
+}
+
+// modelRows is the table of `lmood models`: per converted model its
+// architecture, tokenizer, size, source, and whether this lmood supports
+// its architecture and tokenizer.
+func modelRows(st *store.Store, entries []store.Entry) (header []string, rows [][]string) {
+	header = []string{"name", "arch", "tokenizer", "supported", "layers", "width", "heads (q/kv)", "params", "source quant", "source", "converted"}
+	for _, e := range entries {
+		if e.Manifest == nil || e.Err != nil {
+			rows = append(rows, []string{e.Name, "?", "?", "no", "", "", "", "", "", "unusable: " + firstLine(e.Err), ""})
+			continue
+		}
+		m := e.Manifest
+		kind, supported := "?", "yes"
+		if !arch.IsSupported(m.Config.Arch) {
+			supported = "no: architecture"
+		}
+		if model, pre, err := st.TokenizerKind(e.Name); err != nil {
+			supported = "no: " + firstLine(err)
+		} else {
+			kind = tokenize.Kind(model, pre)
+			if tokenize.Supported(model, pre) != nil {
+				supported = "no: tokenizer"
+			}
+		}
+		rows = append(rows, []string{e.Name, m.Config.Arch, kind, supported, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
+			fmt.Sprintf("%d/%d", m.Config.Heads, m.Config.KVHeads), humanCount(m.Params),
+			m.Source.Quantization, m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
+	}
+	return header, rows
 }
 
 func firstLine(err error) string {

@@ -46,3 +46,15 @@ func TestStoreTokenizer(t *testing.T) {
 		t.Errorf("absent model: err = %v, want ErrNotFound", err)
 	}
 }
+
+func TestStoreTokenizerKind(t *testing.T) {
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	st := &Store{Root: t.TempDir()}
+	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	model, pre, err := st.TokenizerKind("tiny")
+	if err != nil || model != "gpt2" || pre != "gpt-2" { // testutil.AddTinyVocab's metadata
+		t.Errorf("TokenizerKind = %q, %q, %v; want gpt2, gpt-2", model, pre, err)
+	}
+}

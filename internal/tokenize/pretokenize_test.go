@@ -1,6 +1,7 @@
 package tokenize
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -115,5 +116,32 @@ func TestEncodeParseSpecial(t *testing.T) {
 	}
 	if len(plain) < 2 || plain[0].ID == 0 {
 		t.Errorf("without ParseSpecial = %v, want the text tokenized as ordinary bytes", ids(plain))
+	}
+}
+
+func TestSupportedAndKind(t *testing.T) {
+	tests := []struct {
+		model, pre, kind string
+		ok               bool
+	}{
+		{"gpt2", "qwen35", "gpt2/qwen35", true},
+		{"gpt2", "", "gpt2/default", true},
+		{"gpt2", "tekken", "gpt2/tekken", false},
+		{"llama", "default", "llama", true},
+		{"gemma4", "", "gemma4", true},
+		{"bert", "bert-bge", "bert", false},
+		{"", "", "?", false},
+	}
+	for _, tc := range tests {
+		err := Supported(tc.model, tc.pre)
+		if (err == nil) != tc.ok {
+			t.Errorf("Supported(%q, %q) = %v, want ok=%v", tc.model, tc.pre, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrUnsupported) {
+			t.Errorf("Supported(%q, %q) error %v does not wrap ErrUnsupported", tc.model, tc.pre, err)
+		}
+		if k := Kind(tc.model, tc.pre); k != tc.kind {
+			t.Errorf("Kind(%q, %q) = %q, want %q", tc.model, tc.pre, k, tc.kind)
+		}
 	}
 }

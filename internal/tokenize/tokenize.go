@@ -141,6 +141,9 @@ func New(v Vocab) (*Tokenizer, error) {
 	}
 
 	var err error
+	if err := Supported(v.Model, v.Pre); err != nil {
+		return nil, err
+	}
 	switch v.Model {
 	case "gpt2":
 		if t.pre, err = newPreTokenizer(v.Pre); err != nil {
@@ -346,6 +349,42 @@ func rawSurface(s string, tokenType int32) string {
 		return strings.ReplaceAll(s, spaceMarker, " ")
 	}
 	return s
+}
+
+// Supported reports whether lmood implements the tokenizer model (as in
+// tokenizer.ggml.model) with the pre-tokenizer pre (tokenizer.ggml.pre; only
+// "gpt2" models use it, empty meaning "default"): nil if so, else an error
+// wrapping ErrUnsupported that names what is missing.
+func Supported(model, pre string) error {
+	switch model {
+	case "llama", "gemma4":
+		return nil
+	case "gpt2":
+		if pre == "" {
+			pre = "default"
+		}
+		if _, ok := prePatterns[pre]; ok {
+			return nil
+		}
+		return fmt.Errorf("tokenize: %w pre-tokenizer %q for model \"gpt2\" (supported: %s)",
+			ErrUnsupported, pre, strings.Join(supportedPre(), ", "))
+	}
+	return fmt.Errorf("tokenize: %w model %q (supported: \"gpt2\", \"llama\", \"gemma4\")", ErrUnsupported, model)
+}
+
+// Kind names a tokenizer for listings: the model, and for "gpt2" models
+// the pre-tokenizer, e.g. "gpt2/qwen2", "llama", "gemma4". An empty model
+// is "?".
+func Kind(model, pre string) string {
+	switch {
+	case model == "":
+		return "?"
+	case model == "gpt2" && pre == "":
+		return "gpt2/default"
+	case model == "gpt2":
+		return model + "/" + pre
+	}
+	return model
 }
 
 // supportedPre returns the sorted list of accepted tokenizer.ggml.pre names.
