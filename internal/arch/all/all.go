@@ -7,4 +7,5 @@ package all
 import (
 	_ "github.com/lmood/lmood/internal/arch/gemma3" // gemma3
 	_ "github.com/lmood/lmood/internal/arch/llama"  // llama, qwen2
+	_ "github.com/lmood/lmood/internal/arch/qwen3"  // qwen3
 )
