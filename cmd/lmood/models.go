@@ -97,9 +97,10 @@ func newImportCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import FILE.gguf | ollama:NAME[:TAG]",
 		Short: "Convert a local GGUF file (or an ollama model) into the model store",
-		Long: `import converts a llama-family GGUF (llama, Mistral, TinyLlama, SmolLM2,
-Qwen2; quantized F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or
-Q6_K) into lmood's model store: weights dequantized to float32, an ONNX graph
+		Long: `import converts a GGUF of a supported architecture (` + strings.Join(arch.Supported(), ", ") + `:
+Llama, Mistral, TinyLlama, SmolLM2, Qwen2/2.5/3, Gemma 3, Phi-3, GPT-2; quantized
+F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K) into lmood's
+model store: weights dequantized to float32, an ONNX graph
 per analysis depth, the tokenizer from the file's own metadata. The model is
 then usable as --model NAME.
 

@@ -208,7 +208,7 @@ func (m *Model) Check() error {
 		if name == "" {
 			name = "unknown"
 		}
-		return fmt.Errorf("ollama: model %q has architecture %q: %w; lmood supports %s (Llama, Mistral, TinyLlama, SmolLM2, Qwen2, Gemma 3 and their fine-tunes)",
+		return fmt.Errorf("ollama: model %q has architecture %q: %w; lmood supports %s (Llama, Mistral, TinyLlama, SmolLM2, Qwen2/3, Gemma 3, Phi-3, GPT-2 and their fine-tunes)",
 			m.Name, name, arch.ErrUnsupported, strings.Join(arch.Supported(), ", "))
 	}
 	f, err := os.Open(m.BlobPath)

@@ -67,10 +67,10 @@ func TestPullSplit(t *testing.T) {
 	}))
 	defer srv.Close()
 	unsupported := testutil.DefaultTiny()
-	unsupported.Arch = "gemma3"
+	unsupported.Arch = "mamba" // an architecture no family handles
 	for name, reg := range map[string]Pullable{
 		"split-llama":  splitEntry(t, "split-llama", testutil.WriteTiny(t, testutil.DefaultTiny()), srv.URL, files),
-		"split-gemma3": splitEntry(t, "split-gemma3", testutil.WriteTiny(t, unsupported), srv.URL, files),
+		"split-mamba": splitEntry(t, "split-mamba", testutil.WriteTiny(t, unsupported), srv.URL, files),
 	} {
 		Registry[name] = reg
 		defer delete(Registry, name)
@@ -89,8 +89,8 @@ func TestPullSplit(t *testing.T) {
 		t.Errorf("second pull: converted=%v err=%v, want kept", converted, err)
 	}
 
-	_, _, err = st.Pull(ctx, "split-gemma3", nil, nil)
-	if !errors.Is(err, llama.ErrUnsupportedArch) || !strings.Contains(err.Error(), "downloaded and verified") || !strings.Contains(err.Error(), "split-gemma3.gguf") {
+	_, _, err = st.Pull(ctx, "split-mamba", nil, nil)
+	if !errors.Is(err, llama.ErrUnsupportedArch) || !strings.Contains(err.Error(), "downloaded and verified") || !strings.Contains(err.Error(), "split-mamba.gguf") {
 		t.Fatalf("err = %v, want an unsupported-architecture error naming the verified GGUF", err)
 	}
 }
