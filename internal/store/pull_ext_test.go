@@ -69,7 +69,7 @@ func TestPullSplit(t *testing.T) {
 	unsupported := testutil.DefaultTiny()
 	unsupported.Arch = "mamba" // an architecture no family handles
 	for name, reg := range map[string]Pullable{
-		"split-llama":  splitEntry(t, "split-llama", testutil.WriteTiny(t, testutil.DefaultTiny()), srv.URL, files),
+		"split-llama": splitEntry(t, "split-llama", testutil.WriteTiny(t, testutil.DefaultTiny()), srv.URL, files),
 		"split-mamba": splitEntry(t, "split-mamba", testutil.WriteTiny(t, unsupported), srv.URL, files),
 	} {
 		Registry[name] = reg
