@@ -11,10 +11,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lmood/lmood/internal/arch"
 	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/tokenize"
 )
 
 func newSetupCmd(g *globals) *cobra.Command {
@@ -95,14 +97,19 @@ func newImportCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import FILE.gguf | ollama:NAME[:TAG]",
 		Short: "Convert a local GGUF file (or an ollama model) into the model store",
-		Long: `import converts a llama-family GGUF (llama, Mistral, TinyLlama, SmolLM2,
-Qwen2; quantized F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or
-Q6_K) into lmood's model store: linear weights kept block-quantized for
-onnxruntime's MatMulNBits (--precision q: Q4_0, Q8_0, Q5_0, Q3_K, Q6_K bit for
-bit, Q4_1 and Q4_K up to float32 rounding, Q5_1 and Q5_K re-quantized to 8
-bits; other types stay float32, with a note) or every weight dequantized to
-float32 (--precision f32), an ONNX graph per analysis depth, the tokenizer from
-the file's own metadata. The model is then usable as --model NAME.
+		Long: `import converts a GGUF of a supported architecture (` + strings.Join(arch.Supported(), ", ") + `:
+Llama, Mistral, TinyLlama, SmolLM2, Qwen2/2.5/3, Gemma 3, Phi-3, GPT-2; quantized
+F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K) into lmood's
+model store, with an ONNX graph per analysis depth and the tokenizer from the
+file's own metadata. The model is then usable as --model NAME.
+
+Precision (--precision): auto (the default) expands a model whose float32
+weights take at most 4 GiB to float32, which is faster on CPU, and keeps a
+larger one quantized. q keeps linear weights block-quantized for onnxruntime's
+MatMulNBits (Q4_0, Q8_0, Q5_0, Q3_K, Q6_K bit for bit, Q4_1 and Q4_K up to
+float32 rounding, Q5_1 and Q5_K re-quantized to 8 bits; other types and
+families without a quantized graph stay float32, with a note); f32 expands
+every weight to float32.
 
 ollama:NAME[:TAG] converts the weights of a model in the ollama server at
 $OLLAMA_HOST (the server must run on this machine so its blob is readable).`,
@@ -174,18 +181,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 			if len(entries) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "  (none yet: run `lmood pull` or `lmood import FILE.gguf`)")
 			} else {
-				var rows [][]string
-				for _, e := range entries {
-					if e.Manifest == nil || e.Err != nil {
-						rows = append(rows, []string{e.Name, "?", "", "", "", "", "", "unusable: " + firstLine(e.Err), ""})
-						continue
-					}
-					m := e.Manifest
-					rows = append(rows, []string{e.Name, m.Config.Arch, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
-						fmt.Sprintf("%d/%d", m.Config.Heads, m.Config.KVHeads), humanCount(m.Params),
-						m.Source.Quantization, m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
-				}
-				header := []string{"name", "arch", "layers", "width", "heads (q/kv)", "params", "source quant", "source", "converted"}
+				header, rows := modelRows(st, entries)
 				if err := report.TextTable(cmd.OutOrStdout(), header, rows, report.TableOptions{PromptWidth: 72}); err != nil {
 					return err
 				}
@@ -214,6 +210,36 @@ func newModelsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&withOllama, "ollama", false, "also list the models of the ollama server at $OLLAMA_HOST")
 	return cmd
+}
+
+// modelRows is the table of `lmood models`: per converted model its
+// architecture, tokenizer, size, source, and whether this lmood supports
+// its architecture and tokenizer.
+func modelRows(st *store.Store, entries []store.Entry) (header []string, rows [][]string) {
+	header = []string{"name", "arch", "tokenizer", "supported", "layers", "width", "heads (q/kv)", "params", "source quant", "source", "converted"}
+	for _, e := range entries {
+		if e.Manifest == nil || e.Err != nil {
+			rows = append(rows, []string{e.Name, "?", "?", "no", "", "", "", "", "", "unusable: " + firstLine(e.Err), ""})
+			continue
+		}
+		m := e.Manifest
+		kind, supported := "?", "yes"
+		if !arch.IsSupported(m.Config.Arch) {
+			supported = "no: architecture"
+		}
+		if model, pre, err := st.TokenizerKind(e.Name); err != nil {
+			supported = "no: " + firstLine(err)
+		} else {
+			kind = tokenize.Kind(model, pre)
+			if tokenize.Supported(model, pre) != nil {
+				supported = "no: tokenizer"
+			}
+		}
+		rows = append(rows, []string{e.Name, m.Config.Arch, kind, supported, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
+			fmt.Sprintf("%d/%d", m.Config.Heads, m.Config.KVHeads), humanCount(m.Params),
+			m.Source.Quantization, m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
+	}
+	return header, rows
 }
 
 func firstLine(err error) string {

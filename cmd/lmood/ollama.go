@@ -8,6 +8,7 @@ import (
 	"github.com/lmood/lmood/internal/ollama"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/tokenize"
 )
 
 // ollamaModel asks the ollama server at $OLLAMA_HOST about ref
@@ -68,27 +69,47 @@ func listOllama(g *globals, w io.Writer) error {
 		fmt.Fprintln(w, "  (none: `ollama pull qwen2.5:0.5b` adds one)")
 		return nil
 	}
-	converted := ollama.Converted(store.Default())
-	var rows [][]string
-	for _, m := range models {
-		if m.Err != nil {
-			rows = append(rows, []string{m.Name, m.Arch, m.Family, m.ParameterSize, m.Quantization, "?", "error: " + firstLine(m.Err)})
-			continue
-		}
-		rows = append(rows, []string{m.Name, m.Arch, m.Family, m.ParameterSize, m.Quantization, yesNo(m.Supported()), ollamaStatus(&m.Model, converted)})
-	}
-	header := []string{"model", "arch", "family", "params", "quant", "supported", "lmood"}
+	header, rows := ollamaRows(models, ollama.Converted(store.Default()))
 	return report.TextTable(w, header, rows, report.TableOptions{PromptWidth: 72})
 }
 
+// ollamaRows is the table of `lmood models --ollama`: per model its
+// architecture and tokenizer, whether lmood supports both, and what to do
+// with it.
+func ollamaRows(models []ollama.Listed, converted map[string][]string) (header []string, rows [][]string) {
+	header = []string{"model", "arch", "tokenizer", "params", "quant", "supported", "lmood"}
+	for _, m := range models {
+		if m.Err != nil {
+			rows = append(rows, []string{m.Name, m.Arch, "?", m.ParameterSize, m.Quantization, "?", "error: " + firstLine(m.Err)})
+			continue
+		}
+		why := unsupportedWhy(&m.Model)
+		rows = append(rows, []string{m.Name, m.Arch, tokenize.Kind(m.TokenizerModel, m.TokenizerPre), m.ParameterSize,
+			m.Quantization, yesNo(why == ""), ollamaStatus(&m.Model, converted, why)})
+	}
+	return header, rows
+}
+
+// unsupportedWhy says what lmood lacks for an ollama model ("" if nothing
+// it can tell before reading the weights).
+func unsupportedWhy(m *ollama.Model) string {
+	if !m.Supported() {
+		return fmt.Sprintf("architecture %s not supported", m.Arch)
+	}
+	if m.TokenizerSupported() != nil {
+		return fmt.Sprintf("tokenizer %s not supported", tokenize.Kind(m.TokenizerModel, m.TokenizerPre))
+	}
+	return ""
+}
+
 // ollamaStatus says whether an ollama model is converted, convertible, or
-// why not.
-func ollamaStatus(m *ollama.Model, converted map[string][]string) string {
+// why not (why: see unsupportedWhy).
+func ollamaStatus(m *ollama.Model, converted map[string][]string, why string) string {
 	if names := converted[m.Digest]; len(names) > 0 {
 		return "converted: " + strings.Join(names, ", ")
 	}
-	if !m.Supported() {
-		return "-"
+	if why != "" {
+		return why
 	}
 	if err := m.Check(); err != nil {
 		return "weights not readable here"

@@ -181,7 +181,7 @@ func TestOllamaUnknownAndUnsupported(t *testing.T) {
 		want []string
 	}{
 		{"ollama:lmood-test-missing", []string{`no model "lmood-test-missing:latest"`, "ollama pull lmood-test-missing"}},
-		{"ollama:lmood-test-bert-cli", []string{`architecture "bert"`, "unsupported architecture", "llama, qwen2"}},
+		{"ollama:lmood-test-bert-cli", []string{`architecture "bert"`, "unsupported architecture", "gpt2, llama, phi3, qwen2, qwen3"}},
 	}
 	for _, tt := range tests {
 		_, err := resolveOllama(&globals{quiet: true}, tt.ref, "", false)

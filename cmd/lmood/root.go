@@ -110,6 +110,7 @@ Start here:
 		newSetupCmd(g), newPullCmd(g), newImportCmd(g), newModelsCmd(g),
 		newScoreCmd(g), newHeatmapCmd(g), newLayersCmd(g), newEvalCmd(g),
 		newPruneCmd(g), newVerifyCmd(g), newServeCmd(g), newCalibrateCmd(g),
+		newTokenizeCmd(g),
 	)
 	for _, c := range root.Commands() {
 		if c.Args != nil {

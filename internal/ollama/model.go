@@ -20,6 +20,7 @@ import (
 
 	"github.com/lmood/lmood/internal/arch"
 	_ "github.com/lmood/lmood/internal/arch/all" // the families Supported knows
+	"github.com/lmood/lmood/internal/tokenize"
 )
 
 // Prefix marks a model reference as an ollama model: ollama:NAME[:TAG].
@@ -38,6 +39,20 @@ type Model struct {
 	Quantization  string   // details.quantization_level ("Q4_K_M")
 	Format        string   // details.format ("gguf")
 	Size          int64    // bytes of all layers, from List (0 from Resolve)
+	// TokenizerModel and TokenizerPre are the GGUF's tokenizer.ggml.model
+	// and tokenizer.ggml.pre, from the server's model info ("" if absent).
+	TokenizerModel, TokenizerPre string
+}
+
+// TokenizerSupported reports whether lmood implements the model's tokenizer:
+// nil if so, else an error wrapping tokenize.ErrUnsupported. A model whose
+// server did not report its tokenizer is assumed supported here; the import
+// checks the GGUF itself.
+func (m *Model) TokenizerSupported() error {
+	if m.TokenizerModel == "" {
+		return nil
+	}
+	return tokenize.Supported(m.TokenizerModel, m.TokenizerPre)
 }
 
 // Supported reports whether lmood can convert the model's architecture.
@@ -130,6 +145,8 @@ func modelFromShow(name string, resp *api.ShowResponse) (*Model, error) {
 	} else {
 		m.Arch = m.Family
 	}
+	m.TokenizerModel, _ = resp.ModelInfo["tokenizer.ggml.model"].(string)
+	m.TokenizerPre, _ = resp.ModelInfo["tokenizer.ggml.pre"].(string)
 	path, err := WeightsPath(resp.Modelfile)
 	if err != nil {
 		return nil, fmt.Errorf("ollama: model %q: %w", name, err)
@@ -191,7 +208,7 @@ func (m *Model) Check() error {
 		if name == "" {
 			name = "unknown"
 		}
-		return fmt.Errorf("ollama: model %q has architecture %q: %w; lmood supports %s (Llama, Mistral, TinyLlama, SmolLM2, Qwen2, Gemma 3 and their fine-tunes)",
+		return fmt.Errorf("ollama: model %q has architecture %q: %w; lmood supports %s (Llama, Mistral, TinyLlama, SmolLM2, Qwen2/3, Gemma 3, Phi-3, GPT-2 and their fine-tunes)",
 			m.Name, name, arch.ErrUnsupported, strings.Join(arch.Supported(), ", "))
 	}
 	f, err := os.Open(m.BlobPath)

@@ -327,7 +327,7 @@ func TestUnsupportedArchRefusedBeforeReading(t *testing.T) {
 	if !errors.Is(err, arch.ErrUnsupported) || errors.Is(err, ErrUnreadable) {
 		t.Fatalf("error = %v, want arch.ErrUnsupported (checked before the file)", err)
 	}
-	for _, want := range []string{`"nomic-bert"`, "llama, qwen2", "nomic-embed-text:latest"} {
+	for _, want := range []string{`"nomic-bert"`, "gpt2, llama, phi3, qwen2, qwen3", "nomic-embed-text:latest"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -193,7 +193,7 @@ func TestRealUnsupportedArch(t *testing.T) {
 	if !errors.Is(err, arch.ErrUnsupported) {
 		t.Fatalf("error = %v, want arch.ErrUnsupported", err)
 	}
-	for _, want := range []string{`"bert"`, name, "llama, qwen2"} {
+	for _, want := range []string{`"bert"`, name, "gpt2, llama, phi3, qwen2, qwen3"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -268,35 +268,9 @@ func ConfigFromGGUF(f *gguf.File) (arch.Spec, error) {
 	return cfg, nil
 }
 
-// VocabFromGGUF collects the tokenizer metadata of a GGUF file.
-func VocabFromGGUF(f *gguf.File) (tokenize.Vocab, error) {
-	v := tokenize.Vocab{BOS: -1, EOS: -1}
-	v.Model, _ = f.String("tokenizer.ggml.model")
-	v.Pre, _ = f.String("tokenizer.ggml.pre")
-	var ok bool
-	if v.Tokens, ok = f.Strings("tokenizer.ggml.tokens"); !ok || len(v.Tokens) == 0 {
-		return v, fmt.Errorf("GGUF has no tokenizer.ggml.tokens: lmood needs the tokenizer inside the file")
-	}
-	v.TokenTypes, _ = f.Int32s("tokenizer.ggml.token_type")
-	v.Scores, _ = f.Float32s("tokenizer.ggml.scores")
-	v.Merges, _ = f.Strings("tokenizer.ggml.merges")
-	if id, ok := f.Uint("tokenizer.ggml.bos_token_id"); ok {
-		v.BOS = int(id)
-	}
-	if id, ok := f.Uint("tokenizer.ggml.eos_token_id"); ok {
-		v.EOS = int(id)
-	}
-	if b, ok := f.Bool("tokenizer.ggml.add_bos_token"); ok {
-		v.AddBOS = b
-	} else {
-		v.AddBOS = v.Model == "llama" // SentencePiece models add BOS unless told otherwise
-	}
-	v.AddEOS, _ = f.Bool("tokenizer.ggml.add_eos_token")
-	if b, ok := f.Bool("tokenizer.ggml.add_space_prefix"); ok {
-		v.AddSpacePrefix = &b
-	}
-	return v, nil
-}
+// VocabFromGGUF collects the tokenizer metadata of a GGUF file (see
+// tokenize.FromGGUF).
+func VocabFromGGUF(f *gguf.File) (tokenize.Vocab, error) { return tokenize.FromGGUF(f) }
 
 // dominantType names the tensor type holding most weights among matrices.
 func dominantType(f *gguf.File) string {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -195,7 +196,90 @@ func (m *Model) Embeddings(ids []int) ([]float32, error) {
 
 // Tokenizer builds the model's tokenizer from its stored metadata.
 func (m *Model) Tokenizer() (*tokenize.Tokenizer, error) {
-	data, err := os.ReadFile(filepath.Join(m.Dir, m.Manifest.Tokenizer))
+	return loadTokenizer(m.Dir, m.Manifest)
+}
+
+// Tokenizer builds the named model's tokenizer without opening its weights.
+func (s *Store) Tokenizer(name string) (*tokenize.Tokenizer, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	dir, m, err := s.readManifest(name)
+	if err != nil {
+		return nil, err
+	}
+	return loadTokenizer(dir, m)
+}
+
+// TokenizerKind returns the tokenizer model and pre-tokenizer
+// (tokenizer.ggml.model and .pre) of the named converted model, reading
+// only the start of its tokenizer.json.
+func (s *Store) TokenizerKind(name string) (model, pre string, err error) {
+	if err := CheckName(name); err != nil {
+		return "", "", err
+	}
+	if err := s.check(); err != nil {
+		return "", "", err
+	}
+	dir, m, err := s.readManifest(name)
+	if err != nil {
+		return "", "", err
+	}
+	if filepath.Base(m.Tokenizer) != m.Tokenizer {
+		return "", "", fmt.Errorf("store: manifest names tokenizer %q outside the model directory; re-convert the model", m.Tokenizer)
+	}
+	f, err := os.Open(filepath.Join(dir, m.Tokenizer))
+	if err != nil {
+		return "", "", fmt.Errorf("store: read tokenizer: %w; re-convert the model", err)
+	}
+	defer f.Close()
+	model, pre, err = vocabKind(json.NewDecoder(bufio.NewReader(f)))
+	if err != nil {
+		return "", "", fmt.Errorf("store: tokenizer.json of %q: %w; re-convert the model", name, err)
+	}
+	return model, pre, nil
+}
+
+// vocabKind reads the "Model" and "Pre" fields of a tokenize.Vocab JSON
+// object, stopping once both are seen (they come first, before the long
+// token lists).
+func vocabKind(dec *json.Decoder) (model, pre string, err error) {
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", "", fmt.Errorf("not a JSON object (%v)", err)
+	}
+	seen := 0
+	for seen < 2 && dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", "", err
+		}
+		key, _ := t.(string)
+		switch key {
+		case "Model":
+			err = dec.Decode(&model)
+			seen++
+		case "Pre":
+			err = dec.Decode(&pre)
+			seen++
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return "", "", err
+		}
+	}
+	return model, pre, nil
+}
+
+func loadTokenizer(dir string, m *Manifest) (*tokenize.Tokenizer, error) {
+	if filepath.Base(m.Tokenizer) != m.Tokenizer {
+		return nil, fmt.Errorf("store: manifest names tokenizer %q outside the model directory; re-convert the model", m.Tokenizer)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, m.Tokenizer))
 	if err != nil {
 		return nil, fmt.Errorf("store: read tokenizer: %w; re-convert the model", err)
 	}

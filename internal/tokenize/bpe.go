@@ -55,6 +55,15 @@ type bpeModel struct {
 	merges       map[uint64]mergeValue // (left ID, right ID) -> rank and result
 	ignoreMerges bool                  // use a whole piece found in the vocabulary as is
 
+	// raw selects SentencePiece-style BPE over raw UTF-8 (the "gemma4"
+	// model): symbols start as characters, spaces are written "▁", and a
+	// character without a token falls back to <0xNN> byte tokens (byteIDs).
+	// Without raw, symbols start as the bytes of the GPT-2 byte alphabet.
+	raw bool
+	// wholeNewlines makes a piece made only of newlines one token when the
+	// vocabulary has it (the "gemma4" model).
+	wholeNewlines bool
+
 	mu    sync.RWMutex
 	cache map[string]cachedWord
 }
@@ -134,6 +143,17 @@ func (m *bpeModel) encodeWord(w string) (ids, lens []int, err error) {
 			ids, lens = []int{id}, []int{len(w)}
 		}
 	}
+	if m.wholeNewlines && strings.Trim(w, "\n") == "" {
+		if id, ok := m.ids[w]; ok {
+			ids, lens = []int{id}, []int{len(w)}
+		}
+	}
+	if ids == nil && m.raw {
+		ids, lens, err = m.mergeRaw(w)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 	if ids == nil {
 		ids, lens, err = m.mergeWord(w)
 		if err != nil {
@@ -209,6 +229,66 @@ func (h *mergeHeap) pop() mergeCand {
 	return top
 }
 
+// useRawUTF8 switches m to SentencePiece-style BPE over raw UTF-8 (see
+// bpeModel.raw), with byte fallback to the vocabulary's <0xNN> tokens.
+func (m *bpeModel) useRawUTF8() {
+	m.raw, m.wholeNewlines = true, true
+	for b := range m.byteIDs {
+		id, ok := m.ids[fmt.Sprintf("<0x%02X>", b)]
+		if !ok {
+			id = -1
+		}
+		m.byteIDs[b] = id
+	}
+}
+
+// mergeRaw applies the merges to the characters of w, a space being the
+// token text "▁". A symbol left without a token (only possible for a single
+// character the vocabulary lacks) becomes its UTF-8 bytes' <0xNN> tokens; the
+// first of them covers the character's input bytes, the others none.
+func (m *bpeModel) mergeRaw(w string) (ids, lens []int, err error) {
+	if w == "" {
+		return []int{}, []int{}, nil
+	}
+	syms := make([]symbol, 0, len(w))
+	texts := make([]string, 0, len(w))
+	for i, r := range w {
+		text := w[i : i+utf8.RuneLen(r)]
+		if r == ' ' {
+			text = spaceMarker
+		}
+		id, ok := m.ids[text]
+		if !ok {
+			id = -1
+		}
+		n := len(syms)
+		syms = append(syms, symbol{id: id, prev: n - 1, next: n + 1, n: utf8.RuneLen(r)})
+		texts = append(texts, text)
+	}
+	syms[len(syms)-1].next = -1
+	m.runMerges(syms)
+	for i := 0; i >= 0; i = syms[i].next {
+		if syms[i].id >= 0 {
+			ids = append(ids, syms[i].id)
+			lens = append(lens, syms[i].n)
+			continue
+		}
+		for j := 0; j < len(texts[i]); j++ {
+			b := texts[i][j]
+			if m.byteIDs[b] < 0 {
+				return nil, nil, fmt.Errorf("tokenize: vocabulary has no token for %q nor a <0x%02X> byte token", texts[i], b)
+			}
+			ids = append(ids, m.byteIDs[b])
+			if j == 0 {
+				lens = append(lens, syms[i].n)
+			} else {
+				lens = append(lens, 0)
+			}
+		}
+	}
+	return ids, lens, nil
+}
+
 // mergeWord applies the merges to the bytes of w: always the best-ranked
 // adjacent pair next, leftmost first among equal ranks.
 func (m *bpeModel) mergeWord(w string) (ids, lens []int, err error) {
@@ -222,10 +302,25 @@ func (m *bpeModel) mergeWord(w string) (ids, lens []int, err error) {
 	}
 	syms[len(syms)-1].next = -1
 
+	m.runMerges(syms)
+	for i := 0; i >= 0; i = syms[i].next {
+		ids = append(ids, syms[i].id)
+		lens = append(lens, syms[i].n)
+	}
+	return ids, lens, nil
+}
+
+// runMerges merges the linked symbols in place: always the best-ranked
+// adjacent pair next, leftmost first among equal ranks. Symbols with ID -1
+// (no token) never merge.
+func (m *bpeModel) runMerges(syms []symbol) {
 	h := make(mergeHeap, 0, len(syms))
 	try := func(pos int) {
 		nx := syms[pos].next
 		if nx < 0 {
+			return
+		}
+		if syms[pos].id < 0 || syms[nx].id < 0 {
 			return
 		}
 		if mv, ok := m.merges[pairKey(syms[pos].id, syms[nx].id)]; ok {
@@ -262,9 +357,4 @@ func (m *bpeModel) mergeWord(w string) (ids, lens []int, err error) {
 		try(pos)
 	}
 
-	for i := 0; i >= 0; i = syms[i].next {
-		ids = append(ids, syms[i].id)
-		lens = append(lens, syms[i].n)
-	}
-	return ids, lens, nil
 }

@@ -2,7 +2,7 @@
 // tokenizer metadata embedded in a GGUF file (the tokenizer.ggml.* keys), so
 // lmood never needs a separate tokenizer.json.
 //
-// Two tokenizer families are supported:
+// Three tokenizer families are supported:
 //
 //   - Model "gpt2": byte-level BPE (GPT-2, SmolLM, Llama 3, Qwen2, ...). The
 //     text is first split into pieces by a pre-tokenizer chosen from
@@ -11,6 +11,9 @@
 //   - Model "llama": SentencePiece-style BPE (Llama 2, TinyLlama, Mistral, ...),
 //     driven by token scores, with the "▁" space marker and <0xNN> byte
 //     fallback tokens.
+//   - Model "gemma4": BPE with a merge list over raw UTF-8 (not the byte
+//     alphabet), spaces written "▁", whole lines as pieces, and <0xNN> byte
+//     fallback tokens (Gemma 4).
 //
 // Control tokens (token type 3) and user-defined tokens (type 4) that occur
 // literally in the input are always emitted as single tokens.
@@ -26,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -95,12 +99,14 @@ type Token struct {
 // safe for concurrent use.
 type Tokenizer struct {
 	vocab   Vocab
-	ids     map[string]int // token text (as stored in the GGUF) -> ID
-	surface []string       // ID -> decoded surface text
-	special *specialMatcher
-	bpe     *bpeModel // model "gpt2"
-	pre     *preTokenizer
-	spm     *spmModel // model "llama"
+	ids     map[string]int  // token text (as stored in the GGUF) -> ID
+	surface []string        // ID -> decoded surface text
+	special *specialMatcher // control and user-defined tokens
+	// userDefined matches user-defined tokens only (EncodeOptions.ParseSpecial off).
+	userDefined *specialMatcher
+	bpe         *bpeModel // model "gpt2"
+	pre         *preTokenizer
+	spm         *spmModel // model "llama"
 }
 
 // New builds a Tokenizer from GGUF tokenizer metadata.
@@ -135,6 +141,9 @@ func New(v Vocab) (*Tokenizer, error) {
 	}
 
 	var err error
+	if err := Supported(v.Model, v.Pre); err != nil {
+		return nil, err
+	}
 	switch v.Model {
 	case "gpt2":
 		if t.pre, err = newPreTokenizer(v.Pre); err != nil {
@@ -152,6 +161,18 @@ func New(v Vocab) (*Tokenizer, error) {
 				t.surface[i] = s
 			}
 		}
+	case "gemma4":
+		if t.pre, err = compilePre("gemma4", gemma4Pre); err != nil {
+			return nil, err
+		}
+		if t.bpe, err = newBPEModel(t.ids, v.Merges); err != nil {
+			return nil, err
+		}
+		t.bpe.useRawUTF8()
+		t.surface = make([]string, len(v.Tokens))
+		for i, s := range v.Tokens {
+			t.surface[i] = rawSurface(s, t.tokenType(i))
+		}
 	case "llama":
 		addSpace := true
 		if v.AddSpacePrefix != nil {
@@ -163,16 +184,20 @@ func New(v Vocab) (*Tokenizer, error) {
 			t.surface[i] = t.spm.surface(i, s)
 		}
 	default:
-		return nil, fmt.Errorf("tokenize: %w model %q (supported: \"gpt2\", \"llama\")", ErrUnsupported, v.Model)
+		return nil, fmt.Errorf("tokenize: %w model %q (supported: \"gpt2\", \"llama\", \"gemma4\")", ErrUnsupported, v.Model)
 	}
 
-	var specials []string
+	var specials, userDefined []string
 	for i, s := range v.Tokens {
 		if tt := t.tokenType(i); (tt == typeControl || tt == typeUserDefined) && s != "" && t.ids[s] == i {
 			specials = append(specials, s)
+			if tt == typeUserDefined {
+				userDefined = append(userDefined, s)
+			}
 		}
 	}
 	t.special = newSpecialMatcher(specials, t.ids)
+	t.userDefined = newSpecialMatcher(userDefined, t.ids)
 	return t, nil
 }
 
@@ -186,11 +211,30 @@ func (t *Tokenizer) tokenType(id int) int32 {
 // VocabSize returns the number of tokens in the vocabulary.
 func (t *Tokenizer) VocabSize() int { return len(t.vocab.Tokens) }
 
-// Encode splits text into tokens. It prepends BOS when the vocabulary asks
-// for it (AddBOS) and appends EOS when AddEOS is set. Empty text yields an
-// empty slice; text that is not valid UTF-8 yields an error wrapping
-// ErrInvalidUTF8.
-func (t *Tokenizer) Encode(text string) (toks []Token, err error) {
+// EncodeOptions choose how EncodeWith treats special tokens.
+type EncodeOptions struct {
+	// AddSpecial adds BOS and EOS where the vocabulary asks for them
+	// (AddBOS, AddEOS), as a model's input would have them.
+	AddSpecial bool
+	// ParseSpecial turns control tokens written literally in the text (e.g.
+	// "<|im_start|>") into their single token. Without it their text is
+	// tokenized as ordinary text. User-defined tokens are matched either
+	// way, as llama.cpp does.
+	ParseSpecial bool
+}
+
+// Encode splits text into tokens as a model's input: special tokens parsed
+// and BOS/EOS added (EncodeOptions{AddSpecial: true, ParseSpecial: true}).
+// Empty text yields an empty slice; text that is not valid UTF-8 yields an
+// error wrapping ErrInvalidUTF8.
+func (t *Tokenizer) Encode(text string) ([]Token, error) {
+	return t.EncodeWith(text, EncodeOptions{AddSpecial: true, ParseSpecial: true})
+}
+
+// EncodeWith splits text into tokens with the given options. Empty text
+// yields an empty slice (no BOS even with AddSpecial); text that is not
+// valid UTF-8 yields an error wrapping ErrInvalidUTF8.
+func (t *Tokenizer) EncodeWith(text string, o EncodeOptions) (toks []Token, err error) {
 	if !utf8.ValidString(text) {
 		i := 0
 		for i < len(text) {
@@ -214,11 +258,15 @@ func (t *Tokenizer) Encode(text string) (toks []Token, err error) {
 	}()
 
 	toks = make([]Token, 0, len(text)/3+2)
-	if t.vocab.AddBOS {
+	if o.AddSpecial && t.vocab.AddBOS {
 		toks = append(toks, t.token(t.vocab.BOS, 0, 0))
 	}
+	matcher := t.special
+	if !o.ParseSpecial {
+		matcher = t.userDefined
+	}
 	prevSpecial := true // for SentencePiece: the text start behaves like a special token
-	for _, seg := range t.special.split(text) {
+	for _, seg := range matcher.split(text) {
 		if seg.id >= 0 {
 			toks = append(toks, t.token(seg.id, seg.start, seg.end))
 			prevSpecial = true
@@ -234,7 +282,7 @@ func (t *Tokenizer) Encode(text string) (toks []Token, err error) {
 		}
 		prevSpecial = false
 	}
-	if t.vocab.AddEOS {
+	if o.AddSpecial && t.vocab.AddEOS {
 		toks = append(toks, t.token(t.vocab.EOS, len(text), len(text)))
 	}
 	return toks, nil
@@ -287,6 +335,56 @@ func (t *Tokenizer) Decode(ids []int) string {
 		b.WriteString(s)
 	}
 	return b.String()
+}
+
+// rawSurface is the decoded text of a "gemma4" token: a <0xNN> byte token
+// is that byte, "▁" is a space.
+func rawSurface(s string, tokenType int32) string {
+	if tokenType == typeByte && len(s) == 6 && strings.HasPrefix(s, "<0x") && s[5] == '>' {
+		if b, err := strconv.ParseUint(s[3:5], 16, 8); err == nil {
+			return string([]byte{byte(b)})
+		}
+	}
+	if tokenType == typeNormal || tokenType == typeUserDefined {
+		return strings.ReplaceAll(s, spaceMarker, " ")
+	}
+	return s
+}
+
+// Supported reports whether lmood implements the tokenizer model (as in
+// tokenizer.ggml.model) with the pre-tokenizer pre (tokenizer.ggml.pre; only
+// "gpt2" models use it, empty meaning "default"): nil if so, else an error
+// wrapping ErrUnsupported that names what is missing.
+func Supported(model, pre string) error {
+	switch model {
+	case "llama", "gemma4":
+		return nil
+	case "gpt2":
+		if pre == "" {
+			pre = "default"
+		}
+		if _, ok := prePatterns[pre]; ok {
+			return nil
+		}
+		return fmt.Errorf("tokenize: %w pre-tokenizer %q for model \"gpt2\" (supported: %s)",
+			ErrUnsupported, pre, strings.Join(supportedPre(), ", "))
+	}
+	return fmt.Errorf("tokenize: %w model %q (supported: \"gpt2\", \"llama\", \"gemma4\")", ErrUnsupported, model)
+}
+
+// Kind names a tokenizer for listings: the model, and for "gpt2" models
+// the pre-tokenizer, e.g. "gpt2/qwen2", "llama", "gemma4". An empty model
+// is "?".
+func Kind(model, pre string) string {
+	switch {
+	case model == "":
+		return "?"
+	case model == "gpt2" && pre == "":
+		return "gpt2/default"
+	case model == "gpt2":
+		return model + "/" + pre
+	}
+	return model
 }
 
 // supportedPre returns the sorted list of accepted tokenizer.ggml.pre names.

@@ -198,7 +198,7 @@ func TestNewErrors(t *testing.T) {
 		mutate func(*Vocab)
 		want   string
 	}{
-		{"unknown pre", func(v *Vocab) { v.Pre = "falcon" }, "supported: default, gpt-2, llama-bpe, llama3, qwen2, smollm"},
+		{"unknown pre", func(v *Vocab) { v.Pre = "tekken" }, `pre-tokenizer "tekken" for model "gpt2" (supported: command-r, deepseek-coder, deepseek-llm, default, falcon, gpt-2, llama-bpe, llama3, mpt, qwen2, qwen35, refact, smollm, starcoder)`},
 		{"unknown model", func(v *Vocab) { v.Model = "bert" }, "unsupported tokenizer model"},
 		{"empty vocab", func(v *Vocab) { v.Tokens = nil }, "empty"},
 		{"bad merge", func(v *Vocab) { v.Merges = append(v.Merges, "nospace") }, "not an \"a b\" pair"},

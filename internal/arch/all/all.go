@@ -6,5 +6,8 @@ package all
 
 import (
 	_ "github.com/lmood/lmood/internal/arch/gemma3" // gemma3
+	_ "github.com/lmood/lmood/internal/arch/gpt2"   // gpt2
 	_ "github.com/lmood/lmood/internal/arch/llama"  // llama, qwen2
+	_ "github.com/lmood/lmood/internal/arch/phi3"   // phi3
+	_ "github.com/lmood/lmood/internal/arch/qwen3"  // qwen3
 )

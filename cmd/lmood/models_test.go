@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lmood/lmood/internal/ollama"
+	"github.com/lmood/lmood/internal/store"
+	"github.com/lmood/lmood/internal/testutil"
+)
+
+// TestModelRowsTokenizer: `lmood models` names each model's architecture and
+// tokenizer and says whether they are supported; a broken entry says no.
+func TestModelRowsTokenizer(t *testing.T) {
+	st := &store.Store{Root: t.TempDir()}
+	if _, err := st.Import(testutil.WriteTiny(t, testutil.DefaultTiny()), "tiny", store.Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(st.Root, "broken"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, rows := modelRows(st, entries)
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	got := map[string][]string{}
+	for _, r := range rows {
+		got[r[0]] = r
+	}
+	tiny, broken := got["tiny"], got["broken"]
+	if tiny == nil || broken == nil {
+		t.Fatalf("rows %v lack tiny or broken", rows)
+	}
+	if tiny[col["arch"]] != "llama" || tiny[col["tokenizer"]] != "gpt2/gpt-2" || tiny[col["supported"]] != "yes" {
+		t.Errorf("tiny row = %v", tiny)
+	}
+	if broken[col["supported"]] != "no" {
+		t.Errorf("broken row = %v", broken)
+	}
+}
+
+// TestOllamaRowsTokenizer: `lmood models --ollama` names architecture and
+// tokenizer per model and refuses an unsupported architecture or tokenizer
+// with the reason.
+func TestOllamaRowsTokenizer(t *testing.T) {
+	models := []ollama.Listed{
+		{Model: ollama.Model{Name: "qwen:latest", Arch: "qwen2", TokenizerModel: "gpt2", TokenizerPre: "qwen2", Digest: "aa"}},
+		{Model: ollama.Model{Name: "mistral-nemo:latest", Arch: "llama", TokenizerModel: "gpt2", TokenizerPre: "tekken", Digest: "bb"}},
+		{Model: ollama.Model{Name: "embed:latest", Arch: "bert", TokenizerModel: "bert", Digest: "cc"}},
+		{Model: ollama.Model{Name: "gone:latest", Arch: "llama"}, Err: errors.New("show failed")},
+	}
+	header, rows := ollamaRows(models, map[string][]string{"aa": {"ollama-qwen"}})
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	want := []struct{ tokenizer, supported, status string }{
+		{"gpt2/qwen2", "yes", "converted: ollama-qwen"},
+		{"gpt2/tekken", "no", "tokenizer gpt2/tekken not supported"},
+		{"bert", "no", "architecture bert not supported"},
+		{"?", "?", "error: show failed"},
+	}
+	for i, w := range want {
+		r := rows[i]
+		if r[col["tokenizer"]] != w.tokenizer || r[col["supported"]] != w.supported || !strings.Contains(r[col["lmood"]], w.status) {
+			t.Errorf("row %d = %v, want tokenizer %q, supported %q, status %q", i, r, w.tokenizer, w.supported, w.status)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package nn
+
+import (
+	"math"
+
+	"github.com/lmood/lmood/internal/arch"
+	"github.com/lmood/lmood/internal/onnx"
+)
+
+// Graph is an ONNX builder with the building blocks of decoder-only
+// transformers. Weights are read by GGUF name through the builder's weight
+// source, as laid out by Tensors.Prepare.
+type Graph struct {
+	*onnx.Builder
+}
+
+// NewGraph starts the graph of architecture a.
+func NewGraph(a string, w onnx.WeightSource) *Graph {
+	return &Graph{Builder: onnx.NewBuilder("lmood-"+a, w)}
+}
+
+// Emit adds v as output p if the plan asks for it; width is its last axis.
+func (g *Graph) Emit(plan *Plan, p arch.Point, v onnx.Value, width int) {
+	if plan.Want(p) {
+		g.Output(v, p.Name(), onnx.Float, "batch", "seq", width)
+	}
+}
+
+func (g *Graph) intScalar(v int64) onnx.Value {
+	return g.Op("Squeeze", []onnx.Value{g.Ints(v), g.Ints(0)})
+}
+
+// Positions returns 0, 1, …, seq-1 (int64) for x of shape [batch, seq, …].
+func (g *Graph) Positions(x onnx.Value) onnx.Value {
+	seqLen := g.Op("Squeeze", []onnx.Value{
+		g.Op("Shape", []onnx.Value{x}, onnx.IntAttr("start", 1), onnx.IntAttr("end", 2)),
+		g.Ints(0)})
+	return g.Op("Range", []onnx.Value{g.intScalar(0), seqLen, g.intScalar(1)})
+}
+
+// CausalMask is [seq, seq]: 0 where query q may see key k (k <= q), the
+// lowest float32 elsewhere, to be added to attention scores.
+func (g *Graph) CausalMask(pos onnx.Value) onnx.Value {
+	rows := g.Op("Unsqueeze", []onnx.Value{pos, g.Ints(1)})
+	cols := g.Op("Unsqueeze", []onnx.Value{pos, g.Ints(0)})
+	future := g.Op("Greater", []onnx.Value{cols, rows})
+	return g.Op("Where", []onnx.Value{future, g.Scalar(onnx.MinFloat32), g.Scalar(0)})
+}
+
+// Rotary holds the cos and sin tables of rotate-half rotary embeddings,
+// [seq, head_dim].
+type Rotary struct{ Cos, Sin onnx.Value }
+
+// NewRotary builds the tables for positions pos: position p, frequency j,
+// angle p · base^(-2j/headDim), duplicated for the two halves.
+func (g *Graph) NewRotary(pos onnx.Value, headDim int, base float64) Rotary {
+	invFreq := make([]float32, headDim/2)
+	for j := range invFreq {
+		invFreq[j] = float32(math.Pow(base, -2*float64(j)/float64(headDim)))
+	}
+	p := g.Op("Unsqueeze", []onnx.Value{g.Op("Cast", []onnx.Value{pos}, onnx.IntAttr("to", int64(onnx.Float))), g.Ints(1)})
+	angles := g.MatMul(p, g.Floats([]int64{1, int64(headDim / 2)}, invFreq)) // [seq, hd/2]
+	emb := g.Concat(-1, angles, angles)
+	return Rotary{Cos: g.Op("Cos", []onnx.Value{emb}), Sin: g.Op("Sin", []onnx.Value{emb})}
+}
+
+// Rope rotates each head's dimension pairs (j, j + head_dim/2) of x
+// [batch, heads, seq, head_dim]: x·cos + rotate_half(x)·sin.
+func (g *Graph) Rope(x onnx.Value, r Rotary, headDim int) onnx.Value {
+	hd, half := int64(headDim), int64(headDim/2)
+	rotated := g.Concat(-1, g.Neg(g.Slice(x, -1, half, hd)), g.Slice(x, -1, 0, half))
+	return g.Add(g.Mul(x, r.Cos), g.Mul(rotated, r.Sin))
+}
+
+// RMSNorm is x / sqrt(mean(x²) + eps) · weight over the last axis.
+func (g *Graph) RMSNorm(x, weight onnx.Value, eps float64) onnx.Value {
+	meanSquare := g.ReduceMean(g.Pow(x, 2), -1)
+	return g.Mul(g.Div(x, g.Sqrt(g.Add(meanSquare, g.Scalar(float32(eps))))), weight)
+}
+
+// LayerNorm is (x - mean) / sqrt(var + eps) · weight + bias over the last
+// axis.
+func (g *Graph) LayerNorm(x, weight, bias onnx.Value, eps float64) onnx.Value {
+	centred := g.Sub(x, g.ReduceMean(x, -1))
+	variance := g.ReduceMean(g.Pow(centred, 2), -1)
+	return g.Add(g.Mul(g.Div(centred, g.Sqrt(g.Add(variance, g.Scalar(float32(eps))))), weight), bias)
+}
+
+// Linear is x @ W (+ b) for the GGUF weight name (stored [in, out]) and an
+// optional bias name ("" for none).
+func (g *Graph) Linear(x onnx.Value, weight, bias string) onnx.Value {
+	y := g.MatMul(x, g.Weight(weight))
+	if bias != "" {
+		y = g.Add(y, g.Weight(bias))
+	}
+	return y
+}
+
+// Heads splits [batch, seq, n·head_dim] into [batch, n, seq, head_dim].
+func (g *Graph) Heads(x onnx.Value, n, headDim int) onnx.Value {
+	return g.Transpose(g.Reshape(x, 0, 0, int64(n), int64(headDim)), 0, 2, 1, 3)
+}
+
+// Attention is masked grouped-query attention of queries q [b, heads, s, hd]
+// (already scaled) over keys and values [b, kv, s, hd]: query heads are
+// grouped heads/kv to a key/value head, shared by broadcasting in MatMul.
+// It returns the heads' contexts concatenated, [b, s, heads·hd], before the
+// output projection.
+func (g *Graph) Attention(q, k, v, mask onnx.Value, heads, kvHeads, headDim int) onnx.Value {
+	kv, group, hd := int64(kvHeads), int64(heads/kvHeads), int64(headDim)
+	qg := g.Reshape(q, 0, kv, group, -1, hd)            // [b, kv, g, s, hd]
+	kg := g.Op("Unsqueeze", []onnx.Value{k, g.Ints(2)}) // [b, kv, 1, s, hd]
+	vg := g.Op("Unsqueeze", []onnx.Value{v, g.Ints(2)})
+	scores := g.Add(g.MatMul(qg, g.Transpose(kg, 0, 1, 2, 4, 3)), mask) // [b, kv, g, s, s]
+	ctx := g.MatMul(g.Softmax(scores, -1), vg)                          // [b, kv, g, s, hd]
+	ctx = g.Transpose(g.Reshape(ctx, 0, int64(heads), -1, hd), 0, 2, 1, 3)
+	return g.Reshape(ctx, 0, 0, int64(heads)*hd)
+}
+
+// SiLU is x · sigmoid(x).
+func (g *Graph) SiLU(x onnx.Value) onnx.Value { return g.Mul(x, g.Sigmoid(x)) }
+
+// GELUTanh is the tanh approximation of GELU:
+// x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³))).
+func (g *Graph) GELUTanh(x onnx.Value) onnx.Value {
+	inner := g.Mul(g.Add(x, g.Mul(g.Pow(x, 3), g.Scalar(0.044715))), g.Scalar(float32(math.Sqrt(2/math.Pi))))
+	return g.Mul(g.Mul(x, g.Scalar(0.5)), g.Add(g.Op("Tanh", []onnx.Value{inner}), g.Scalar(1)))
+}
+
+// Split cuts the last axis of x into consecutive parts of the given sizes.
+func (g *Graph) Split(x onnx.Value, sizes ...int) []onnx.Value {
+	out := make([]onnx.Value, len(sizes))
+	start := int64(0)
+	for i, n := range sizes {
+		out[i] = g.Slice(x, -1, start, start+int64(n))
+		start += int64(n)
+	}
+	return out
+}
+
+// Project maps x [batch, seq, dim] to vocabulary logits with the GGUF
+// weight output (stored [dim, vocab]), or, if tied, with the [vocab, dim]
+// token embedding matrix transposed (Gemm with transB: no second copy).
+func (g *Graph) Project(x onnx.Value, tied bool, output string, dim, vocab int) onnx.Value {
+	if !tied {
+		return g.MatMul(x, g.Weight(output))
+	}
+	flat := g.Reshape(x, -1, int64(dim))
+	logits := g.Op("Gemm", []onnx.Value{flat, g.Weight(arch.TokenEmbd)}, onnx.IntAttr("transB", 1))
+	shape := g.Concat(0, g.Op("Shape", []onnx.Value{x}, onnx.IntAttr("start", 0), onnx.IntAttr("end", 2)), g.Ints(int64(vocab)))
+	return g.Op("Reshape", []onnx.Value{logits, shape})
+}

@@ -1,0 +1,187 @@
+package phi3_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lmood/lmood/internal/arch"
+	_ "github.com/lmood/lmood/internal/arch/phi3"
+	"github.com/lmood/lmood/internal/gguf"
+	"github.com/lmood/lmood/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.Main(m) }
+
+// oracleTol is the relative Frobenius error allowed per measurement point,
+// float32 graph vs the float64 numpy reference (as for llama and gemma3).
+const oracleTol = 1e-3
+
+// tiny describes a synthetic phi3 model.
+type tiny struct {
+	Layers, Dim, FFN, Heads, KVHeads, Vocab int
+	Separate                                bool // attn_q/k/v instead of the fused attn_qkv
+	Tied                                    bool // no output.weight
+	Seed                                    uint64
+	Meta                                    map[string]gguf.Value // extra metadata (to test refusals)
+	RopeFactors                             bool                  // add LongRoPE factor tensors
+	BadTensor                               string                // give this tensor a wrong shape
+}
+
+func defaultTiny() tiny {
+	return tiny{Layers: 3, Dim: 48, FFN: 40, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 31}
+}
+
+// writeTiny writes a phi3 GGUF with random F32 weights.
+func writeTiny(t testing.TB, m tiny) string {
+	t.Helper()
+	r := rand.New(rand.NewPCG(m.Seed, 4))
+	w := gguf.NewWriter()
+	a := "phi3"
+	hd := m.Dim / m.Heads
+	w.AddString("general.architecture", a)
+	w.AddString("general.name", "tiny phi3")
+	w.AddUint32(a+".block_count", uint32(m.Layers))
+	w.AddUint32(a+".context_length", 128)
+	w.AddUint32(a+".embedding_length", uint32(m.Dim))
+	w.AddUint32(a+".feed_forward_length", uint32(m.FFN))
+	w.AddUint32(a+".attention.head_count", uint32(m.Heads))
+	w.AddUint32(a+".attention.head_count_kv", uint32(m.KVHeads))
+	w.AddUint32(a+".rope.dimension_count", uint32(hd))
+	w.AddUint32(a+".attention.sliding_window", 2047)
+	w.AddFloat32(a+".attention.layer_norm_rms_epsilon", 1e-5)
+	w.AddFloat32(a+".rope.freq_base", 10000)
+	for k, v := range m.Meta {
+		w.Set(a+"."+k, v)
+	}
+	testutil.AddTinyVocab(w, m.Vocab)
+	tensor := func(name string, scale float64, dims ...uint64) {
+		if name == m.BadTensor {
+			dims[1]++
+		}
+		n := uint64(1)
+		for _, d := range dims {
+			n *= d
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(r.NormFloat64() * scale)
+		}
+		w.AddTensorF32(name, dims, data)
+	}
+	norm := func(name string, n int) {
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(1 + 0.3*r.NormFloat64())
+		}
+		w.AddTensorF32(name, []uint64{uint64(n)}, data)
+	}
+	d := uint64(m.Dim)
+	q, kv, f := uint64(m.Heads*hd), uint64(m.KVHeads*hd), uint64(m.FFN)
+	s := 1 / math.Sqrt(float64(m.Dim))
+	tensor("token_embd.weight", 1, d, uint64(m.Vocab))
+	if m.RopeFactors {
+		norm("rope_factors_long.weight", hd/2)
+		norm("rope_factors_short.weight", hd/2)
+	}
+	for i := 0; i < m.Layers; i++ {
+		p := fmt.Sprintf("blk.%d.", i)
+		norm(p+"attn_norm.weight", m.Dim)
+		if m.Separate {
+			tensor(p+"attn_q.weight", s, d, q)
+			tensor(p+"attn_k.weight", s, d, kv)
+			tensor(p+"attn_v.weight", s, d, kv)
+		} else {
+			tensor(p+"attn_qkv.weight", s, d, q+2*kv)
+		}
+		tensor(p+"attn_output.weight", 1/math.Sqrt(float64(q)), q, d)
+		norm(p+"ffn_norm.weight", m.Dim)
+		tensor(p+"ffn_up.weight", s, d, 2*f)
+		tensor(p+"ffn_down.weight", 1/math.Sqrt(float64(m.FFN)), f, d)
+	}
+	norm("output_norm.weight", m.Dim)
+	if !m.Tied {
+		tensor("output.weight", s, d, uint64(m.Vocab))
+	}
+	path := filepath.Join(t.TempDir(), "tiny-phi3.gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatalf("write tiny GGUF: %v", err)
+	}
+	return path
+}
+
+// TestTinyOracle runs synthetic phi3 models through the graph and the numpy
+// oracle at every measurement point: fused q/k/v with an untied head (as
+// Phi-3-mini), and separate q/k/v with a tied head.
+func TestTinyOracle(t *testing.T) {
+	py := testutil.Python(t)
+	testutil.Runtime(t)
+	sep := defaultTiny()
+	sep.Separate, sep.Tied, sep.Seed = true, true, 32
+	for _, tc := range []struct {
+		name string
+		tiny tiny
+	}{{"fused-qkv", defaultTiny()}, {"separate-qkv-tied", sep}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeTiny(t, tc.tiny)
+			m := testutil.ImportTiny(t, path)
+			defer m.Close()
+			points := testutil.AllPoints(m.Config().Layers)
+			worst := testutil.CheckOracle(t, m, py, filepath.Join("testdata", "oracle.py"), path,
+				[]int{5, 260, 17, 299, 42, 42, 0, 128, 77, 201}, points, oracleTol)
+			t.Logf("worst relative error over %d points: %.2e", len(points), worst)
+		})
+	}
+}
+
+// TestConfigRefusals: rope scaling the graph does not implement, and
+// metadata that contradicts the tensors, are refused before conversion
+// with what is missing named.
+func TestConfigRefusals(t *testing.T) {
+	tests := []struct {
+		name string
+		tiny func(*tiny)
+		want []string
+	}{
+		{"longrope factors", func(m *tiny) { m.RopeFactors = true }, []string{"LongRoPE", "rope_factors_long.weight", `"longrope" is not supported`}},
+		{"longrope type", func(m *tiny) {
+			m.Meta = map[string]gguf.Value{"rope.scaling.type": gguf.NewString("longrope")}
+		}, []string{`rope scaling "longrope"`, "phi3.rope.scaling.type"}},
+		{"attention factor", func(m *tiny) {
+			m.Meta = map[string]gguf.Value{"rope.scaling.attn_factor": gguf.NewFloat32(1.19)}
+		}, []string{"phi3.rope.scaling.attn_factor"}},
+		{"fused up of the wrong width", func(m *tiny) { m.BadTensor = "blk.2.ffn_up.weight" }, []string{"blk.2.ffn_up.weight", "[48 80]", "feed_forward_length 40"}},
+		{"fused qkv of the wrong width", func(m *tiny) { m.BadTensor = "blk.0.attn_qkv.weight" }, []string{"blk.0.attn_qkv.weight", "[48 96]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := defaultTiny()
+			tc.tiny(&m)
+			f, err := gguf.Open(writeTiny(t, m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			spec, err := arch.FromGGUF(f)
+			if err == nil {
+				for _, n := range spec.Config.TensorNames() {
+					tt, _ := f.Tensor(n)
+					if err = spec.Config.CheckTensorShape(n, tt.Dims); err != nil {
+						break
+					}
+				}
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}

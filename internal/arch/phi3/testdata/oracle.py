@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Independent float64 reference forward pass of a phi3 GGUF, in numpy.
+
+lmood's phi3 ONNX graph is checked against this. It shares no code with
+lmood: weights are read and dequantized by the PyPI `gguf` package, and the
+model follows llama.cpp's reading of a phi3 GGUF (src/models/qwen3.cpp):
+
+  h0 = token_embd[ids]                                  (hidden state 0)
+  per block i (0-based):
+    x  = rms(h) * attn_norm
+    q, k, v = x Wq, x Wk, x Wv (no bias); per head: q = rms(q) * q_norm,
+    k = rms(k) * k_norm; rotate-half rope (NEOX), base rope.freq_base;
+    q *= 1/sqrt(key_length); query t attends keys s <= t
+    a  = attn Wo;  h += a
+    f  = down(silu(x Wg) * x Wu), x = rms(h) * ffn_norm;  h += f
+  logits = rms(h) * output_norm @ (output or token_embd).T
+
+Attention is computed one query position at a time with explicit lists of
+visible keys (unlike the graph's masked matrix products).
+
+Usage:
+  oracle.py --gguf MODEL.gguf --ids 1,2,3 --points resid.0,norm.3,attn.2,mlp.2,logits --out points.bin
+"""
+import argparse
+import math
+import sys
+
+import numpy as np
+from gguf import GGUFReader
+from gguf.quants import dequantize
+
+ARCH = "phi3"
+
+
+def field(reader, key, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    v = f.parts[f.data[0]]
+    if f.types and f.types[0].name == "STRING":
+        return bytes(v).decode()
+    return v.tolist()[0]
+
+
+def weights(reader):
+    ts = {t.name: t for t in reader.tensors}
+
+    def get(name):
+        t = ts[name]
+        w = dequantize(t.data, t.tensor_type)
+        return np.asarray(w, dtype=np.float64).reshape([int(d) for d in reversed(t.shape)])
+
+    return get, ts
+
+
+def rms(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope(x, base):
+    # x: [T, heads, hd]; rotate (j, j + hd/2) by t * base^(-2j/hd)
+    T, _, hd = x.shape
+    half = hd // 2
+    out = np.empty_like(x)
+    for t in range(T):
+        for j in range(half):
+            ang = t * base ** (-2.0 * j / hd)
+            c, s = math.cos(ang), math.sin(ang)
+            a, b = x[t, :, j].copy(), x[t, :, j + half].copy()
+            out[t, :, j] = a * c - b * s
+            out[t, :, j + half] = b * c + a * s
+    return out
+
+
+def attend(q, k, v, n_head, n_kv):
+    T, _, hd = q.shape
+    ctx = np.zeros((T, n_head, v.shape[2]))
+    group = n_head // n_kv
+    for t in range(T):
+        for hh in range(n_head):
+            kh = hh // group
+            sc = np.array([q[t, hh] @ k[s, kh] for s in range(t + 1)])
+            pr = np.exp(sc - sc.max())
+            pr /= pr.sum()
+            ctx[t, hh] = sum(pr[s] * v[s, kh] for s in range(t + 1))
+    return ctx.reshape(T, -1)
+
+
+def forward(reader, ids, depth):
+    A = field(reader, "general.architecture")
+    assert A == ARCH, A
+    n_layer = field(reader, f"{A}.block_count")
+    dim = field(reader, f"{A}.embedding_length")
+    n_head = field(reader, f"{A}.attention.head_count")
+    n_kv = field(reader, f"{A}.attention.head_count_kv", n_head)
+    hd = field(reader, f"{A}.attention.key_length", dim // n_head)
+    eps = field(reader, f"{A}.attention.layer_norm_rms_epsilon", 1e-5)
+    base = field(reader, f"{A}.rope.freq_base", 10000.0)
+    W, ts = weights(reader)
+    depth = min(depth, n_layer)
+
+    emb = W("token_embd.weight")  # [vocab, dim]
+    h = emb[np.asarray(ids)]
+    T = len(ids)
+    pts = {"resid.0": h.copy()}
+    for i in range(depth):
+        p = f"blk.{i}."
+        x = rms(h, W(p + "attn_norm.weight"), eps)
+        pts[f"norm.{i}"] = x
+        if p + "attn_qkv.weight" in ts:
+            qkv = x @ W(p + "attn_qkv.weight").T
+            q, k, v = np.split(qkv, [n_head * hd, n_head * hd + n_kv * hd], axis=-1)
+        else:
+            q, k, v = (x @ W(p + n).T for n in ("attn_q.weight", "attn_k.weight", "attn_v.weight"))
+        q = rope(q.reshape(T, n_head, hd), base) / math.sqrt(hd)
+        k = rope(k.reshape(T, n_kv, hd), base)
+        v = v.reshape(T, n_kv, hd)
+        a = attend(q, k, v, n_head, n_kv) @ W(p + "attn_output.weight").T
+        pts[f"attn.{i + 1}"] = a
+        h = h + a
+        x = rms(h, W(p + "ffn_norm.weight"), eps)
+        gu = x @ W(p + "ffn_up.weight").T
+        g, u = gu[:, : gu.shape[1] // 2], gu[:, gu.shape[1] // 2 :]
+        f = (g / (1.0 + np.exp(-g)) * u) @ W(p + "ffn_down.weight").T
+        pts[f"mlp.{i + 1}"] = f
+        h = h + f
+        pts[f"resid.{i + 1}"] = h.copy()
+    if depth < n_layer:
+        pts[f"norm.{depth}"] = rms(h, W(f"blk.{depth}.attn_norm.weight"), eps)
+    else:
+        x = rms(h, W("output_norm.weight"), eps)
+        pts[f"norm.{depth}"] = x
+        head = W("output.weight") if "output.weight" in ts else emb
+        pts["logits"] = x @ head.T
+    return pts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gguf", required=True)
+    ap.add_argument("--ids", required=True)
+    ap.add_argument("--points", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    ids = [int(x) for x in a.ids.split(",")]
+    reader = GGUFReader(a.gguf)
+    n_layer = field(reader, f"{ARCH}.block_count")
+    names = a.points.split(",")
+    depth = max(n_layer if x == "logits" else int(x.split(".")[1]) for x in names)
+    pts = forward(reader, ids, depth)
+    missing = [x for x in names if x not in pts]
+    if missing:
+        sys.exit(f"unknown or out-of-range points {missing}")
+    np.concatenate([pts[x].astype("<f4").ravel() for x in names]).tofile(a.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+package testutil
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lmood/lmood/internal/arch"
+	"github.com/lmood/lmood/internal/runtime"
+	"github.com/lmood/lmood/internal/store"
+)
+
+// The helpers below compare a family's ONNX graph with a float64 reference
+// forward pass (a family's testdata/oracle.py): the oracle is run as
+//
+//	python SCRIPT --gguf FILE --ids 1,2,3 --points resid.0,attn.1,logits --out FILE.bin
+//
+// and writes the points one after the other, each float32 [len(ids), width].
+
+// ImportTiny converts a synthetic GGUF into a temporary store and opens it.
+// The caller closes the model.
+func ImportTiny(t testing.TB, path string) *store.Model {
+	t.Helper()
+	st := &store.Store{Root: t.TempDir()}
+	if _, err := st.Import(path, "tiny", store.Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Open("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// AllPoints lists every measurement point of a model of layers blocks.
+func AllPoints(layers int) []arch.Point {
+	var points []arch.Point
+	for _, s := range arch.Sites {
+		lo, hi := s.Range(layers)
+		for i := lo; i <= hi; i++ {
+			points = append(points, arch.Point{Site: s, Index: i})
+		}
+	}
+	return points
+}
+
+// RelErr is |a-b| / |b| (Frobenius norms, in float64).
+func RelErr(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	return math.Sqrt(num / den)
+}
+
+// Oracle runs a reference script on a GGUF and returns the points, each
+// [len(ids), width].
+func Oracle(t testing.TB, py, script, gguf string, c arch.Spec, ids []int, points []arch.Point) map[arch.Point][]float32 {
+	t.Helper()
+	strIDs := make([]string, len(ids))
+	for i, id := range ids {
+		strIDs[i] = fmt.Sprint(id)
+	}
+	names := make([]string, len(points))
+	for i, p := range points {
+		names[i] = p.Name()
+	}
+	out := filepath.Join(t.TempDir(), "points.bin")
+	cmd := exec.Command(py, script, "--gguf", gguf, "--ids", strings.Join(strIDs, ","),
+		"--points", strings.Join(names, ","), "--out", out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("oracle %s: %v\n%s", script, err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := make([]float32, len(b)/4)
+	for i := range all {
+		all[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	res := map[arch.Point][]float32{}
+	off := 0
+	for _, p := range points {
+		n := len(ids) * c.Width(p.Site)
+		if off+n > len(all) {
+			t.Fatalf("oracle wrote %d values, fewer than the points need", len(all))
+		}
+		res[p] = all[off : off+n]
+		off += n
+	}
+	if off != len(all) {
+		t.Fatalf("oracle wrote %d values, the points need %d", len(all), off)
+	}
+	return res
+}
+
+// RunPoints runs a graph of m exposing points on one prompt's embeddings
+// (T tokens).
+func RunPoints(t testing.TB, m *store.Model, points []arch.Point, emb []float32, T int) map[arch.Point][]float32 {
+	t.Helper()
+	c := m.Config()
+	path, err := m.Graph(arch.GraphOptions{Outputs: points})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := make([]runtime.Output, len(points))
+	for i, p := range points {
+		outs[i] = runtime.Output{Name: p.Name(), Width: c.Width(p.Site)}
+	}
+	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, outs, runtime.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Run(emb, 1, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := map[arch.Point][]float32{}
+	for i, p := range points {
+		res[p] = got[i]
+	}
+	return res
+}
+
+// CheckOracle compares every point of m's graph on ids with the oracle
+// script (relative error at most tol each), and a graph truncated after
+// each point with the full graph. It logs every error and returns the
+// worst.
+func CheckOracle(t *testing.T, m *store.Model, py, script, gguf string, ids []int, points []arch.Point, tol float64) float64 {
+	t.Helper()
+	want := Oracle(t, py, script, gguf, m.Config(), ids, points)
+	emb, err := m.Embeddings(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := RunPoints(t, m, points, emb, len(ids))
+	worst := 0.0
+	for _, p := range points {
+		e := RelErr(got[p], want[p])
+		worst = max(worst, e)
+		t.Logf("%-9s relative error %.2e", p.Name(), e)
+		if e > tol || math.IsNaN(e) {
+			t.Errorf("%s: relative error %.2e > %.0e", p.Name(), e, tol)
+		}
+	}
+	for _, p := range points {
+		alone := RunPoints(t, m, []arch.Point{p}, emb, len(ids))[p]
+		if e := RelErr(alone, got[p]); e > 1e-6 {
+			t.Errorf("a graph truncated after %s differs from the full graph: %.2e", p.Name(), e)
+		}
+	}
+	return worst
+}
