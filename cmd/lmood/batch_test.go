@@ -146,6 +146,12 @@ func TestScoreResumeAfterKill(t *testing.T) {
 		t.Errorf("no progress line with rate and ETA on a non-terminal stderr:\n%s", stderr)
 	}
 	if resumed := sortedLines(readFile(t, out)); !slices.Equal(resumed, want) {
+		for i := range min(len(resumed), len(want)) {
+			if resumed[i] != want[i] {
+				t.Logf("first difference at sorted line %d:\n resumed %s\n plain   %s", i, resumed[i], want[i])
+				break
+			}
+		}
 		t.Fatalf("killed and resumed run differs from the plain run (%d vs %d records)", len(resumed), len(want))
 	}
 	t.Logf("killed after %d of %d records; resumed run matches the plain run", killedAt, n)

@@ -379,10 +379,10 @@ func renderHeatmap(w io.Writer, idx int, res *analyze.Result, h int, st heatmapS
 	if m, s, ok := st.promptRatio(res, l); ok {
 		summary = fmt.Sprintf("ratio %.3f ± %.3f  OOD %.3f", m, s, drift.OODScore(m, st.Direction))
 		if st.Isolate {
-			summary += " (isolation: " + isolationWord(st.Aggregate) + " of per-token ratios, std across tokens)"
+			summary += " (isolation: " + core.IsolationWord(st.Aggregate) + " of per-token ratios, std across tokens)"
 		}
-		if n := aggregateNote(st.Aggregate); n != "" {
-			summary += " (" + strings.TrimPrefix(n, "; ") + ")"
+		if st.Aggregate.String() != core.DefaultAggregate {
+			summary += " (aggregate " + st.Aggregate.String() + ")"
 		}
 	}
 	if _, err := fmt.Fprintln(w, promptHeader(idx, res, summary)); err != nil {

@@ -297,7 +297,7 @@ func renderLayers(w io.Writer, items []layersItem, meta layersMeta, width int) e
 	fmt.Fprintf(&b, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s",
 		report.Sanitize(meta.Model), where, opt.Samples, opt.Sigma, opt.Noise, opt.Seed, firstTokenWord(opt.IncludeFirst), aggregateNote(meta.Agg))
 	if opt.Isolate {
-		b.WriteString("; isolation mode: " + isolationWord(meta.Agg) + " of per-token ratios")
+		b.WriteString("; isolation mode: " + core.IsolationWord(meta.Agg) + " of per-token ratios")
 	}
 	b.WriteByte('\n')
 	if _, err := io.WriteString(w, b.String()); err != nil {

@@ -241,28 +241,17 @@ func runScore(g *globals, sf scoreFlags, prompts []core.Prompt, w io.Writer) err
 			report.Sanitize(s.model.Manifest.Name), s.where(), s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
 			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate), oodFormula(s.opt.Direction))
 		if s.opt.Isolate {
-			fmt.Fprintf(out, "isolation mode: one token nudged at a time; prompt ratio = %s of per-token ratios\n", isolationWord(s.sess.Rule().Aggregate))
+			fmt.Fprintf(out, "isolation mode: one token nudged at a time; prompt ratio = %s of per-token ratios\n", core.IsolationWord(s.sess.Rule().Aggregate))
 		}
 		calibratedFooter(out, s.calib)
 	}
 	return finish(out, failed, len(prompts))
 }
 
-// aggregateNote names a prompt-level aggregation other than the default
-// in footers ("; aggregate median"); the default adds nothing.
+// aggregateNote names the prompt-level aggregation in footers
+// ("; aggregate trimmed").
 func aggregateNote(a drift.Aggregation) string {
-	if a.String() == core.DefaultAggregate {
-		return ""
-	}
 	return "; aggregate " + a.String()
-}
-
-// isolationWord names how isolation mode combines per-token ratios.
-func isolationWord(a drift.Aggregation) string {
-	if a == drift.Flat {
-		return "mean"
-	}
-	return a.String() + " aggregation"
 }
 
 func oodFormula(d drift.Direction) string {

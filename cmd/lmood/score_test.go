@@ -11,6 +11,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/testutil"
 )
@@ -116,9 +117,9 @@ func TestScoreJSONSurprisal(t *testing.T) {
 		}
 		return recs
 	}
-	flat := decode(scoreJSON(t, prompts, 4, true))
-	r := flat[0]
-	if r.Surprisal == nil || r.Entropy == nil || r.MaxSoftmax == nil || r.Aggregate != "flat" {
+	def := decode(scoreJSON(t, prompts, 4, true))
+	r := def[0]
+	if r.Surprisal == nil || r.Entropy == nil || r.MaxSoftmax == nil || r.Aggregate != core.DefaultAggregate {
 		t.Fatalf("baselines missing: %+v", r)
 	}
 	if r.Tokens[0].Surprisal != nil {
@@ -134,7 +135,7 @@ func TestScoreJSONSurprisal(t *testing.T) {
 	if mean := sum / float64(len(r.Tokens)-1); math.Abs(mean-*r.Surprisal) > 1e-9 {
 		t.Errorf("prompt surprisal %v, mean of tokens %v", *r.Surprisal, mean)
 	}
-	if one := flat[1]; one.Surprisal != nil || one.Error != "" {
+	if one := def[1]; one.Surprisal != nil || one.Error != "" {
 		t.Errorf("one-token prompt: surprisal %v, error %q (nothing is predicted)", one.Surprisal, one.Error)
 	}
 	if plain := decode(scoreJSON(t, prompts[:1], 4, false))[0]; plain.Surprisal != nil || plain.Tokens[1].Surprisal != nil {
@@ -142,7 +143,7 @@ func TestScoreJSONSurprisal(t *testing.T) {
 	}
 	med := decode(scoreJSON(t, prompts[:1], 4, false, "median"))[0]
 	if med.Aggregate != "median" || med.Ratio == r.Ratio || med.Drift != r.Drift || med.Tokens[2].Ratio != r.Tokens[2].Ratio {
-		t.Errorf("--aggregate median: aggregate %q ratio %v (flat %v), drift %v (flat %v)", med.Aggregate, med.Ratio, r.Ratio, med.Drift, r.Drift)
+		t.Errorf("--aggregate median: aggregate %q ratio %v (default %v), drift %v (default %v)", med.Aggregate, med.Ratio, r.Ratio, med.Drift, r.Drift)
 	}
 }
 

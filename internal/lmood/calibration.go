@@ -314,8 +314,7 @@ func (c *Calibration) Apply(rec *ScoreRecord, res *analyze.Result) error {
 
 // ScoreCalibrated is Score with calibrated values from c (nil: none).
 func (s *Session) ScoreCalibrated(prompt string, layer int, c *Calibration) ScoreRecord {
-	res, _, err := s.Analyze(prompt)
-	rec := NewScoreRecord(prompt, s.Setup(), layer, s.rule, res, err)
+	rec, res := s.score(prompt, layer)
 	if c != nil {
 		if err := c.Apply(&rec, res); err != nil {
 			rec.Warnings = append(rec.Warnings, "calibration not applied: "+err.Error())

@@ -58,7 +58,7 @@ func TestOptionsResolve(t *testing.T) {
 		})
 	}
 	r, _ := DefaultOptions().Resolve(nil)
-	if r.Aggregate != drift.Flat || r.Analyze.Direction != drift.Expand || r.Analyze.Noise != drift.PerToken {
+	if r.Aggregate != drift.Trimmed || r.Analyze.Direction != drift.Expand || r.Analyze.Noise != drift.PerToken {
 		t.Errorf("defaults resolve to %+v", r)
 	}
 }

@@ -17,9 +17,13 @@ const (
 	DefaultNoise     = "per-token"
 	DefaultMaxTokens = 1024
 	// DefaultAggregate is the prompt-level aggregation (see
-	// drift.Aggregation). It stays "flat", the method's original rule,
-	// until measurements on two models choose another.
-	DefaultAggregate = "flat"
+	// drift.Aggregation), chosen from measurements on two models (README,
+	// "Does it work?"): over seven shifted sets at the middle hidden state,
+	// the mean AUROC of "trimmed" is 0.840 on SmolLM2-135M (flat 0.837)
+	// and 0.868 on Qwen2.5-Coder-0.5B, where flat, the method's original
+	// rule, falls to 0.660 (a few high-norm tokens decide the flattened
+	// angle).
+	DefaultAggregate = "trimmed"
 	// MaxSamples bounds K.
 	MaxSamples = 10000
 	// DefaultSite is where drift is measured unless a request says.

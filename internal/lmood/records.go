@@ -105,10 +105,16 @@ type ScoreRecord struct {
 // Score analyzes prompt and builds its record at hidden state layer (one
 // of the session's). A failure is reported in the record's Error.
 func (s *Session) Score(prompt string, layer int) ScoreRecord {
+	rec, _ := s.score(prompt, layer)
+	return rec
+}
+
+// score is Score that also returns the analysis (nil when it failed).
+func (s *Session) score(prompt string, layer int) (ScoreRecord, *analyze.Result) {
 	res, _, err := s.Analyze(prompt)
 	rec := NewScoreRecord(prompt, s.Setup(), layer, s.rule, res, err)
 	rec.SetupID = s.SetupID(layer)
-	return rec
+	return rec, res
 }
 
 // NewScoreRecord builds the score record of one analysis (err: the
@@ -224,7 +230,7 @@ func NewLayersRecord(prompt string, setup Setup, r Rule, res *analyze.Result, pa
 		rec.InputAngle = FinitePtr(res.InputAngle.Mean)
 	}
 	if r.Isolate {
-		rec.Warnings = append(rec.Warnings, "isolation mode: ratio is the "+isolationWord(r.Aggregate)+" of per-token ratios (std is across tokens); drift_deg is null")
+		rec.Warnings = append(rec.Warnings, "isolation mode: ratio is the "+IsolationWord(r.Aggregate)+" of per-token ratios (std is across tokens); drift_deg is null")
 	}
 	for i := range res.Layers {
 		l := &res.Layers[i]
@@ -241,8 +247,9 @@ func NewLayersRecord(prompt string, setup Setup, r Rule, res *analyze.Result, pa
 	return rec
 }
 
-// isolationWord names how isolation mode combines per-token ratios.
-func isolationWord(agg drift.Aggregation) string {
+// IsolationWord names how isolation mode combines per-token ratios under
+// agg ("mean", "median aggregation", …).
+func IsolationWord(agg drift.Aggregation) string {
 	if agg == drift.Flat {
 		return "mean"
 	}
