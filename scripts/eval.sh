@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The evaluations behind the README's "Does it work?" section, on two real
+# models. Long: about an hour on 2 idle cores (Qwen2.5-Coder-0.5B is most of
+# it). Writes JSON Lines to docs/eval/ (one file per run) and prints the
+# commands it runs. The tests run a CI-sized version of each (cmd/lmood
+# TestEvalRealModel, internal/eval's token-level real-model test).
+#
+#   scripts/eval.sh              all four runs
+#   scripts/eval.sh smollm2      only the SmolLM2-135M runs
+#   scripts/eval.sh qwen         only the Qwen2.5-Coder-0.5B runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which="${1:-all}"
+out=docs/eval
+mkdir -p "$out"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/lmood"
+lmood="$cache/bin/lmood"
+go build -o "$lmood" ./cmd/lmood
+"$lmood" setup --quiet
+sets=(--in prompts/eval/plain.txt --corrupt all --pairs prompts/eval/anomaly.tsv -k 8)
+
+run() {
+  local name="$1"; shift
+  echo "+ lmood $*" >&2
+  local start=$SECONDS
+  "$lmood" "$@" --json > "$out/$name.jsonl"
+  echo "  $name: $((SECONDS - start)) s, $(wc -l < "$out/$name.jsonl") records" >&2
+}
+
+if [ "$which" = all ] || [ "$which" = smollm2 ]; then
+  # Prompt level: every aggregation at five depths (the default model: 30 blocks).
+  run smollm2-prompt eval "${sets[@]}" --limit 120 --layers 5,10,15,20,25 --aggregate all
+  # Token level (one-span edits) and the combined detectors, default aggregation.
+  run smollm2-spans eval "${sets[@]}" --limit 60 --layers 10,15 --spans all
+fi
+if [ "$which" = all ] || [ "$which" = qwen ]; then
+  "$lmood" pull qwen2.5-coder-0.5b --quiet
+  # Qwen2.5-Coder-0.5B: 24 blocks, so the same relative depths.
+  run qwen-prompt eval -m qwen2.5-coder-0.5b "${sets[@]}" --limit 60 --layers 4,8,12,16,20 --aggregate all
+  run qwen-spans eval -m qwen2.5-coder-0.5b "${sets[@]}" --limit 40 --layers 4,12 --spans all
+fi
