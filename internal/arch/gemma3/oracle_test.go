@@ -1,20 +1,14 @@
 package gemma3_test
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/gguf"
-	"github.com/lmood/lmood/internal/runtime"
-	"github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/testutil"
 )
 
@@ -23,6 +17,9 @@ func TestMain(m *testing.M) { testutil.Main(m) }
 // oracleTol is the relative Frobenius error allowed per measurement point,
 // float32 graph vs the float64 numpy reference (as for llama).
 const oracleTol = 1e-3
+
+// oracleScript is the family's numpy reference forward pass.
+var oracleScript = filepath.Join("testdata", "oracle.py")
 
 // tiny describes a synthetic gemma3 model.
 type tiny struct {
@@ -125,133 +122,6 @@ func writeTiny(t testing.TB, m tiny) string {
 	return path
 }
 
-func readF32(t *testing.T, path string) []float32 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
-}
-
-// relErr is |a-b| / |b| (Frobenius).
-func relErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num / den)
-}
-
-// oracle runs testdata/oracle.py and returns the points, each [len(ids), width].
-func oracle(t *testing.T, py, path string, c arch.Spec, ids []int, points []arch.Point) map[arch.Point][]float32 {
-	t.Helper()
-	strIDs := make([]string, len(ids))
-	for i, id := range ids {
-		strIDs[i] = fmt.Sprint(id)
-	}
-	names := make([]string, len(points))
-	for i, p := range points {
-		names[i] = p.Name()
-	}
-	out := filepath.Join(t.TempDir(), "points.bin")
-	cmd := exec.Command(py, filepath.Join("testdata", "oracle.py"), "--gguf", path,
-		"--ids", strings.Join(strIDs, ","), "--points", strings.Join(names, ","), "--out", out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("oracle: %v\n%s", err, msg)
-	}
-	all := readF32(t, out)
-	res := map[arch.Point][]float32{}
-	off := 0
-	for _, p := range points {
-		n := len(ids) * c.Width(p.Site)
-		if off+n > len(all) {
-			t.Fatalf("oracle wrote %d values, fewer than the points need", len(all))
-		}
-		res[p] = all[off : off+n]
-		off += n
-	}
-	if off != len(all) {
-		t.Fatalf("oracle wrote %d values, the points need %d", len(all), off)
-	}
-	return res
-}
-
-// runPoints runs a graph exposing points on one prompt's embeddings.
-func runPoints(t *testing.T, m *store.Model, points []arch.Point, emb []float32, T int) map[arch.Point][]float32 {
-	t.Helper()
-	c := m.Config()
-	path, err := m.Graph(arch.GraphOptions{Outputs: points})
-	if err != nil {
-		t.Fatal(err)
-	}
-	outs := make([]runtime.Output, len(points))
-	for i, p := range points {
-		outs[i] = runtime.Output{Name: p.Name(), Width: c.Width(p.Site)}
-	}
-	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, outs, runtime.SessionOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	got, err := s.Run(emb, 1, T)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := map[arch.Point][]float32{}
-	for i, p := range points {
-		res[p] = got[i]
-	}
-	return res
-}
-
-// checkOracle compares every point with the oracle, and a graph truncated
-// after each of truncated with the full graph. It returns the worst error.
-func checkOracle(t *testing.T, m *store.Model, py, path string, ids []int, points, truncated []arch.Point) float64 {
-	t.Helper()
-	want := oracle(t, py, path, m.Config(), ids, points)
-	emb, err := m.Embeddings(ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := runPoints(t, m, points, emb, len(ids))
-	worst := 0.0
-	for _, p := range points {
-		e := relErr(got[p], want[p])
-		worst = max(worst, e)
-		t.Logf("%-9s relative error %.2e", p.Name(), e)
-		if e > oracleTol || math.IsNaN(e) {
-			t.Errorf("%s: relative error %.2e > %.0e", p.Name(), e, oracleTol)
-		}
-	}
-	for _, p := range truncated {
-		alone := runPoints(t, m, []arch.Point{p}, emb, len(ids))[p]
-		if e := relErr(alone, got[p]); e > 1e-6 {
-			t.Errorf("a graph truncated after %s differs from the full graph: %.2e", p.Name(), e)
-		}
-	}
-	return worst
-}
-
-func importTiny(t *testing.T, path string) *store.Model {
-	t.Helper()
-	st := &store.Store{Root: t.TempDir()}
-	if _, err := st.Import(path, "tiny", store.Source{Kind: "file"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Open("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // TestTinyOracle runs synthetic gemma3 models through the graph and the
 // numpy oracle at every measurement point. The prompt (10 tokens) is longer
 // than the sliding window (3), so the window shapes the local layers.
@@ -268,16 +138,10 @@ func TestTinyOracle(t *testing.T) {
 	}{{"tied-window3", defaultTiny()}, {"untied", untied}, {"linear-rope-scaling", scaled}} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeTiny(t, tc.tiny)
-			m := importTiny(t, path)
+			m := testutil.ImportTiny(t, path)
 			defer m.Close()
-			var points []arch.Point
-			for _, s := range arch.Sites {
-				lo, hi := s.Range(m.Config().Layers)
-				for i := lo; i <= hi; i++ {
-					points = append(points, arch.Point{Site: s, Index: i})
-				}
-			}
-			worst := checkOracle(t, m, py, path, []int{5, 260, 17, 299, 42, 42, 0, 128, 77, 201}, points, points)
+			points := testutil.AllPoints(m.Config().Layers)
+			worst := testutil.CheckOracle(t, m, py, oracleScript, path, []int{5, 260, 17, 299, 42, 42, 0, 128, 77, 201}, points, points, oracleTol)
 			t.Logf("worst relative error over %d points: %.2e", len(points), worst)
 		})
 	}
@@ -293,20 +157,20 @@ func TestWindowMatters(t *testing.T) {
 	ids := []int{5, 260, 17, 299, 42, 42, 0, 128}
 	var got [2][]float32
 	for i, tn := range []tiny{narrow, wide} {
-		m := importTiny(t, writeTiny(t, tn))
+		m := testutil.ImportTiny(t, writeTiny(t, tn))
 		emb, err := m.Embeddings(ids)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got[i] = runPoints(t, m, []arch.Point{arch.Resid(1)}, emb, len(ids))[arch.Resid(1)]
+		got[i] = testutil.RunPoints(t, m, []arch.Point{arch.Resid(1)}, emb, len(ids))[arch.Resid(1)]
 		m.Close()
 	}
-	if e := relErr(got[0], got[1]); e < 1e-3 {
+	if e := testutil.RelErr(got[0], got[1]); e < 1e-3 {
 		t.Errorf("window 3 and window 64 give the same resid.1 (%.2e): the mask ignores the window", e)
 	}
 	// The first Window positions see the same keys either way.
 	d := defaultTiny().Dim
-	if e := relErr(got[0][:3*d], got[1][:3*d]); e > 1e-6 {
+	if e := testutil.RelErr(got[0][:3*d], got[1][:3*d]); e > 1e-6 {
 		t.Errorf("positions inside the window differ (%.2e)", e)
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/lmood/lmood/internal/arch"
 	_ "github.com/lmood/lmood/internal/arch/qwen3"
 	"github.com/lmood/lmood/internal/gguf"
 	"github.com/lmood/lmood/internal/testutil"
@@ -126,7 +124,7 @@ func TestTinyOracle(t *testing.T) {
 			defer m.Close()
 			points := testutil.AllPoints(m.Config().Layers)
 			worst := testutil.CheckOracle(t, m, py, filepath.Join("testdata", "oracle.py"), path,
-				[]int{5, 260, 17, 299, 42, 42, 0, 128, 77, 201}, points, oracleTol)
+				[]int{5, 260, 17, 299, 42, 42, 0, 128, 77, 201}, points, points, oracleTol)
 			t.Logf("worst relative error over %d points: %.2e", len(points), worst)
 		})
 	}
@@ -158,29 +156,7 @@ func TestConfigRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := defaultTiny()
 			tc.tiny(&m)
-			path := writeTiny(t, m)
-			f, err := gguf.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			spec, err := arch.FromGGUF(f)
-			if err == nil {
-				for _, n := range spec.Config.TensorNames() {
-					tt, _ := f.Tensor(n)
-					if err = spec.Config.CheckTensorShape(n, tt.Dims); err != nil {
-						break
-					}
-				}
-			}
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			testutil.CheckRefused(t, writeTiny(t, m), tc.want...)
 		})
 	}
 }
