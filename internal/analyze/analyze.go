@@ -165,15 +165,15 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 		a.widths[i] = cfg.Width(p.Site)
 		outs[i] = runtime.Output{Name: p.Name(), Width: a.widths[i]}
 	}
-	if a.sess, err = openSession(m, arch.GraphOptions{Outputs: points}, arch.InputEmbeds, outs, so); err != nil {
+	if a.sess, err = m.OpenSession(arch.GraphOptions{Outputs: points}, arch.InputEmbeds, outs, so); err != nil {
 		return nil, err
 	}
 	if opt.Surprisal {
 		final := arch.Point{Site: SiteNorm, Index: cfg.Layers}
-		a.final, err = openSession(m, arch.GraphOptions{Outputs: []arch.Point{final}}, arch.InputEmbeds,
+		a.final, err = m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{final}}, arch.InputEmbeds,
 			[]runtime.Output{{Name: final.Name(), Width: cfg.Dim}}, so)
 		if err == nil {
-			a.head, err = openSession(m, arch.GraphOptions{Head: true}, arch.HeadInput,
+			a.head, err = m.OpenSession(arch.GraphOptions{Head: true}, arch.HeadInput,
 				[]runtime.Output{{Name: arch.LogitsName, Width: cfg.Vocab}}, so)
 		}
 		if err != nil {
@@ -182,24 +182,6 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 		}
 	}
 	return a, nil
-}
-
-// openSession loads the model's graph for gopt. A cached graph that
-// onnxruntime cannot load (damaged on disk) is rebuilt once before giving up.
-func openSession(m *store.Model, gopt arch.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
-	path, err := m.Graph(gopt)
-	if err != nil {
-		return nil, err
-	}
-	s, err := runtime.NewSession(path, input, m.Config().Dim, outs, so)
-	if err == nil {
-		return s, nil
-	}
-	path, rerr := m.RebuildGraph(gopt)
-	if rerr != nil {
-		return nil, err
-	}
-	return runtime.NewSession(path, input, m.Config().Dim, outs, so)
 }
 
 // Close releases the sessions.

@@ -86,12 +86,12 @@ func New(m *store.Model, so runtime.SessionOptions) (*Generator, error) {
 	g := &Generator{model: m, cfg: cfg, tok: tok}
 	g.start, g.startName = defaultStart(tok)
 	final := arch.Point{Site: arch.SiteNorm, Index: cfg.Layers}
-	g.body, err = openSession(m, arch.GraphOptions{Outputs: []arch.Point{final}}, arch.InputEmbeds,
+	g.body, err = m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{final}}, arch.InputEmbeds,
 		[]runtime.Output{{Name: final.Name(), Width: cfg.Dim}}, so)
 	if err != nil {
 		return nil, err
 	}
-	g.head, err = openSession(m, arch.GraphOptions{Head: true}, arch.HeadInput,
+	g.head, err = m.OpenSession(arch.GraphOptions{Head: true}, arch.HeadInput,
 		[]runtime.Output{{Name: arch.LogitsName, Width: cfg.Vocab}}, so)
 	if err != nil {
 		g.body.Close()
@@ -120,24 +120,6 @@ func defaultStart(tok *tokenize.Tokenizer) ([]int, string) {
 // DefaultStart returns the start tokens used when Options.Start is nil,
 // and their text ("" and nil when the vocabulary offers none).
 func (g *Generator) DefaultStart() ([]int, string) { return slices.Clone(g.start), g.startName }
-
-// openSession loads the model's graph for gopt, rebuilding a cached graph
-// that onnxruntime cannot load once before giving up.
-func openSession(m *store.Model, gopt arch.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
-	path, err := m.Graph(gopt)
-	if err != nil {
-		return nil, err
-	}
-	s, err := runtime.NewSession(path, input, m.Config().Dim, outs, so)
-	if err == nil {
-		return s, nil
-	}
-	path, rerr := m.RebuildGraph(gopt)
-	if rerr != nil {
-		return nil, err
-	}
-	return runtime.NewSession(path, input, m.Config().Dim, outs, so)
-}
 
 // Close releases the sessions.
 func (g *Generator) Close() error {

@@ -24,6 +24,7 @@ import (
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/fetch"
 	"github.com/lmood/lmood/internal/onnx"
+	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/tokenize"
 )
 
@@ -348,6 +349,26 @@ func (m *Model) Graph(opt arch.GraphOptions) (string, error) {
 // cached file that onnxruntime cannot load).
 func (m *Model) RebuildGraph(opt arch.GraphOptions) (string, error) {
 	return m.buildGraph(opt, m.graphPath(opt))
+}
+
+// OpenSession opens an onnxruntime session on the graph for opt (input
+// named input, outputs outs). A cached graph that onnxruntime cannot load
+// (damaged on disk) is rebuilt once before giving up; the error is then the
+// first load's.
+func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
+	path, err := m.Graph(opt)
+	if err != nil {
+		return nil, err
+	}
+	s, err := runtime.NewSession(path, input, m.Config().Dim, outs, so)
+	if err == nil {
+		return s, nil
+	}
+	path, rerr := m.RebuildGraph(opt)
+	if rerr != nil {
+		return nil, err
+	}
+	return runtime.NewSession(path, input, m.Config().Dim, outs, so)
 }
 
 // graphPath names the cached graph file for opt. The name lists the

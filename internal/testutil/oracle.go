@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lmood/lmood/internal/arch"
+	"github.com/lmood/lmood/internal/gguf"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/store"
 )
@@ -49,6 +50,21 @@ func AllPoints(layers int) []arch.Point {
 	return points
 }
 
+// ReadF32 reads a file of little-endian float32 values (as the oracles
+// write them).
+func ReadF32(t testing.TB, path string) []float32 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
+
 // RelErr is |a-b| / |b| (Frobenius norms, in float64).
 func RelErr(a, b []float32) float64 {
 	var num, den float64
@@ -78,14 +94,7 @@ func Oracle(t testing.TB, py, script, gguf string, c arch.Spec, ids []int, point
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("oracle %s: %v\n%s", script, err, msg)
 	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := make([]float32, len(b)/4)
-	for i := range all {
-		all[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
+	all := ReadF32(t, out)
 	res := map[arch.Point][]float32{}
 	off := 0
 	for _, p := range points {
@@ -132,10 +141,10 @@ func RunPoints(t testing.TB, m *store.Model, points []arch.Point, emb []float32,
 }
 
 // CheckOracle compares every point of m's graph on ids with the oracle
-// script (relative error at most tol each), and a graph truncated after
-// each point with the full graph. It logs every error and returns the
-// worst.
-func CheckOracle(t *testing.T, m *store.Model, py, script, gguf string, ids []int, points []arch.Point, tol float64) float64 {
+// script (relative error at most tol each), and, for each point of
+// truncated, a graph truncated right after it with the full graph. It logs
+// every error and the worst per site, and returns the worst.
+func CheckOracle(t *testing.T, m *store.Model, py, script, gguf string, ids []int, points, truncated []arch.Point, tol float64) float64 {
 	t.Helper()
 	want := Oracle(t, py, script, gguf, m.Config(), ids, points)
 	emb, err := m.Embeddings(ids)
@@ -143,20 +152,56 @@ func CheckOracle(t *testing.T, m *store.Model, py, script, gguf string, ids []in
 		t.Fatal(err)
 	}
 	got := RunPoints(t, m, points, emb, len(ids))
-	worst := 0.0
+	worst := map[arch.Site]float64{}
 	for _, p := range points {
 		e := RelErr(got[p], want[p])
-		worst = max(worst, e)
+		worst[p.Site] = max(worst[p.Site], e)
 		t.Logf("%-9s relative error %.2e", p.Name(), e)
 		if e > tol || math.IsNaN(e) {
 			t.Errorf("%s: relative error %.2e > %.0e", p.Name(), e, tol)
 		}
 	}
-	for _, p := range points {
+	all := 0.0
+	for _, s := range arch.Sites {
+		if e, ok := worst[s]; ok {
+			t.Logf("site %-6s worst relative error %.2e", s, e)
+			all = max(all, e)
+		}
+	}
+	for _, p := range truncated {
 		alone := RunPoints(t, m, []arch.Point{p}, emb, len(ids))[p]
 		if e := RelErr(alone, got[p]); e > 1e-6 {
 			t.Errorf("a graph truncated after %s differs from the full graph: %.2e", p.Name(), e)
 		}
 	}
-	return worst
+	return all
+}
+
+// CheckRefused reads the GGUF file at path as lmood does before converting
+// it (arch.FromGGUF, then every tensor's shape) and requires an error that
+// mentions each of want.
+func CheckRefused(t testing.TB, path string, want ...string) {
+	t.Helper()
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	spec, err := arch.FromGGUF(f)
+	if err == nil {
+		for _, n := range spec.Config.TensorNames() {
+			tt, _ := f.Tensor(n)
+			if err = spec.Config.CheckTensorShape(n, tt.Dims); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
 }

@@ -167,3 +167,76 @@ func WriteTiny(t testing.TB, m Tiny) string {
 	}
 	return path
 }
+
+// TinyGGUF writes a synthetic GGUF of one architecture with random F32
+// weights drawn from R in call order. The tensor named Bad gets a wrong
+// shape (to test refusals): a matrix one more on its last axis, a norm
+// weight one value more.
+type TinyGGUF struct {
+	*gguf.Writer
+	Arch string
+	R    *rand.Rand
+	Bad  string
+}
+
+// NewTinyGGUF starts a GGUF of architecture arch ("tiny <arch>") with the
+// random stream (seed, stream).
+func NewTinyGGUF(arch string, seed, stream uint64) *TinyGGUF {
+	w := gguf.NewWriter()
+	w.AddString("general.architecture", arch)
+	w.AddString("general.name", "tiny "+arch)
+	return &TinyGGUF{Writer: w, Arch: arch, R: rand.New(rand.NewPCG(seed, stream))}
+}
+
+// Uint sets the metadata <arch>.key.
+func (g *TinyGGUF) Uint(key string, v int) { g.AddUint32(g.Arch+"."+key, uint32(v)) }
+
+// Float sets the metadata <arch>.key.
+func (g *TinyGGUF) Float(key string, v float64) { g.AddFloat32(g.Arch+"."+key, float32(v)) }
+
+// Meta sets (or overrides) the metadata <arch>.key for every key of m.
+func (g *TinyGGUF) Meta(m map[string]gguf.Value) {
+	for k, v := range m {
+		g.Set(g.Arch+"."+k, v)
+	}
+}
+
+// Normal adds a tensor of GGUF dims (ne[0] first) holding normals times
+// scale.
+func (g *TinyGGUF) Normal(name string, scale float64, dims ...uint64) {
+	if name == g.Bad {
+		dims[len(dims)-1]++
+	}
+	n := uint64(1)
+	for _, d := range dims {
+		n *= d
+	}
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = float32(g.R.NormFloat64() * scale)
+	}
+	g.AddTensorF32(name, dims, data)
+}
+
+// Norm adds a norm weight of n values 1 + 0.3·normal.
+func (g *TinyGGUF) Norm(name string, n int) {
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = float32(1 + 0.3*g.R.NormFloat64())
+	}
+	if name == g.Bad {
+		data = append(data, 1)
+	}
+	g.AddTensorF32(name, []uint64{uint64(len(data))}, data)
+}
+
+// Write writes the file into a temporary directory of t and returns its
+// path.
+func (g *TinyGGUF) Write(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tiny-"+g.Arch+".gguf")
+	if err := g.WriteFile(path); err != nil {
+		t.Fatalf("write tiny GGUF: %v", err)
+	}
+	return path
+}

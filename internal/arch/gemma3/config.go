@@ -37,6 +37,7 @@ import (
 	"strings"
 
 	"github.com/lmood/lmood/internal/arch"
+	"github.com/lmood/lmood/internal/arch/nn"
 )
 
 // Arch is the GGUF general.architecture value of this family.
@@ -74,14 +75,14 @@ type Config struct {
 	TiedOutput    bool    `json:"tied_output"` // logits reuse token_embd
 }
 
-// Sanity limits, as for the llama family.
+// Sanity limits: those of every family (package nn).
 const (
-	maxLayers = 1024
-	maxDim    = 1 << 16
-	maxHeads  = 1024
-	maxFFN    = 1 << 20
-	maxVocab  = 1 << 20
-	maxCtx    = 1 << 24
+	maxLayers = nn.MaxLayers
+	maxDim    = nn.MaxDim
+	maxHeads  = nn.MaxHeads
+	maxFFN    = nn.MaxFFN
+	maxVocab  = nn.MaxVocab
+	maxCtx    = nn.MaxContextLength
 )
 
 // FromGGUF reads the configuration of a gemma3 GGUF file.

@@ -64,7 +64,7 @@ func TestRealOracle(t *testing.T) {
 			ids[i] = tk.ID
 		}
 		t.Logf("%q → %v", prompt, ids)
-		worst := checkOracle(t, m, py, path, ids, points, nil)
+		worst := testutil.CheckOracle(t, m, py, oracleScript, path, ids, points, nil, oracleTol)
 		t.Logf("%q: worst relative error %.2e", prompt, worst)
 
 		if prompt == "The quick brown fox jumps over the lazy" {
@@ -72,7 +72,7 @@ func TestRealOracle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lg := runPoints(t, m, []arch.Point{arch.Logits()}, emb, len(ids))[arch.Logits()]
+			lg := testutil.RunPoints(t, m, []arch.Point{arch.Logits()}, emb, len(ids))[arch.Logits()]
 			v := m.Config().Vocab
 			last := lg[(len(ids)-1)*v:]
 			best := 0

@@ -1,8 +1,6 @@
 package gpt2
 
 import (
-	"fmt"
-
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/onnx"
@@ -17,57 +15,25 @@ import (
 // the start, so padding after a token never reaches it.
 func (c Config) Build(w onnx.WeightSource, opt arch.GraphOptions) (*onnxpb.ModelProto, error) {
 	m := &model{Graph: nn.NewGraph(Arch, w), c: c}
-	if opt.Head {
-		if len(opt.Outputs) > 0 {
-			return nil, fmt.Errorf("gpt2: a head-only graph has the single output %s; %d outputs requested", arch.LogitsName, len(opt.Outputs))
-		}
-		x := m.Input(arch.HeadInput, onnx.Float, "batch", "seq", c.Dim)
-		m.Output(m.project(x), arch.LogitsName, onnx.Float, "batch", "seq", c.Vocab)
-		return m.Model("lmood")
-	}
-	plan, err := nn.NewPlan(Arch, c.Layers, opt.Outputs)
-	if err != nil {
-		return nil, err
-	}
-	emit := func(p arch.Point, v onnx.Value) { m.Emit(plan, p, v, c.Common().Width(p.Site)) }
+	return m.Decode(opt, nn.Decoder{Dims: c.Common(), Embed: m.embed,
+		Norm: m.norm, Attention: m.attention, MLP: m.mlp, Head: m.project})
+}
 
-	tok := m.Input(arch.InputEmbeds, onnx.Float, "batch", "seq", c.Dim)
+// embed adds the learned position embeddings to the token embedding rows:
+// hidden state 0.
+func (m *model) embed(tok onnx.Value, _ bool) onnx.Value {
 	pos := m.Positions(tok)
 	m.mask = m.CausalMask(pos)
-	h := m.Add(tok, m.Op("Gather", []onnx.Value{m.Weight(positionEmbd), pos})) // [b, s, d] + [s, d]
-	for i := 0; ; i++ {
-		emit(nn.At(arch.SiteResid, i), h)
-		if i == c.Layers {
-			if plan.Want(nn.At(arch.SiteNorm, i)) || plan.Want(arch.Logits()) {
-				x := m.layerNorm(h, outputNorm)
-				emit(nn.At(arch.SiteNorm, i), x)
-				if plan.Want(arch.Logits()) {
-					emit(arch.Logits(), m.project(x))
-				}
-			}
-			break
-		}
-		runAttn := plan.Reaches(nn.At(arch.SiteAttn, i+1))
-		if !runAttn && !plan.Want(nn.At(arch.SiteNorm, i)) {
-			break
-		}
-		// Block i+1 (GGUF blk.i).
-		x := m.layerNorm(h, nn.Block(i, "attn_norm"))
-		emit(nn.At(arch.SiteNorm, i), x)
-		if !runAttn {
-			break
-		}
-		a := m.attention(i, x)
-		emit(nn.At(arch.SiteAttn, i+1), a)
-		if !plan.Reaches(nn.At(arch.SiteMLP, i+1)) {
-			break
-		}
-		h = m.Add(h, a)
-		f := m.mlp(i, m.layerNorm(h, nn.Block(i, "ffn_norm")))
-		emit(nn.At(arch.SiteMLP, i+1), f)
-		h = m.Add(h, f)
+	return m.Add(tok, m.Op("Gather", []onnx.Value{m.Weight(positionEmbd), pos})) // [b, s, d] + [s, d]
+}
+
+// norm is the LayerNorm block i+1 reads (attn_norm of GGUF blk.i), or the
+// final one.
+func (m *model) norm(i int, h onnx.Value) onnx.Value {
+	if i == m.c.Layers {
+		return m.layerNorm(h, outputNorm)
 	}
-	return m.Model("lmood")
+	return m.layerNorm(h, nn.Block(i, "attn_norm"))
 }
 
 // model is a graph builder holding what every block shares.
@@ -96,9 +62,11 @@ func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	return m.Linear(ctx, b("attn_output.weight"), b("attn_output.bias"))
 }
 
-// mlp is down(gelu(up(x))), with biases and the tanh approximation of GELU.
-func (m *model) mlp(i int, x onnx.Value) onnx.Value {
+// mlp is down(gelu(up(x))) of the normed residual x, with biases and the
+// tanh approximation of GELU.
+func (m *model) mlp(i int, h onnx.Value) onnx.Value {
 	b := func(n string) string { return nn.Block(i, n) }
+	x := m.layerNorm(h, b("ffn_norm"))
 	return m.Linear(m.GELUTanh(m.Linear(x, b("ffn_up.weight"), b("ffn_up.bias"))), b("ffn_down.weight"), b("ffn_down.bias"))
 }
 

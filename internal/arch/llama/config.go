@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/lmood/lmood/internal/arch"
+	"github.com/lmood/lmood/internal/arch/nn"
 )
 
 func init() {
@@ -185,17 +186,16 @@ func ConfigFromMetadata(md Metadata, vocab int, hasOutput bool) (Config, error) 
 	return c, nil
 }
 
-// Sanity limits for GGUF metadata: far above any real model, low enough
-// that a hostile file cannot make lmood allocate wildly or compute garbage.
+// Sanity limits for GGUF metadata: those of every family (package nn).
 const (
-	MaxLayers        = 1024
-	MaxDim           = 1 << 16
-	MaxHeads         = 1024
-	MaxFFN           = 1 << 20
-	MaxVocab         = 1 << 20
-	MaxContextLength = 1 << 24
-	MaxRMSEps        = 1e-2
-	MaxRopeTheta     = 1e12
+	MaxLayers        = nn.MaxLayers
+	MaxDim           = nn.MaxDim
+	MaxHeads         = nn.MaxHeads
+	MaxFFN           = nn.MaxFFN
+	MaxVocab         = nn.MaxVocab
+	MaxContextLength = nn.MaxContextLength
+	MaxRMSEps        = nn.MaxEps
+	MaxRopeTheta     = nn.MaxRopeBase
 )
 
 // checkRanges refuses sizes no real model has, naming the GGUF field.

@@ -97,8 +97,8 @@ func TestOracleQwen(t *testing.T) {
 		t.Fatalf("oracle: %v\n%s", err, out)
 	}
 	t.Logf("oracle: %s", time.Since(start).Round(time.Second))
-	ref := readF32(t, refPath)
-	refLogits := readF32(t, logitsPath)
+	ref := testutil.ReadF32(t, refPath)
+	refLogits := testutil.ReadF32(t, logitsPath)
 	total := 0
 	for _, s := range seqs {
 		total += len(s)
@@ -126,12 +126,12 @@ func TestOracleQwen(t *testing.T) {
 		for i, l := range layers {
 			base := i*total*c.Dim + off*c.Dim
 			want := ref[base : base+T*c.Dim]
-			e := relErr(got[i], want)
+			e := testutil.RelErr(got[i], want)
 			// Position 0's massive activations dominate a whole-state norm;
 			// the worst single position shows the error of the others too.
 			worst := 0.0
 			for r := range T {
-				worst = max(worst, relErr(got[i][r*c.Dim:(r+1)*c.Dim], want[r*c.Dim:(r+1)*c.Dim]))
+				worst = max(worst, testutil.RelErr(got[i][r*c.Dim:(r+1)*c.Dim], want[r*c.Dim:(r+1)*c.Dim]))
 			}
 			t.Logf("prompt %d (%d tokens) hidden state %2d: relative error %.2e (worst position %.2e)", p, T, l, e, worst)
 			if e > oracleTol || worst > oracleTol {
@@ -139,7 +139,7 @@ func TestOracleQwen(t *testing.T) {
 			}
 		}
 		want := refLogits[off*c.Vocab : (off+T)*c.Vocab]
-		e := relErr(got[len(layers)], want)
+		e := testutil.RelErr(got[len(layers)], want)
 		agree := 0
 		for r := range T {
 			if argmax(got[len(layers)][r*c.Vocab:(r+1)*c.Vocab]) == argmax(want[r*c.Vocab:(r+1)*c.Vocab]) {

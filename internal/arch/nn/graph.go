@@ -12,11 +12,12 @@ import (
 // source, as laid out by Tensors.Prepare.
 type Graph struct {
 	*onnx.Builder
+	arch string // GGUF architecture, naming the graph and its errors
 }
 
 // NewGraph starts the graph of architecture a.
 func NewGraph(a string, w onnx.WeightSource) *Graph {
-	return &Graph{Builder: onnx.NewBuilder("lmood-"+a, w)}
+	return &Graph{Builder: onnx.NewBuilder("lmood-"+a, w), arch: a}
 }
 
 // Emit adds v as output p if the plan asks for it; width is its last axis.
@@ -47,6 +48,14 @@ func (g *Graph) CausalMask(pos onnx.Value) onnx.Value {
 	return g.Op("Where", []onnx.Value{future, g.Scalar(onnx.MinFloat32), g.Scalar(0)})
 }
 
+// CausalRotary builds, for the positions of x [batch, seq, …], the rotary
+// tables of base (NewRotary) and the causal mask (CausalMask): what every
+// block of a rotary model shares.
+func (g *Graph) CausalRotary(x onnx.Value, headDim int, base float64) (Rotary, onnx.Value) {
+	pos := g.Positions(x)
+	return g.NewRotary(pos, headDim, base), g.CausalMask(pos)
+}
+
 // Rotary holds the cos and sin tables of rotate-half rotary embeddings,
 // [seq, head_dim].
 type Rotary struct{ Cos, Sin onnx.Value }
@@ -54,9 +63,15 @@ type Rotary struct{ Cos, Sin onnx.Value }
 // NewRotary builds the tables for positions pos: position p, frequency j,
 // angle p · base^(-2j/headDim), duplicated for the two halves.
 func (g *Graph) NewRotary(pos onnx.Value, headDim int, base float64) Rotary {
+	return g.NewScaledRotary(pos, headDim, base, 1)
+}
+
+// NewScaledRotary is NewRotary with linear position scaling: angle
+// p/scale · base^(-2j/headDim).
+func (g *Graph) NewScaledRotary(pos onnx.Value, headDim int, base, scale float64) Rotary {
 	invFreq := make([]float32, headDim/2)
 	for j := range invFreq {
-		invFreq[j] = float32(math.Pow(base, -2*float64(j)/float64(headDim)))
+		invFreq[j] = float32(math.Pow(base, -2*float64(j)/float64(headDim)) / scale)
 	}
 	p := g.Op("Unsqueeze", []onnx.Value{g.Op("Cast", []onnx.Value{pos}, onnx.IntAttr("to", int64(onnx.Float))), g.Ints(1)})
 	angles := g.MatMul(p, g.Floats([]int64{1, int64(headDim / 2)}, invFreq)) // [seq, hd/2]
@@ -86,10 +101,12 @@ func (g *Graph) LayerNorm(x, weight, bias onnx.Value, eps float64) onnx.Value {
 	return g.Add(g.Mul(g.Div(centred, g.Sqrt(g.Add(variance, g.Scalar(float32(eps))))), weight), bias)
 }
 
-// Linear is x @ W (+ b) for the GGUF weight name (stored [in, out]) and an
-// optional bias name ("" for none).
+// Linear is x @ W (+ b) for the GGUF weight name and an optional bias name
+// ("" for none). W is stored [in, out], or, for a family implementing
+// arch.QuantLinear, possibly kept block-quantized and multiplied with
+// MatMulNBits (see onnx.Builder.Linear).
 func (g *Graph) Linear(x onnx.Value, weight, bias string) onnx.Value {
-	y := g.MatMul(x, g.Weight(weight))
+	y := g.Builder.Linear(x, weight)
 	if bias != "" {
 		y = g.Add(y, g.Weight(bias))
 	}
@@ -139,11 +156,11 @@ func (g *Graph) Split(x onnx.Value, sizes ...int) []onnx.Value {
 }
 
 // Project maps x [batch, seq, dim] to vocabulary logits with the GGUF
-// weight output (stored [dim, vocab]), or, if tied, with the [vocab, dim]
+// weight output (as Linear reads it), or, if tied, with the [vocab, dim]
 // token embedding matrix transposed (Gemm with transB: no second copy).
 func (g *Graph) Project(x onnx.Value, tied bool, output string, dim, vocab int) onnx.Value {
 	if !tied {
-		return g.MatMul(x, g.Weight(output))
+		return g.Linear(x, output, "")
 	}
 	flat := g.Reshape(x, -1, int64(dim))
 	logits := g.Op("Gemm", []onnx.Value{flat, g.Weight(arch.TokenEmbd)}, onnx.IntAttr("transB", 1))

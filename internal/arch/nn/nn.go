@@ -8,6 +8,7 @@
 package nn
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -110,6 +111,19 @@ func (h Hyper) Check() error {
 		return fmt.Errorf("%s: %s.attention.head_count %d is not a multiple of head_count_kv %d", h.Arch, h.Arch, h.Heads, h.KVHeads)
 	}
 	return nil
+}
+
+// Unmarshal reads a configuration stored as JSON into c, a family's
+// configuration that embeds h, and checks h: architecture a, every size
+// within limits.
+func Unmarshal(data []byte, a string, c any, h *Hyper) error {
+	if err := json.Unmarshal(data, c); err != nil {
+		return err
+	}
+	if h.Arch != a {
+		return fmt.Errorf("%s: stored configuration has architecture %q", a, h.Arch)
+	}
+	return h.Check()
 }
 
 // Dims returns the numbers every family has (arch.Dims), with an embedding

@@ -81,3 +81,33 @@ func TestReadRope(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmarshal(t *testing.T) {
+	type config struct {
+		Hyper
+		Eps float64 `json:"eps"`
+	}
+	ok := `{"arch":"fam","layers":2,"dim":8,"heads":2,"kv_heads":1,"head_dim":4,"ffn":16,"vocab":10,"context_length":32,"eps":0.5}`
+	for _, tc := range []struct {
+		name, data, wantErr string
+	}{
+		{"valid", ok, ""},
+		{"other arch", strings.Replace(ok, `"fam"`, `"other"`, 1), `architecture "other"`},
+		{"bad size", strings.Replace(ok, `"layers":2`, `"layers":0`, 1), "block_count"},
+		{"not json", "{", "unexpected end"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c config
+			err := Unmarshal([]byte(tc.data), "fam", &c, &c.Hyper)
+			if tc.wantErr == "" {
+				if err != nil || c.Layers != 2 || c.HeadDim != 4 || c.Eps != 0.5 {
+					t.Fatalf("Unmarshal = %+v, %v; want the stored values", c, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Unmarshal error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -25,7 +25,6 @@
 package phi3
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 
@@ -84,13 +83,7 @@ func FromGGUF(f arch.File) (arch.Config, error) {
 // Decode reads a configuration stored as JSON and checks it.
 func Decode(data []byte) (arch.Config, error) {
 	var c Config
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, err
-	}
-	if c.Arch != Arch {
-		return nil, fmt.Errorf("phi3: stored configuration has architecture %q", c.Arch)
-	}
-	if err := c.Check(); err != nil {
+	if err := nn.Unmarshal(data, Arch, &c, &c.Hyper); err != nil {
 		return nil, err
 	}
 	if c.HeadDim%2 != 0 {

@@ -1,8 +1,6 @@
 package phi3
 
 import (
-	"fmt"
-
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/onnx"
@@ -15,59 +13,26 @@ import (
 // the caller; attention is causal, so padding after a token never reaches it.
 func (c Config) Build(w onnx.WeightSource, opt arch.GraphOptions) (*onnxpb.ModelProto, error) {
 	m := &model{Graph: nn.NewGraph(Arch, w), c: c}
-	if opt.Head {
-		if len(opt.Outputs) > 0 {
-			return nil, fmt.Errorf("phi3: a head-only graph has the single output %s; %d outputs requested", arch.LogitsName, len(opt.Outputs))
-		}
-		x := m.Input(arch.HeadInput, onnx.Float, "batch", "seq", c.Dim)
-		m.Output(m.project(x), arch.LogitsName, onnx.Float, "batch", "seq", c.Vocab)
-		return m.Model("lmood")
-	}
-	plan, err := nn.NewPlan(Arch, c.Layers, opt.Outputs)
-	if err != nil {
-		return nil, err
-	}
-	emit := func(p arch.Point, v onnx.Value) { m.Emit(plan, p, v, c.Common().Width(p.Site)) }
+	return m.Decode(opt, nn.Decoder{Dims: c.Common(), Embed: m.embed,
+		Norm: m.norm, Attention: m.attention, MLP: m.mlp, Head: m.project})
+}
 
-	h := m.Input(arch.InputEmbeds, onnx.Float, "batch", "seq", c.Dim)
-	if plan.Beyond0() {
-		pos := m.Positions(h)
-		m.rotary = m.NewRotary(pos, c.HeadDim, c.RopeTheta)
-		m.mask = m.CausalMask(pos)
+// embed: hidden state 0 is the token embedding rows; the rotary tables and
+// the causal mask are built for the blocks.
+func (m *model) embed(h onnx.Value, blocks bool) onnx.Value {
+	if blocks {
+		m.rotary, m.mask = m.CausalRotary(h, m.c.HeadDim, m.c.RopeTheta)
 	}
-	for i := 0; ; i++ {
-		emit(nn.At(arch.SiteResid, i), h)
-		if i == c.Layers {
-			if plan.Want(nn.At(arch.SiteNorm, i)) || plan.Want(arch.Logits()) {
-				x := m.RMSNorm(h, m.Weight(outputNorm), c.RMSEps)
-				emit(nn.At(arch.SiteNorm, i), x)
-				if plan.Want(arch.Logits()) {
-					emit(arch.Logits(), m.project(x))
-				}
-			}
-			break
-		}
-		runAttn := plan.Reaches(nn.At(arch.SiteAttn, i+1))
-		if !runAttn && !plan.Want(nn.At(arch.SiteNorm, i)) {
-			break
-		}
-		// Block i+1 (GGUF blk.i).
-		x := m.RMSNorm(h, m.Weight(nn.Block(i, "attn_norm.weight")), c.RMSEps)
-		emit(nn.At(arch.SiteNorm, i), x)
-		if !runAttn {
-			break
-		}
-		a := m.attention(i, x)
-		emit(nn.At(arch.SiteAttn, i+1), a)
-		if !plan.Reaches(nn.At(arch.SiteMLP, i+1)) {
-			break
-		}
-		h = m.Add(h, a)
-		f := m.mlp(i, m.RMSNorm(h, m.Weight(nn.Block(i, "ffn_norm.weight")), c.RMSEps))
-		emit(nn.At(arch.SiteMLP, i+1), f)
-		h = m.Add(h, f)
+	return h
+}
+
+// norm is the RMSNorm block i+1 reads (attn_norm of GGUF blk.i), or the
+// final one.
+func (m *model) norm(i int, h onnx.Value) onnx.Value {
+	if i == m.c.Layers {
+		return m.RMSNorm(h, m.Weight(outputNorm), m.c.RMSEps)
 	}
-	return m.Model("lmood")
+	return m.RMSNorm(h, m.Weight(nn.Block(i, "attn_norm.weight")), m.c.RMSEps)
 }
 
 // model is a graph builder holding what every block shares.
@@ -104,9 +69,10 @@ func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	return m.Linear(ctx, nn.Block(i, "attn_output.weight"), "")
 }
 
-// mlp is SwiGLU with gate and up fused in ffn_up ([gate | up]):
-// down(silu(gate) · up).
-func (m *model) mlp(i int, x onnx.Value) onnx.Value {
+// mlp is SwiGLU of the normed residual x, with gate and up fused in
+// ffn_up ([gate | up]): down(silu(gate) · up).
+func (m *model) mlp(i int, h onnx.Value) onnx.Value {
+	x := m.RMSNorm(h, m.Weight(nn.Block(i, "ffn_norm.weight")), m.c.RMSEps)
 	gu := m.Split(m.Linear(x, nn.Block(i, "ffn_up.weight"), ""), m.c.FFN, m.c.FFN)
 	return m.Linear(m.Mul(m.SiLU(gu[0]), gu[1]), nn.Block(i, "ffn_down.weight"), "")
 }

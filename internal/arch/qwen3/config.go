@@ -19,7 +19,6 @@
 package qwen3
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 
@@ -68,13 +67,7 @@ func FromGGUF(f arch.File) (arch.Config, error) {
 // Decode reads a configuration stored as JSON and checks it.
 func Decode(data []byte) (arch.Config, error) {
 	var c Config
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, err
-	}
-	if c.Arch != Arch {
-		return nil, fmt.Errorf("qwen3: stored configuration has architecture %q", c.Arch)
-	}
-	if err := c.Check(); err != nil {
+	if err := nn.Unmarshal(data, Arch, &c, &c.Hyper); err != nil {
 		return nil, err
 	}
 	if c.HeadDim%2 != 0 {

@@ -2,8 +2,8 @@
 """Independent float64 reference forward pass of a gpt2 GGUF, in numpy.
 
 lmood's gpt2 ONNX graph is checked against this. It shares no code with
-lmood: weights are read and dequantized by the PyPI `gguf` package, and the
-model follows llama.cpp's reading of a gpt2 GGUF (src/models/gpt2.cpp):
+lmood's Go code: weights are read and dequantized by the PyPI `gguf` package
+(through ../../testdata/oracle_common.py), and the model follows llama.cpp's reading of a gpt2 GGUF (src/models/gpt2.cpp):
 
   h0 = token_embd[ids] + position_embd[0..T-1]           (hidden state 0)
   per block i (0-based):
@@ -16,58 +16,22 @@ model follows llama.cpp's reading of a gpt2 GGUF (src/models/gpt2.cpp):
 Usage:
   oracle.py --gguf MODEL.gguf --ids 1,2,3 --points resid.0,norm.3,attn.2,mlp.2,logits --out points.bin
 """
-import argparse
 import math
+import os
 import sys
 
 import numpy as np
-from gguf import GGUFReader
-from gguf.quants import dequantize
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testdata"))
+from oracle_common import Weights, attend, field, gelu_tanh, main  # noqa: E402
 
 ARCH = "gpt2"
-
-
-def field(reader, key, default=None):
-    f = reader.fields.get(key)
-    if f is None:
-        return default
-    v = f.parts[f.data[0]]
-    if f.types and f.types[0].name == "STRING":
-        return bytes(v).decode()
-    return v.tolist()[0]
-
-
-def weights(reader):
-    ts = {t.name: t for t in reader.tensors}
-
-    def get(name):
-        t = ts[name]
-        w = dequantize(t.data, t.tensor_type)
-        return np.asarray(w, dtype=np.float64).reshape([int(d) for d in reversed(t.shape)])
-
-    return get, ts
 
 
 def layernorm(x, w, b, eps):
     mu = x.mean(axis=-1, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
     return (x - mu) / np.sqrt(var + eps) * w + b
-
-
-def gelu_tanh(x):
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
-
-
-def attend(q, k, v):
-    T, n_head, hd = q.shape
-    ctx = np.zeros((T, n_head, hd))
-    for t in range(T):
-        for hh in range(n_head):
-            sc = np.array([q[t, hh] @ k[s, hh] for s in range(t + 1)])
-            pr = np.exp(sc - sc.max())
-            pr /= pr.sum()
-            ctx[t, hh] = sum(pr[s] * v[s, hh] for s in range(t + 1))
-    return ctx.reshape(T, -1)
 
 
 def forward(reader, ids, depth):
@@ -78,7 +42,7 @@ def forward(reader, ids, depth):
     n_head = field(reader, f"{A}.attention.head_count")
     hd = dim // n_head
     eps = field(reader, f"{A}.attention.layer_norm_epsilon", 1e-5)
-    W, ts = weights(reader)
+    W = Weights(reader)
     depth = min(depth, n_layer)
 
     def ln(x, prefix):
@@ -94,7 +58,7 @@ def forward(reader, ids, depth):
         pts[f"norm.{i}"] = x
         qkv = x @ W(p + "attn_qkv.weight").T + W(p + "attn_qkv.bias")
         q, k, v = (z.reshape(T, n_head, hd) for z in np.split(qkv, 3, axis=-1))
-        a = attend(q / math.sqrt(hd), k, v) @ W(p + "attn_output.weight").T + W(p + "attn_output.bias")
+        a = attend(q / math.sqrt(hd), k, v, n_head, n_head) @ W(p + "attn_output.weight").T + W(p + "attn_output.bias")
         pts[f"attn.{i + 1}"] = a
         h = h + a
         x = ln(h, p + "ffn_norm")
@@ -108,29 +72,10 @@ def forward(reader, ids, depth):
     else:
         x = ln(h, "output_norm")
         pts[f"norm.{depth}"] = x
-        head = W("output.weight") if "output.weight" in ts else emb
+        head = W("output.weight") if "output.weight" in W else emb
         pts["logits"] = x @ head.T
     return pts
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gguf", required=True)
-    ap.add_argument("--ids", required=True)
-    ap.add_argument("--points", required=True)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    ids = [int(x) for x in a.ids.split(",")]
-    reader = GGUFReader(a.gguf)
-    n_layer = field(reader, f"{ARCH}.block_count")
-    names = a.points.split(",")
-    depth = max(n_layer if x == "logits" else int(x.split(".")[1]) for x in names)
-    pts = forward(reader, ids, depth)
-    missing = [x for x in names if x not in pts]
-    if missing:
-        sys.exit(f"unknown or out-of-range points {missing}")
-    np.concatenate([pts[x].astype("<f4").ravel() for x in names]).tofile(a.out)
-
-
 if __name__ == "__main__":
-    main()
+    main(forward, __doc__)

@@ -2,7 +2,8 @@
 """Independent reference forward pass of a llama-family GGUF, in numpy.
 
 This is the oracle lmood's ONNX graph is checked against. It shares no code
-with lmood: weights are read and dequantized by the PyPI `gguf` package, and
+with lmood's Go code: weights are read and dequantized by the PyPI `gguf`
+package (through ../../testdata/oracle_common.py), and
 the forward pass follows the GGUF (llama.cpp) layout directly -- rotary
 embeddings rotate interleaved pairs (2j, 2j+1) on the weights exactly as
 stored, whereas lmood un-permutes q/k to rotate-half order. Everything is
@@ -29,39 +30,15 @@ token axis of every output is their total length: their rows follow each
 other.
 """
 import argparse
+import os
 import sys
 
 import numpy as np
 from gguf import GGUFReader
-from gguf.quants import dequantize
 
-
-def field(reader, key, default=None):
-    f = reader.fields.get(key)
-    if f is None:
-        return default
-    v = f.parts[f.data[0]]
-    if f.types and f.types[0].name == "STRING":
-        return bytes(v).decode()
-    return v.tolist()[0]
-
-
-class Weights:
-    def __init__(self, reader):
-        self.t = {t.name: t for t in reader.tensors}
-
-    def has(self, name):
-        return name in self.t
-
-    def __getitem__(self, name):
-        t = self.t[name]
-        # numpy shape is the reverse of ggml ne: a linear layer is [out, in]
-        w = dequantize(t.data, t.tensor_type)
-        return np.asarray(w, dtype=np.float64).reshape([int(d) for d in reversed(t.shape)])
-
-
-def rms_norm(x, w, eps):
-    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testdata"))
+from oracle_common import Weights, depth_of, field  # noqa: E402
+from oracle_common import rms as rms_norm  # noqa: E402
 
 
 def rope_interleaved(x, theta):
@@ -171,13 +148,6 @@ def forward(reader, seqs, depth):
             head = W["output.weight"] if W.has("output.weight") else emb
             pts[s]["logits"] = x @ head.T
     return pts, n_layer
-
-
-def depth_of(name, n_layer):
-    if name == "logits":
-        return n_layer
-    site, i = name.split(".")
-    return int(i)
 
 
 def joined(pts, name):

@@ -2,17 +2,19 @@
 """Independent float64 reference forward pass of a phi3 GGUF, in numpy.
 
 lmood's phi3 ONNX graph is checked against this. It shares no code with
-lmood: weights are read and dequantized by the PyPI `gguf` package, and the
-model follows llama.cpp's reading of a phi3 GGUF (src/models/qwen3.cpp):
+lmood's Go code: weights are read and dequantized by the PyPI `gguf` package
+(through ../../testdata/oracle_common.py), and the model follows
+llama.cpp's reading of a phi3 GGUF (src/models/phi3.cpp):
 
   h0 = token_embd[ids]                                  (hidden state 0)
   per block i (0-based):
     x  = rms(h) * attn_norm
-    q, k, v = x Wq, x Wk, x Wv (no bias); per head: q = rms(q) * q_norm,
-    k = rms(k) * k_norm; rotate-half rope (NEOX), base rope.freq_base;
-    q *= 1/sqrt(key_length); query t attends keys s <= t
+    q, k, v = x Wqkv cut into [q | k | v] (or x Wq, x Wk, x Wv; no bias);
+    rotate-half rope (NEOX), base rope.freq_base; q *= 1/sqrt(head_dim);
+    query t attends keys s <= t
     a  = attn Wo;  h += a
-    f  = down(silu(x Wg) * x Wu), x = rms(h) * ffn_norm;  h += f
+    g, u = x Wup cut into [gate | up], x = rms(h) * ffn_norm
+    f  = down(silu(g) * u);  h += f
   logits = rms(h) * output_norm @ (output or token_embd).T
 
 Attention is computed one query position at a time with explicit lists of
@@ -21,69 +23,16 @@ visible keys (unlike the graph's masked matrix products).
 Usage:
   oracle.py --gguf MODEL.gguf --ids 1,2,3 --points resid.0,norm.3,attn.2,mlp.2,logits --out points.bin
 """
-import argparse
 import math
+import os
 import sys
 
 import numpy as np
-from gguf import GGUFReader
-from gguf.quants import dequantize
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testdata"))
+from oracle_common import Weights, attend, field, main, rms, rope  # noqa: E402
 
 ARCH = "phi3"
-
-
-def field(reader, key, default=None):
-    f = reader.fields.get(key)
-    if f is None:
-        return default
-    v = f.parts[f.data[0]]
-    if f.types and f.types[0].name == "STRING":
-        return bytes(v).decode()
-    return v.tolist()[0]
-
-
-def weights(reader):
-    ts = {t.name: t for t in reader.tensors}
-
-    def get(name):
-        t = ts[name]
-        w = dequantize(t.data, t.tensor_type)
-        return np.asarray(w, dtype=np.float64).reshape([int(d) for d in reversed(t.shape)])
-
-    return get, ts
-
-
-def rms(x, w, eps):
-    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
-
-
-def rope(x, base):
-    # x: [T, heads, hd]; rotate (j, j + hd/2) by t * base^(-2j/hd)
-    T, _, hd = x.shape
-    half = hd // 2
-    out = np.empty_like(x)
-    for t in range(T):
-        for j in range(half):
-            ang = t * base ** (-2.0 * j / hd)
-            c, s = math.cos(ang), math.sin(ang)
-            a, b = x[t, :, j].copy(), x[t, :, j + half].copy()
-            out[t, :, j] = a * c - b * s
-            out[t, :, j + half] = b * c + a * s
-    return out
-
-
-def attend(q, k, v, n_head, n_kv):
-    T, _, hd = q.shape
-    ctx = np.zeros((T, n_head, v.shape[2]))
-    group = n_head // n_kv
-    for t in range(T):
-        for hh in range(n_head):
-            kh = hh // group
-            sc = np.array([q[t, hh] @ k[s, kh] for s in range(t + 1)])
-            pr = np.exp(sc - sc.max())
-            pr /= pr.sum()
-            ctx[t, hh] = sum(pr[s] * v[s, kh] for s in range(t + 1))
-    return ctx.reshape(T, -1)
 
 
 def forward(reader, ids, depth):
@@ -96,7 +45,7 @@ def forward(reader, ids, depth):
     hd = field(reader, f"{A}.attention.key_length", dim // n_head)
     eps = field(reader, f"{A}.attention.layer_norm_rms_epsilon", 1e-5)
     base = field(reader, f"{A}.rope.freq_base", 10000.0)
-    W, ts = weights(reader)
+    W = Weights(reader)
     depth = min(depth, n_layer)
 
     emb = W("token_embd.weight")  # [vocab, dim]
@@ -107,7 +56,7 @@ def forward(reader, ids, depth):
         p = f"blk.{i}."
         x = rms(h, W(p + "attn_norm.weight"), eps)
         pts[f"norm.{i}"] = x
-        if p + "attn_qkv.weight" in ts:
+        if p + "attn_qkv.weight" in W:
             qkv = x @ W(p + "attn_qkv.weight").T
             q, k, v = np.split(qkv, [n_head * hd, n_head * hd + n_kv * hd], axis=-1)
         else:
@@ -130,29 +79,10 @@ def forward(reader, ids, depth):
     else:
         x = rms(h, W("output_norm.weight"), eps)
         pts[f"norm.{depth}"] = x
-        head = W("output.weight") if "output.weight" in ts else emb
+        head = W("output.weight") if "output.weight" in W else emb
         pts["logits"] = x @ head.T
     return pts
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gguf", required=True)
-    ap.add_argument("--ids", required=True)
-    ap.add_argument("--points", required=True)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    ids = [int(x) for x in a.ids.split(",")]
-    reader = GGUFReader(a.gguf)
-    n_layer = field(reader, f"{ARCH}.block_count")
-    names = a.points.split(",")
-    depth = max(n_layer if x == "logits" else int(x.split(".")[1]) for x in names)
-    pts = forward(reader, ids, depth)
-    missing = [x for x in names if x not in pts]
-    if missing:
-        sys.exit(f"unknown or out-of-range points {missing}")
-    np.concatenate([pts[x].astype("<f4").ravel() for x in names]).tofile(a.out)
-
-
 if __name__ == "__main__":
-    main()
+    main(forward, __doc__)
