@@ -131,6 +131,7 @@ func TestCalibrateThenScore(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &lr); err != nil || len(lr.Layers) != 2 || lr.Calibration == "" {
 		t.Fatalf("layers: %v\n%s", err, out)
 	}
+	checkLayersSchema(t, out)
 	for _, l := range lr.Layers {
 		if l.Percentile == nil || *l.Percentile < 0 || *l.Percentile > 1 {
 			t.Errorf("layers: hidden state %d percentile %v", l.Layer, l.Percentile)

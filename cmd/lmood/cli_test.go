@@ -334,6 +334,7 @@ func TestSiteFlags(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("layers --site %s: exit %d: %s", tc.site, code, errOut)
 		}
+		checkLayersSchema(t, out)
 		var rec LayersRecord
 		if err := json.Unmarshal([]byte(out), &rec); err != nil {
 			t.Fatal(err)

@@ -68,7 +68,7 @@ type TokenRecord struct {
 }
 
 // ScoreRecord is one prompt scored at one hidden state: a line of `lmood
-// score --json` (schema in docs/score.schema.json).
+// score --json` (schema: [ScoreSchema]).
 type ScoreRecord struct {
 	// ID identifies the prompt in its input (see [Prompt]); set by the
 	// caller, absent when it gave none.
@@ -190,7 +190,7 @@ type LayerRecord struct {
 }
 
 // LayersRecord is one line of `lmood layers --json`: one prompt's
-// prompt-level ratio at every hidden state analyzed.
+// prompt-level ratio at every hidden state analyzed (schema: [LayersSchema]).
 type LayersRecord struct {
 	Prompt string `json:"prompt"`
 	// PromptBytes is as in ScoreRecord.
