@@ -103,12 +103,10 @@ type ScoreRecord struct {
 }
 
 // Score analyzes prompt and builds its record at hidden state layer (one
-// of the session's). A failure is reported in the record's Error.
+// of the session's). A failure is reported in the record's Error. It is
+// ScoreCalibrated without a calibration.
 func (s *Session) Score(prompt string, layer int) ScoreRecord {
-	res, _, err := s.Analyze(prompt)
-	rec := NewScoreRecord(prompt, s.Setup(), layer, s.rule, res, err)
-	rec.SetupID = s.SetupID(layer)
-	return rec
+	return s.ScoreCalibrated(prompt, layer, nil)
 }
 
 // NewScoreRecord builds the score record of one analysis (err: the

@@ -431,7 +431,7 @@ func (s *Server) analyze(ctx context.Context, j *job, prompt string) (analysis, 
 	}
 	defer s.pool.release(l)
 	res, passes, err := l.sess.Analyze(prompt)
-	return analysis{res: res, passes: passes, setup: l.sess.Setup(), rule: l.sess.Rule(), setupID: l.sess.SetupID(j.layer)}, err
+	return analysis{res: res, passes: passes, setup: l.sess.Setup(), rule: l.sess.Rule(), setupID: l.sess.SetupID(j.layer, nil)}, err
 }
 
 // run admits, validates and analyzes a request of route, answering with
