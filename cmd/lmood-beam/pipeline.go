@@ -82,6 +82,11 @@ func buildPipeline(c config) (*beam.Pipeline, error) {
 // worker DoFn instance), for logs and tests.
 var analyzersOpened atomic.Int64
 
+// beforeScore, when set (by tests, in this process), runs before each
+// prompt is scored: it can make chosen elements slow enough for the
+// runner to split their bundle, whatever the machine's speed.
+var beforeScore func(core.Prompt)
+
 // scoreFn scores prompt lines into JSON records. Each worker opens one
 // analyzer in Setup and reuses it for every bundle; Teardown closes it.
 type scoreFn struct {
@@ -155,6 +160,9 @@ func (f *scoreFn) score(p core.Prompt) (rec core.ScoreRecord) {
 			rec = f.errorRecord(p.ID, p.Text, fmt.Errorf("internal error: %v", r))
 		}
 	}()
+	if beforeScore != nil {
+		beforeScore(p)
+	}
 	return f.sess.ScorePrompt(p, f.layer, nil) // workers apply no calibration
 }
 
