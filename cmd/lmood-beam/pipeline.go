@@ -82,6 +82,11 @@ func buildPipeline(c config) (*beam.Pipeline, error) {
 // worker DoFn instance), for logs and tests.
 var analyzersOpened atomic.Int64
 
+// beforeScore, when set (by tests, in this process), runs before each
+// prompt is scored: it can make chosen elements slow enough for the
+// runner to split their bundle, whatever the machine's speed.
+var beforeScore func(core.Prompt)
+
 // scoreFn scores prompt lines into JSON records. Each worker opens one
 // analyzer in Setup and reuses it for every bundle; Teardown closes it.
 type scoreFn struct {
@@ -122,7 +127,7 @@ func (f *scoreFn) Setup(ctx context.Context) error {
 	}
 	f.model, f.sess, f.layer = m, sess, h
 	analyzersOpened.Add(1)
-	log.Infof(ctx, "lmood-beam worker: analyzer ready (model %s, hidden state %d, setup_id %s)", m.Manifest.Name, h, sess.SetupID(h))
+	log.Infof(ctx, "lmood-beam worker: analyzer ready (model %s, hidden state %d, setup_id %s)", m.Manifest.Name, h, sess.SetupID(h, nil))
 	return nil
 }
 
@@ -155,14 +160,17 @@ func (f *scoreFn) score(p core.Prompt) (rec core.ScoreRecord) {
 			rec = f.errorRecord(p.ID, p.Text, fmt.Errorf("internal error: %v", r))
 		}
 	}()
-	return f.sess.ScorePrompt(p, f.layer)
+	if beforeScore != nil {
+		beforeScore(p)
+	}
+	return f.sess.ScorePrompt(p, f.layer, nil) // workers apply no calibration
 }
 
 // errorRecord is the record of a prompt that failed with err, shaped as
 // the core shapes failed prompts.
 func (f *scoreFn) errorRecord(id json.RawMessage, prompt string, err error) core.ScoreRecord {
 	rec := core.NewScoreRecord(prompt, f.sess.Setup(), f.layer, f.sess.Rule(), nil, err)
-	rec.ID, rec.SetupID = id, f.sess.SetupID(f.layer)
+	rec.ID, rec.SetupID = id, f.sess.SetupID(f.layer, nil)
 	return rec
 }
 

@@ -75,7 +75,7 @@ func runBatch(g *globals, sf scoreFlags, bf batchFlags, prompts []core.Prompt, s
 		return err
 	}
 	defer s.Close()
-	out, err := core.OpenOutput(bf.output, s.sess.SetupID(s.layer))
+	out, err := core.OpenOutput(bf.output, s.sess.SetupID(s.layer, s.calib))
 	if err != nil {
 		return cliErr(err)
 	}
@@ -87,7 +87,7 @@ func runBatch(g *globals, sf scoreFlags, bf batchFlags, prompts []core.Prompt, s
 	defer cancel()
 	rep := newBatchReporter(g)
 	st, err := core.RunBatch(ctx, func(p core.Prompt) core.ScoreRecord {
-		rec := s.sess.ScorePrompt(p, s.layer)
+		rec := s.sess.ScorePrompt(p, s.layer, s.calib)
 		if rec.Error != "" {
 			fmt.Fprintf(os.Stderr, "lmood: prompt %s \"%s\": %s\n", p.ID, truncateRunes(p.Text, 60), rec.Error)
 		}

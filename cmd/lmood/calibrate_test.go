@@ -131,6 +131,7 @@ func TestCalibrateThenScore(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &lr); err != nil || len(lr.Layers) != 2 || lr.Calibration == "" {
 		t.Fatalf("layers: %v\n%s", err, out)
 	}
+	checkLayersSchema(t, out)
 	for _, l := range lr.Layers {
 		if l.Percentile == nil || *l.Percentile < 0 || *l.Percentile > 1 {
 			t.Errorf("layers: hidden state %d percentile %v", l.Layer, l.Percentile)
@@ -141,9 +142,38 @@ func TestCalibrateThenScore(t *testing.T) {
 		t.Errorf("heatmap (%v):\n%s", err, out)
 	}
 
-	// --no-calibration: no percentiles.
-	if recs, _, err := score("--no-calibration"); err != nil || recs[0].Percentile != nil || recs[0].Calibration != "" {
-		t.Errorf("--no-calibration: %v, %+v", err, recs[0].CalibratedScore)
+	// --no-calibration: no percentiles, and another setup_id.
+	plain, _, err := score("--no-calibration")
+	if err != nil || plain[0].Percentile != nil || plain[0].Calibration != "" {
+		t.Errorf("--no-calibration: %v, %+v", err, plain[0].CalibratedScore)
+	}
+	if len(plain) > 0 && (recs[0].SetupID == "" || plain[0].SetupID == "" || recs[0].SetupID == plain[0].SetupID) {
+		t.Errorf("setup_id calibrated %q, not %q: want both set and different", recs[0].SetupID, plain[0].SetupID)
+	}
+	// score -o applies the calibration too: its records are those of
+	// score --json, setup_id included; without it, those of --no-calibration.
+	corpus := filepath.Join(t.TempDir(), "corpus.txt")
+	os.WriteFile(corpus, []byte(strings.Join(prompts, "\n")+"\n"), 0o644)
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"calibrated", nil, raw},
+		{"--no-calibration", []string{"--no-calibration"}, ""},
+	} {
+		if tc.want == "" {
+			_, tc.want, _ = score(tc.extra...)
+		}
+		out := filepath.Join(t.TempDir(), "out.jsonl")
+		args := append(append([]string{"score", ort, "--json", "--layer", "2", "-f", corpus, "-o", out}, analysis...), tc.extra...)
+		if o, err := runCalib(t, args...); err != nil {
+			t.Fatalf("score -o (%s): %v\n%s", tc.name, err, o)
+		}
+		got, _ := os.ReadFile(out)
+		if strings.TrimSpace(string(got)) != strings.TrimSpace(tc.want) {
+			t.Errorf("score -o (%s) records differ from score --json's:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
 	}
 	// Other settings, found automatically: not applied, no error.
 	if recs, _, err := score("-k", "8"); err != nil || recs[0].Percentile != nil {

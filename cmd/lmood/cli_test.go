@@ -319,8 +319,9 @@ func TestSiteFlags(t *testing.T) {
 		t.Fatalf("--layer logits: exit %d: %s", code, errOut)
 	}
 	b, _, _ := runCLI(t, "score", "-m", model, "-k", "2", "--json", "--site", "logits", prompt)
-	if a != b || !strings.Contains(a, `"site":"logits","layer":30`) {
-		t.Errorf("--layer logits and --site logits differ or are not at logits:\n%s\n%s", a, b)
+	var at ScoreRecord
+	if err := json.Unmarshal([]byte(a), &at); err != nil || a != b || at.Site != "logits" || at.Layer != 30 {
+		t.Errorf("--layer logits and --site logits differ or are not at logits (%v):\n%s\n%s", err, a, b)
 	}
 	text, _, _ := runCLI(t, "score", "-m", model, "-k", "2", "--site", "mlp", "--layer", "15", prompt)
 	if !strings.Contains(text, "site mlp.15 of 30") {
@@ -334,6 +335,7 @@ func TestSiteFlags(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("layers --site %s: exit %d: %s", tc.site, code, errOut)
 		}
+		checkLayersSchema(t, out)
 		var rec LayersRecord
 		if err := json.Unmarshal([]byte(out), &rec); err != nil {
 			t.Fatal(err)

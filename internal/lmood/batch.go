@@ -193,26 +193,40 @@ func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.I, s.N) }
 // hidden state layer: the record's setup (model name, samples, sigma,
 // seed, noise, isolation, direction, aggregation), the layer, position 0's
 // treatment, the token limit, surprisal, and the model's weights (the
-// SHA-256 of its GGUF and the converter version). 16 hex digits.
-func (s *Session) SetupID(layer int) string {
+// SHA-256 of its GGUF and the converter version); with a calibration c
+// (nil: none), also c (its reference texts, build time and size), which
+// shapes the calibrated values. 16 hex digits.
+func (s *Session) SetupID(layer int, c *Calibration) string {
 	m := s.model.Manifest
+	type calibrationID struct {
+		Reference string    `json:"reference"`
+		Created   time.Time `json:"created"`
+		Prompts   int       `json:"prompts"`
+		Prefixes  int       `json:"prefixes"`
+	}
 	v := struct {
 		Setup
-		Layer            int    `json:"layer"`
-		IncludeFirst     bool   `json:"include_first"`
-		MaxTokens        int    `json:"max_tokens"`
-		Surprisal        bool   `json:"surprisal"`
-		GGUF             string `json:"gguf_sha256"`
-		ConverterVersion int    `json:"converter_version"`
-	}{s.Setup(), layer, s.opt.IncludeFirst, s.opt.MaxTokens, s.opt.Surprisal, m.Source.SHA256, m.ConverterVersion}
+		Layer            int            `json:"layer"`
+		IncludeFirst     bool           `json:"include_first"`
+		MaxTokens        int            `json:"max_tokens"`
+		Surprisal        bool           `json:"surprisal"`
+		GGUF             string         `json:"gguf_sha256"`
+		ConverterVersion int            `json:"converter_version"`
+		Calibration      *calibrationID `json:"calibration,omitempty"`
+	}{Setup: s.Setup(), Layer: layer, IncludeFirst: s.opt.IncludeFirst, MaxTokens: s.opt.MaxTokens, Surprisal: s.opt.Surprisal,
+		GGUF: m.Source.SHA256, ConverterVersion: m.ConverterVersion}
+	if c != nil && c.Ref != nil {
+		v.Calibration = &calibrationID{c.Ref.Identity.Reference, c.Ref.Created, c.Ref.Prompts, c.Ref.Prefixes}
+	}
 	b, _ := json.Marshal(v) // plain fields: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
 
-// ScorePrompt scores p at hidden state layer and sets the record's id.
-func (s *Session) ScorePrompt(p Prompt, layer int) ScoreRecord {
-	rec := s.Score(p.Text, layer)
+// ScorePrompt scores p at hidden state layer, with calibrated values from
+// c (nil: none), and sets the record's id.
+func (s *Session) ScorePrompt(p Prompt, layer int, c *Calibration) ScoreRecord {
+	rec := s.ScoreCalibrated(p.Text, layer, c)
 	rec.ID = p.ID
 	return rec
 }

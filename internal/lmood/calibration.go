@@ -312,9 +312,14 @@ func (c *Calibration) Apply(rec *ScoreRecord, res *analyze.Result) error {
 	return nil
 }
 
-// ScoreCalibrated is Score with calibrated values from c (nil: none).
+// ScoreCalibrated analyzes prompt and builds its record at hidden state
+// layer (one of the session's), with calibrated values from c (nil: none)
+// and the setup_id of both (SetupID). A failure is reported in the
+// record's Error.
 func (s *Session) ScoreCalibrated(prompt string, layer int, c *Calibration) ScoreRecord {
-	rec, res := s.score(prompt, layer)
+	res, _, err := s.Analyze(prompt)
+	rec := NewScoreRecord(prompt, s.Setup(), layer, s.rule, res, err)
+	rec.SetupID = s.SetupID(layer, c)
 	if c != nil {
 		if err := c.Apply(&rec, res); err != nil {
 			rec.Warnings = append(rec.Warnings, "calibration not applied: "+err.Error())

@@ -68,7 +68,7 @@ type TokenRecord struct {
 }
 
 // ScoreRecord is one prompt scored at one hidden state: a line of `lmood
-// score --json` (schema in docs/score.schema.json).
+// score --json` (schema: [ScoreSchema]).
 type ScoreRecord struct {
 	// ID identifies the prompt in its input (see [Prompt]); set by the
 	// caller, absent when it gave none.
@@ -103,18 +103,10 @@ type ScoreRecord struct {
 }
 
 // Score analyzes prompt and builds its record at hidden state layer (one
-// of the session's). A failure is reported in the record's Error.
+// of the session's). A failure is reported in the record's Error. It is
+// ScoreCalibrated without a calibration.
 func (s *Session) Score(prompt string, layer int) ScoreRecord {
-	rec, _ := s.score(prompt, layer)
-	return rec
-}
-
-// score is Score that also returns the analysis (nil when it failed).
-func (s *Session) score(prompt string, layer int) (ScoreRecord, *analyze.Result) {
-	res, _, err := s.Analyze(prompt)
-	rec := NewScoreRecord(prompt, s.Setup(), layer, s.rule, res, err)
-	rec.SetupID = s.SetupID(layer)
-	return rec, res
+	return s.ScoreCalibrated(prompt, layer, nil)
 }
 
 // NewScoreRecord builds the score record of one analysis (err: the
@@ -196,7 +188,7 @@ type LayerRecord struct {
 }
 
 // LayersRecord is one line of `lmood layers --json`: one prompt's
-// prompt-level ratio at every hidden state analyzed.
+// prompt-level ratio at every hidden state analyzed (schema: [LayersSchema]).
 type LayersRecord struct {
 	Prompt string `json:"prompt"`
 	// PromptBytes is as in ScoreRecord.

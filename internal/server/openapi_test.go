@@ -85,7 +85,7 @@ func TestOpenAPI(t *testing.T) {
 				if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
 					t.Fatal(err)
 				}
-				if err := media.Schema.Value.VisitJSON(v); err != nil {
+				if err := media.Schema.Value.VisitJSON(v, schemaOpts(doc)...); err != nil {
 					t.Errorf("%s %s: NDJSON line %d does not match: %v", method, path, n+1, err)
 				}
 				n++
@@ -153,4 +153,118 @@ func TestOpenAPI(t *testing.T) {
 		<-done
 		<-done
 	})
+}
+
+// schemaOpts are the options that validate values by doc's dialect, as
+// openapi3filter does for requests and responses: JSON Schema 2020-12 for
+// OpenAPI 3.1.
+func schemaOpts(doc *openapi3.T) []openapi3.SchemaValidationOption {
+	if doc.IsOpenAPI31OrLater() {
+		return []openapi3.SchemaValidationOption{openapi3.EnableJSONSchema2020()}
+	}
+	return nil
+}
+
+// TestOpenAPIRecordSchemas: the served document's record schemas are the
+// core's record schemas (the one definition of the records), plus only
+// what the server adds, and they hold real records to them: an unknown
+// field, a missing one or a value out of its set is refused.
+func TestOpenAPIRecordSchemas(t *testing.T) {
+	served, err := openAPI()
+	if err != nil {
+		t.Fatalf("build the OpenAPI document: %v", err)
+	}
+	var raw struct {
+		Components struct {
+			Schemas map[string]map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(served, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for name, schema := range recordSchemas {
+		var want map[string]any
+		if err := json.Unmarshal(schema(), &want); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		delete(want, "$id")
+		delete(want, "$schema")
+		got := raw.Components.Schemas[name]
+		if name == "ScoreRecord" {
+			props, _ := got["properties"].(map[string]any)
+			if _, ok := props["groups"]; !ok {
+				t.Errorf("ScoreRecord lacks the server's \"groups\"")
+			}
+			delete(props, "groups")
+		}
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		if !bytes.Equal(gb, wb) {
+			t.Errorf("served %s differs from the core's schema:\n got %s\nwant %s", name, gb, wb)
+		}
+	}
+
+	doc, err := openapi3.NewLoader().LoadFromData(served)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("not valid OpenAPI: %v", err)
+	}
+	_, ts := newTestServer(t, Config{})
+	_, rec := post(t, ts.URL+"/api/score", `{"prompt": "Hello there", "options": {"samples": 2}}`)
+	_, lrec := post(t, ts.URL+"/api/layers", `{"prompt": "Hello there", "options": {"samples": 2}}`)
+	edit := func(b []byte, f func(map[string]any)) any {
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		f(v)
+		return v
+	}
+	keep := func(map[string]any) {}
+	for _, tc := range []struct {
+		name, schema string
+		value        any
+		ok           bool
+	}{
+		{"score record", "ScoreRecord", edit(rec, keep), true},
+		{"score record, unknown field", "ScoreRecord", edit(rec, func(v map[string]any) { v["bogus"] = 1 }), false},
+		{"score record, no site", "ScoreRecord", edit(rec, func(v map[string]any) { delete(v, "site") }), false},
+		{"score record, unknown site", "ScoreRecord", edit(rec, func(v map[string]any) { v["site"] = "nowhere" }), false},
+		{"score record, bad setup_id", "ScoreRecord", edit(rec, func(v map[string]any) { v["setup_id"] = "xyz" }), false},
+		{"score record, string id", "ScoreRecord", edit(rec, func(v map[string]any) { v["id"] = "a1" }), true},
+		{"score record, boolean id", "ScoreRecord", edit(rec, func(v map[string]any) { v["id"] = true }), false},
+		{"score record, zero sigma", "ScoreRecord", edit(rec, func(v map[string]any) { v["sigma"] = 0 }), false},
+		{"layers record", "LayersRecord", edit(lrec, keep), true},
+		{"layers record, null ratio", "LayersRecord", edit(lrec, func(v map[string]any) { v["layers"].([]any)[0].(map[string]any)["ratio"] = nil }), true},
+		{"layers record, string ratio", "LayersRecord", edit(lrec, func(v map[string]any) { v["layers"].([]any)[0].(map[string]any)["ratio"] = "1" }), false},
+		{"layers record, unknown field", "LayersRecord", edit(lrec, func(v map[string]any) { v["bogus"] = 1 }), false},
+		{"layers record, no site", "LayersRecord", edit(lrec, func(v map[string]any) { delete(v, "site") }), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := doc.Components.Schemas[tc.schema].Value.VisitJSON(tc.value, schemaOpts(doc)...)
+			if (err == nil) != tc.ok {
+				t.Errorf("valid = %v, want %v (%v)", err == nil, tc.ok, err)
+			}
+		})
+	}
+}
+
+// TestBuildOpenAPIConflict: the template may add properties to a record,
+// never redefine one of the record's own.
+func TestBuildOpenAPIConflict(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(openAPITemplate, &doc); err != nil {
+		t.Fatal(err)
+	}
+	rec := doc["components"].(map[string]any)["schemas"].(map[string]any)["ScoreRecord"].(map[string]any)
+	rec["properties"].(map[string]any)["site"] = map[string]any{"type": "string"}
+	bad, _ := json.Marshal(doc)
+	if _, err := buildOpenAPI(bad); err == nil || !strings.Contains(err.Error(), `adds "site" to ScoreRecord`) {
+		t.Errorf("err = %v, want the clash with the record's \"site\" reported", err)
+	}
+	if _, err := buildOpenAPI(openAPITemplate); err != nil {
+		t.Errorf("the real template: %v", err)
+	}
 }

@@ -390,15 +390,28 @@ func (s *Server) requestContext(r *http.Request) (context.Context, context.Cance
 	return ctx, func() { stop(); cancel() }
 }
 
-// analyze runs one prompt of j in an analysis slot.
-func (s *Server) analyze(ctx context.Context, j *job, prompt string) (*analyze.Result, int, core.Setup, core.Rule, error) {
+// analysis is the outcome of one prompt's analysis and the session
+// settings that shaped it.
+type analysis struct {
+	res    *analyze.Result
+	passes int
+	setup  core.Setup
+	rule   core.Rule
+	// setupID is the session's SetupID at the job's layer (score records
+	// carry it, like `lmood score --json`'s).
+	setupID string
+}
+
+// analyze runs one prompt of j in an analysis slot. The returned setup is
+// empty when no session was reached.
+func (s *Server) analyze(ctx context.Context, j *job, prompt string) (analysis, error) {
 	s.metrics.queue.Inc()
 	select {
 	case s.slots <- struct{}{}:
 		s.metrics.queue.Dec()
 	case <-ctx.Done():
 		s.metrics.queue.Dec()
-		return nil, 0, core.Setup{}, core.Rule{}, ctx.Err()
+		return analysis{}, ctx.Err()
 	}
 	defer func() { <-s.slots }()
 	s.metrics.inflight.Inc()
@@ -407,24 +420,24 @@ func (s *Server) analyze(ctx context.Context, j *job, prompt string) (*analyze.R
 		s.beforeAnalyze(ctx)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, 0, core.Setup{}, core.Rule{}, err
+		return analysis{}, err
 	}
 	l, err := s.pool.acquire(j.model, j.opt, j.hidden)
 	if err != nil {
 		if errors.Is(err, errModelsBusy) {
-			return nil, 0, core.Setup{}, core.Rule{}, &apiError{status: http.StatusServiceUnavailable, retryAfter: s.cfg.RetryAfter, err: err}
+			return analysis{}, &apiError{status: http.StatusServiceUnavailable, retryAfter: s.cfg.RetryAfter, err: err}
 		}
-		return nil, 0, core.Setup{}, core.Rule{}, err
+		return analysis{}, err
 	}
 	defer s.pool.release(l)
 	res, passes, err := l.sess.Analyze(prompt)
-	return res, passes, l.sess.Setup(), l.sess.Rule(), err
+	return analysis{res: res, passes: passes, setup: l.sess.Setup(), rule: l.sess.Rule(), setupID: l.sess.SetupID(j.layer, nil)}, err
 }
 
 // run admits, validates and analyzes a request of route, answering with
 // records built by build.
 func (s *Server) run(w http.ResponseWriter, r *http.Request, route string,
-	build func(j *job, prompt string, setup core.Setup, rule core.Rule, res *analyze.Result, passes int, err error) (rec any, tokens int, failed bool)) {
+	build func(j *job, prompt string, a analysis, err error) (rec any, tokens int, failed bool)) {
 	j, err := s.parse(w, r, route)
 	if err != nil {
 		writeError(w, err)
@@ -445,7 +458,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, route string,
 	}
 	var records []any
 	for i, prompt := range j.prompts {
-		res, passes, setup, rule, err := s.analyze(ctx, j, prompt)
+		a, err := s.analyze(ctx, j, prompt)
 		if ctxErr := ctx.Err(); ctxErr != nil || isCtxErr(err) {
 			s.stopped(w, r, ctx, enc, i, len(j.prompts))
 			return
@@ -467,10 +480,10 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, route string,
 			}
 			return
 		}
-		if setup.Model == "" {
-			setup, rule = j.setup, j.rule
+		if a.setup.Model == "" {
+			a.setup, a.rule = j.setup, j.rule
 		}
-		rec, tokens, failed := build(j, prompt, setup, rule, res, passes, err)
+		rec, tokens, failed := build(j, prompt, a, err)
 		outcome := "ok"
 		if failed {
 			outcome = "error"
@@ -517,8 +530,9 @@ func (s *Server) stopped(w http.ResponseWriter, r *http.Request, ctx context.Con
 }
 
 func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
-	s.run(w, r, "score", func(j *job, prompt string, setup core.Setup, rule core.Rule, res *analyze.Result, _ int, err error) (any, int, bool) {
-		rec := core.NewScoreRecord(prompt, setup, j.layer, rule, res, err)
+	s.run(w, r, "score", func(j *job, prompt string, a analysis, err error) (any, int, bool) {
+		rec := core.NewScoreRecord(prompt, a.setup, j.layer, a.rule, a.res, err)
+		rec.SetupID = a.setupID
 		if j.groups {
 			return GroupedRecord{ScoreRecord: rec, Groups: groupTokens(rec.Tokens)}, len(rec.Tokens), rec.Error != ""
 		}
@@ -527,8 +541,8 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLayers(w http.ResponseWriter, r *http.Request) {
-	s.run(w, r, "layers", func(j *job, prompt string, setup core.Setup, rule core.Rule, res *analyze.Result, passes int, err error) (any, int, bool) {
-		rec := core.NewLayersRecord(prompt, setup, rule, res, passes, err)
+	s.run(w, r, "layers", func(j *job, prompt string, a analysis, err error) (any, int, bool) {
+		rec := core.NewLayersRecord(prompt, a.setup, a.rule, a.res, a.passes, err)
 		return rec, rec.Tokens, rec.Error != ""
 	})
 }

@@ -13,19 +13,19 @@ import (
 	"github.com/lmood/lmood/internal/report"
 )
 
-// openAPI is the hand-written OpenAPI 3 description of the API.
-//
-//go:embed openapi.json
-var openAPI []byte
-
 // webFS holds the page at / and its assets (no CDN: everything is here).
 //
 //go:embed web
 var webFS embed.FS
 
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
+	doc, err := openAPI()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(openAPI)
+	_, _ = w.Write(doc)
 }
 
 func (s *Server) handlePalette(w http.ResponseWriter, r *http.Request) {

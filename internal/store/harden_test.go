@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -178,18 +179,95 @@ func TestReimportAtomicForReaders(t *testing.T) {
 	if _, err := held.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1)}}); err != nil {
 		t.Errorf("model opened before the re-imports: %v", err)
 	}
-	held.Close()
-	lo, _ := st.Leftovers()
-	if len(lo) != 1 {
-		t.Errorf("leftovers after readers closed: %v, want the version the held reader kept", lo)
+	// Versions replaced while a reader had them open were removed by that
+	// reader's Close; only the held one is still there.
+	if got := storeFiles(st); len(got) != 3 || !slices.Contains(got, filepath.Base(held.Dir)) {
+		t.Errorf("store holds %v before the held reader closes, want the link, the current version and %s", got, filepath.Base(held.Dir))
 	}
-	if _, err := st.Prune(); err != nil {
-		t.Fatal(err)
+	held.Close()
+	if _, err := os.Stat(held.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the held reader's replaced version is still there after its Close: %v", err)
+	}
+	if lo, _ := st.Leftovers(); len(lo) != 0 {
+		t.Errorf("leftovers after readers closed: %v, want none (the last reader removes a replaced version)", lo)
 	}
 	if got := storeFiles(st); len(got) != 2 {
-		t.Errorf("after prune: %v", got)
+		t.Errorf("after readers closed: %v, want the link and one version", got)
 	}
 	t.Logf("%d opens during 8 re-imports", opens)
+}
+
+// TestCloseRemovesOnlyReplaced: Close removes the version it read only
+// once that version has been replaced and nobody else reads it; the
+// current version, a version another reader holds, and a model directory
+// of the old layout stay.
+func TestCloseRemovesOnlyReplaced(t *testing.T) {
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	st := &Store{Root: t.TempDir()}
+	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Model {
+		t.Helper()
+		m, err := st.Open("tiny")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	exists := func(dir string) bool { _, err := os.Stat(dir); return err == nil }
+
+	cur := open()
+	cur.Close()
+	if !exists(cur.Dir) {
+		t.Fatalf("Close of the current version removed it")
+	}
+
+	a, b := open(), open()
+	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(a.Dir) {
+		t.Fatalf("the import removed a version two readers hold")
+	}
+	a.Close()
+	if !exists(b.Dir) {
+		t.Errorf("Close removed a replaced version another reader still holds")
+	}
+	if _, err := b.Embeddings([]int{1}); err != nil {
+		t.Errorf("read after the other reader closed: %v", err)
+	}
+	b.Close()
+	if exists(b.Dir) {
+		t.Errorf("the last reader's Close left the replaced version %s", b.Dir)
+	}
+	if lo, _ := st.Leftovers(); len(lo) != 0 {
+		t.Errorf("leftovers: %v", lo)
+	}
+
+	// Old layout: the name is a plain directory, never removed by a reader.
+	old := &Store{Root: t.TempDir()}
+	if _, err := old.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	target, err := os.Readlink(old.Dir("tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(old.Dir("tiny")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(old.Root, target), old.Dir("tiny")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := old.Open("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if !exists(filepath.Join(old.Dir("tiny"), "manifest.json")) {
+		t.Errorf("Close removed a model directory of the old layout")
+	}
 }
 
 // TestOldLayoutStale: a model directory of converter version 1 (a plain

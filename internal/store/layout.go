@@ -26,7 +26,9 @@ import (
 // flock on it, then renames a new link over the old one: a reader sees the
 // old model or the new one, never none. Readers hold a shared flock on the
 // version directory they use, so the old one is removed only once nobody
-// reads it; otherwise it is a leftover for the next sweep or `lmood prune`.
+// reads it: by the import if nobody does, else by the Close of its last
+// reader. What a killed process leaves is a leftover for the next import's
+// sweep or `lmood prune`.
 
 const (
 	versionInfix = ".v-"
@@ -116,6 +118,20 @@ func (s *Store) install(name, dir string) (string, error) {
 		return "", fmt.Errorf("store: install %s: %w", name, err)
 	}
 	return prev, nil
+}
+
+// replaced reports whether dir, a version directory a reader opened
+// through link, has been replaced: link is still a symbolic link (not a
+// directory of the old layout) and points at another version directory of
+// the same name. A version directory, once unlinked, is never linked again.
+func replaced(link, dir string) bool {
+	base := filepath.Base(dir)
+	name := filepath.Base(link)
+	if filepath.Dir(dir) != filepath.Dir(link) || !strings.HasPrefix(base, "."+name+versionInfix) {
+		return false
+	}
+	target, err := os.Readlink(link)
+	return err == nil && filepath.Base(target) != base
 }
 
 // removeIfUnused removes a version directory nobody reads (no flock on

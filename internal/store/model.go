@@ -34,6 +34,7 @@ type Model struct {
 	Manifest *Manifest
 	weights  *os.File
 	lock     *os.File // shared flock on Dir: an import replacing the model leaves it in place
+	link     string   // the store path of the model's name, whose link chose Dir
 	embd     Tensor
 	// AccuracyLevel is the accuracy_level graphs give MatMulNBits for
 	// block-quantized weights: 0 computes in float32, 4 lets onnxruntime
@@ -95,7 +96,7 @@ func (s *Store) openAt(name, dir string, m *Manifest) (*Model, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: model %q: %w; re-convert it (`lmood pull` or `lmood import --force`)", name, err)
 	}
-	model := &Model{Dir: dir, Manifest: m, weights: w, embd: embd}
+	model := &Model{Dir: dir, Manifest: m, weights: w, embd: embd, link: s.Dir(name)}
 	if v := os.Getenv("LMOOD_MATMUL_ACCURACY"); v != "" {
 		// Experimental: accuracy_level of MatMulNBits (0 float32, 4 int8).
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= 4 {
@@ -149,7 +150,10 @@ func (m *Manifest) validate(weightsSize int64) error {
 	return nil
 }
 
-// Close releases the model's files.
+// Close releases the model's files. If an import replaced the model while
+// it was open, and no other reader uses the replaced version, Close removes
+// that version's directory: the last reader of a replaced conversion
+// cleans it up, so it does not linger until the next import or prune.
 func (m *Model) Close() error {
 	if m == nil || m.weights == nil {
 		return nil
@@ -159,6 +163,9 @@ func (m *Model) Close() error {
 	if m.lock != nil {
 		m.lock.Close()
 		m.lock = nil
+		if replaced(m.link, m.Dir) {
+			removeIfUnused(m.Dir) // else another reader's Close (or a prune) removes it
+		}
 	}
 	return err
 }
