@@ -327,9 +327,14 @@ func TestEvalRealModel(t *testing.T) {
 		}
 	}
 	want := []string{"surprisal", "entropy", "neg-max-softmax", "length (tokens)"}
+	agg, err := drift.ParseAggregation(core.DefaultAggregate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm := core.DriftMethod(agg) // the default aggregation names the drift rows
 	for _, h := range layers {
-		l := " L" + strconv.Itoa(h)
-		want = append(want, "drift"+l, "z(drift"+l+")+z(surprisal)", "fisher(drift"+l+",surprisal)", "minp(drift"+l+",surprisal)")
+		l := dm + " L" + strconv.Itoa(h)
+		want = append(want, l, "z("+l+")+z(surprisal)", "fisher("+l+",surprisal)", "minp("+l+",surprisal)")
 	}
 	for _, set := range []string{"shuffle", "mash"} {
 		if !strings.Contains(out, "shifted set "+set+": ") {
