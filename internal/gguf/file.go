@@ -271,6 +271,12 @@ func (f *File) validateTensorData() error {
 		idx        int
 	}
 	spans := make([]span, 0, len(f.Tensors))
+	if len(f.Tensors) > 0 && f.DataOffset > f.Size {
+		// Even empty tensors sit in the data section, which must begin
+		// inside the file: its alignment padding is missing.
+		return fmt.Errorf("the data section starts at offset %d, past the end of the file (size %d): %w",
+			f.DataOffset, f.Size, ErrTruncated)
+	}
 	dataSize := uint64(0)
 	if f.Size > f.DataOffset {
 		dataSize = uint64(f.Size - f.DataOffset)
