@@ -68,6 +68,11 @@ func (s *Store) Open(name string) (*Model, error) {
 				return model, nil
 			}
 			lock.Close()
+			// Our brief lock may have kept the last reader of this replaced
+			// version from removing it: remove it as that reader would.
+			if replaced(s.Dir(name), dir) {
+				removeIfUnused(dir)
+			}
 		}
 		// Replaced (or being removed) meanwhile: look again.
 		if try == 50 {
