@@ -32,6 +32,10 @@ if [ "$which" = all ] || [ "$which" = smollm2 ]; then
   run smollm2-prompt eval "${sets[@]}" --limit 120 --layers 5,10,15,20,25 --aggregate all
   # Token level (one-span edits) and the combined detectors, default aggregation.
   run smollm2-spans eval "${sets[@]}" --limit 60 --layers 10,15 --spans all
+  # Which site separates best (small: 24 sentences per family, middle depth).
+  for site in resid norm attn mlp; do
+    run "smollm2-site-$site" eval "${sets[@]}" --limit 24 --layers 15 --site "$site"
+  done
 fi
 if [ "$which" = all ] || [ "$which" = qwen ]; then
   "$lmood" pull qwen2.5-coder-0.5b --quiet
