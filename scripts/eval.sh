@@ -8,6 +8,7 @@
 #   scripts/eval.sh              all four runs
 #   scripts/eval.sh smollm2      only the SmolLM2-135M runs
 #   scripts/eval.sh qwen         only the Qwen2.5-Coder-0.5B runs
+#   scripts/eval.sh qwen-sites   only the Qwen site comparison
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
@@ -42,4 +43,11 @@ if [ "$which" = all ] || [ "$which" = qwen ]; then
   # Qwen2.5-Coder-0.5B: 24 blocks, so the same relative depths.
   run qwen-prompt eval -m qwen2.5-coder-0.5b "${sets[@]}" --limit 60 --layers 4,8,12,16,20 --aggregate all
   run qwen-spans eval -m qwen2.5-coder-0.5b "${sets[@]}" --limit 40 --layers 4,12 --spans all
+fi
+if [ "$which" = all ] || [ "$which" = qwen ] || [ "$which" = qwen-sites ]; then
+  "$lmood" pull qwen2.5-coder-0.5b --quiet
+  # Which site separates best on Qwen (24 sentences per family, middle depth).
+  for site in resid norm attn mlp; do
+    run "qwen-site-$site" eval -m qwen2.5-coder-0.5b "${sets[@]}" --limit 24 --layers 12 --site "$site"
+  done
 fi
