@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/drift"
 	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
@@ -55,8 +56,9 @@ usually extreme and would wash out the rest; it is clamped to the scale's
 end); --include-first counts it in both.
 
 --grid prints, for each prompt, a token × hidden-state grid instead: rows
-are hidden states 1..n (hidden state 0 is the embedding itself, whose ratio
-is 1 by definition, so it is omitted), columns are tokens. All hidden states
+are hidden states 1..n (hidden state 0 is omitted; the legend says what it
+is in the model's family: in most, the nudged input itself, whose ratio is
+1 by definition), columns are tokens. All hidden states
 come from one batched analysis: one forward pass over the clean copy and the
 K nudges exposes every hidden state at once.
 
@@ -140,6 +142,8 @@ type heatmapStyle struct {
 	Aggregate drift.Aggregation
 	// NumLayers is the model's number of blocks (hidden states 0..NumLayers).
 	NumLayers int
+	// Resid0 is what hidden state 0 is in the model's family (grid label).
+	Resid0 arch.Resid0
 	// Site is where drift was measured (zero: resid).
 	Site analyze.Site
 	// Fixed sets a colour range shared by all prompts.
@@ -234,7 +238,7 @@ func runHeatmap(g *globals, hf *heatmapFlags, st heatmapStyle, m *store.Model, p
 	defer sess.Close()
 	opt := sess.Options()
 	st.Direction, st.IncludeFirst, st.Isolate, st.NumLayers = opt.Direction, opt.IncludeFirst, opt.Isolate, cfg.Layers
-	st.Aggregate, st.Site = sess.Rule().Aggregate, opt.Site
+	st.Aggregate, st.Site, st.Resid0 = sess.Rule().Aggregate, opt.Site, cfg.Resid0()
 	cal, err := hf.cf.calibration(g, sess)
 	if err != nil {
 		return err
@@ -461,7 +465,7 @@ func renderGrid(w io.Writer, idx int, res *analyze.Result, st heatmapStyle) erro
 		tokens[i] = t.Text
 		colWidth = max(colWidth, min(10, tableCells.StringWidth(report.Sanitize(t.Text))))
 	}
-	rows := fmt.Sprintf("rows = hidden states %d..%d of %d (0, the input, omitted: its ratio is 1 by definition)", layers[0], layers[len(layers)-1], st.NumLayers)
+	rows := fmt.Sprintf("rows = hidden states %d..%d of %d (%s)", layers[0], layers[len(layers)-1], st.NumLayers, st.Resid0.Omitted())
 	if !isResid(st.Site) {
 		rows = fmt.Sprintf("rows = site %s, indices %d..%d of %d", st.Site, layers[0], layers[len(layers)-1], st.NumLayers)
 	}

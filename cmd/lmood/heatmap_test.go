@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/testutil"
@@ -175,7 +176,7 @@ func TestRenderGridGolden(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.st.NumLayers = 6
+			tc.st.NumLayers, tc.st.Resid0 = 6, nn.TokenRow
 			var buf bytes.Buffer
 			if err := renderGrid(&buf, 1, tc.res, tc.st); err != nil {
 				t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/drift"
 	core "github.com/lmood/lmood/internal/lmood"
 	"github.com/lmood/lmood/internal/report"
@@ -37,8 +38,9 @@ func newLayersCmd(g *globals) *cobra.Command {
 		Use:   "layers [flags] [PROMPT...]",
 		Short: "Compare the drift ratio across every hidden state",
 		Long: `layers measures each prompt's prompt-level drift ratio at every hidden
-state 1..n at once (hidden state 0 is the embedding itself: its ratio is 1 by
-definition, so it is omitted). The graph exposes all hidden states as
+state 1..n at once (hidden state 0 is omitted; the footer says what it is in
+the model's family: in most, the nudged input itself, whose ratio is 1 by
+definition). The graph exposes all hidden states as
 outputs, so one batched forward pass over the clean copy and the K nudges
 serves every layer: the cost per prompt is ceil((K+1)/batch) passes, not one
 per layer (--verbose prints the count).
@@ -120,7 +122,9 @@ type layersItem struct {
 type layersMeta struct {
 	Model     string
 	NumLayers int
-	Opt       analyze.Options
+	// Resid0 is what hidden state 0 is in the model's family (footer).
+	Resid0 arch.Resid0
+	Opt    analyze.Options
 	// Agg is the prompt-level aggregation (zero: flat).
 	Agg drift.Aggregation
 }
@@ -141,7 +145,7 @@ func runLayers(g *globals, lf *layersFlags, m *store.Model, prompts []string, w 
 		return err
 	}
 	defer sess.Close()
-	meta := layersMeta{Model: m.Manifest.Name, NumLayers: cfg.Layers, Opt: sess.Options(), Agg: sess.Rule().Aggregate}
+	meta := layersMeta{Model: m.Manifest.Name, NumLayers: cfg.Layers, Resid0: cfg.Resid0(), Opt: sess.Options(), Agg: sess.Rule().Aggregate}
 	cal, err := lf.cf.calibration(g, sess)
 	if err != nil {
 		return err
@@ -226,7 +230,7 @@ func layerSeries(items []layersItem, meta layersMeta) []report.LayerSeries {
 		for i := range it.res.Layers {
 			l := &it.res.Layers[i]
 			if l.Index == 0 && isResid(meta.Opt.Site) {
-				continue // the input itself: ratio 1 by definition
+				continue // hidden state 0 is not analyzed (see Resid0 in the footer)
 			}
 			sum := core.Summarize(it.res, l, meta.rule())
 			s.Layers = append(s.Layers, l.Index)
@@ -290,7 +294,7 @@ func renderLayers(w io.Writer, items []layersItem, meta layersMeta, width int) e
 		start += n
 	}
 	opt := meta.Opt
-	where := fmt.Sprintf("ratio per hidden state 1..%d (0, the input, omitted: its ratio is 1)", meta.NumLayers)
+	where := fmt.Sprintf("ratio per hidden state 1..%d (%s)", meta.NumLayers, meta.Resid0.Omitted())
 	if !isResid(opt.Site) {
 		where = fmt.Sprintf("ratio at site %s, indices %s of %d", opt.Site, describeLayers(layers), meta.NumLayers)
 	}

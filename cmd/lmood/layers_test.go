@@ -16,6 +16,10 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/lmood/lmood/internal/analyze"
+	"github.com/lmood/lmood/internal/arch"
+	"github.com/lmood/lmood/internal/arch/gemma2"
+	"github.com/lmood/lmood/internal/arch/gpt2"
+	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/drift"
 	"github.com/lmood/lmood/internal/report"
 	"github.com/lmood/lmood/internal/testutil"
@@ -34,7 +38,7 @@ func TestMain(m *testing.M) {
 
 // testMeta describes a fake run of a 30-block model.
 func testMeta() layersMeta {
-	return layersMeta{Model: "fake-30", NumLayers: 30, Opt: analyze.Options{
+	return layersMeta{Model: "fake-30", NumLayers: 30, Resid0: nn.TokenRow, Opt: analyze.Options{
 		Samples: 8, Sigma: 0.01, Seed: 1, Noise: drift.PerToken, Direction: drift.Pinch,
 	}}
 }
@@ -303,5 +307,39 @@ func TestLayersRealModel(t *testing.T) {
 	}
 	if len(colours) < 8 {
 		t.Errorf("PNG looks blank: %d distinct colours", len(colours))
+	}
+}
+
+// TestLayersFooterResid0: the footer says what hidden state 0 is in the
+// model's family, and claims a ratio of 1 only where it is the nudged input
+// itself (not GPT-2's token row + position row).
+func TestLayersFooterResid0(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		resid0  arch.Resid0
+		want    []string
+		notWant string
+	}{
+		{"llama", nn.TokenRow, []string{"the token's embedding row", "ratio 1 by definition"}, ""},
+		{"gemma2", gemma2.Config{}.Resid0(), []string{"× √d", "ratio 1 by definition"}, ""},
+		{"gpt2", gpt2.Config{}.Resid0(), []string{"token row + position row"}, "ratio 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			meta := testMeta()
+			meta.Resid0 = tc.resid0
+			var buf bytes.Buffer
+			if err := renderLayers(&buf, testItems()[:1], meta, 0); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("footer lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.notWant != "" && strings.Contains(out, tc.notWant) {
+				t.Errorf("footer claims %q:\n%s", tc.notWant, out)
+			}
+		})
 	}
 }

@@ -56,6 +56,8 @@ func TestOllamaRowsTokenizer(t *testing.T) {
 		{Model: ollama.Model{Name: "mistral-nemo:latest", Arch: "llama", TokenizerModel: "gpt2", TokenizerPre: "tekken", Digest: "bb"}},
 		{Model: ollama.Model{Name: "embed:latest", Arch: "bert", TokenizerModel: "bert", Digest: "cc"}},
 		{Model: ollama.Model{Name: "gone:latest", Arch: "llama"}, Err: errors.New("show failed")},
+		{Model: ollama.Model{Name: "gemma2:2b", Arch: "gemma2", TokenizerModel: "llama", TokenizerPre: "default", Digest: "dd"}},
+		{Model: ollama.Model{Name: "gemma3:270m", Arch: "gemma3", TokenizerModel: "llama", TokenizerPre: "default", Digest: "ee"}},
 	}
 	header, rows := ollamaRows(models, map[string][]string{"aa": {"ollama-qwen"}})
 	col := map[string]int{}
@@ -67,6 +69,8 @@ func TestOllamaRowsTokenizer(t *testing.T) {
 		{"gpt2/tekken", "no", "tokenizer gpt2/tekken not supported"},
 		{"bert", "no", "architecture bert not supported"},
 		{"?", "?", "error: show failed"},
+		{"llama", "yes", "weights not readable here"},
+		{"llama", "yes", "weights not readable here"},
 	}
 	for i, w := range want {
 		r := rows[i]

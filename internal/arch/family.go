@@ -94,6 +94,29 @@ func (d Dims) Check() error {
 	return nil
 }
 
+// Resid0 says what hidden state 0 (resid.0, the graph's input) is in a
+// family, for documentation and output footers.
+type Resid0 struct {
+	// What describes it, e.g. "the token's embedding row".
+	What string
+	// Nudged reports whether it is the nudged tensor itself, so that its
+	// drift ratio is 1 by definition. It is false when the graph adds
+	// something to the nudged tensor first (GPT-2's position rows).
+	Nudged bool
+}
+
+// Omitted is the footer note of an output that leaves hidden state 0 out:
+// what it is and, when its ratio is 1 by definition, that.
+func (r Resid0) Omitted() string {
+	if r.What == "" {
+		return "0 omitted"
+	}
+	if r.Nudged {
+		return "0 omitted: " + r.What + ", the nudged input itself, ratio 1 by definition"
+	}
+	return "0 omitted: " + r.What
+}
+
 // Config is one family's configuration of one model: everything needed to
 // check a GGUF's tensors, lay out its weights and build its graph.
 type Config interface {
@@ -111,6 +134,8 @@ type Config interface {
 	// graph reads, returning the data and its shape. TokenEmbd must come
 	// out as [vocab, dim].
 	PrepareWeight(name string, dims []uint64, data []float32) ([]float32, []int64, error)
+	// Resid0 says what hidden state 0 is in this family.
+	Resid0() Resid0
 	// Build returns the ONNX graph, its weights resolved through w (which
 	// maps GGUF tensor names to data prepared by PrepareWeight). Input
 	// InputEmbeds (or HeadInput for a head-only graph).
@@ -223,6 +248,14 @@ func (s Spec) Build(w onnx.WeightSource, opt GraphOptions) (*onnxpb.ModelProto, 
 		return nil, fmt.Errorf("arch: no configuration to build a graph from")
 	}
 	return s.Config.Build(w, opt)
+}
+
+// Resid0 says what hidden state 0 is (zero for an empty Spec).
+func (s Spec) Resid0() Resid0 {
+	if s.Config == nil {
+		return Resid0{}
+	}
+	return s.Config.Resid0()
 }
 
 // MarshalJSON writes the family's configuration.

@@ -23,7 +23,7 @@ func (f fakeFile) TensorDims(name string) ([]uint64, bool) { return nil, false }
 // an architecture no family handles is refused naming what is supported.
 func TestRegistry(t *testing.T) {
 	got := arch.Supported()
-	for _, want := range []string{"gemma3", "llama", "qwen2"} {
+	for _, want := range []string{"gemma2", "gemma3", "llama", "qwen2"} {
 		if !slices.Contains(got, want) || !arch.IsSupported(want) {
 			t.Errorf("Supported() = %v, lacks %s", got, want)
 		}

@@ -5,6 +5,7 @@
 package all
 
 import (
+	_ "github.com/lmood/lmood/internal/arch/gemma2" // gemma2
 	_ "github.com/lmood/lmood/internal/arch/gemma3" // gemma3
 	_ "github.com/lmood/lmood/internal/arch/gpt2"   // gpt2
 	_ "github.com/lmood/lmood/internal/arch/llama"  // llama, qwen2

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/gemma3"
+	"github.com/lmood/lmood/internal/arch/gemmacore"
 	"github.com/lmood/lmood/internal/gguf"
 	"github.com/lmood/lmood/internal/store"
 )
@@ -69,7 +70,7 @@ func TestConfigFromGGUF(t *testing.T) {
 // TestGlobalPattern: every sixth block attends globally (llama.cpp's
 // gemma3 pattern): blk.5, blk.11, blk.17 of the 18-block 270M.
 func TestGlobalPattern(t *testing.T) {
-	c := gemma3.Config{Pattern: gemma3.Pattern}
+	c := gemma3.Config{Config: gemmacore.Config{Pattern: gemma3.Pattern}}
 	var global []int
 	for i := 0; i < 18; i++ {
 		if c.Global(i) {

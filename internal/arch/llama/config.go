@@ -56,6 +56,9 @@ func Decode(data []byte) (arch.Config, error) {
 	return c, nil
 }
 
+// Resid0 says what hidden state 0 is: the token's embedding row.
+func (Config) Resid0() arch.Resid0 { return nn.TokenRow }
+
 // Common returns the numbers every family has.
 func (c Config) Common() arch.Dims {
 	return arch.Dims{Arch: c.Arch, Layers: c.Layers, Dim: c.Dim, Heads: c.Heads, KVHeads: c.KVHeads,

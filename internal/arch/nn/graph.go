@@ -48,6 +48,18 @@ func (g *Graph) CausalMask(pos onnx.Value) onnx.Value {
 	return g.Op("Where", []onnx.Value{future, g.Scalar(onnx.MinFloat32), g.Scalar(0)})
 }
 
+// SlidingMask is CausalMask restricted to a sliding window: 0 where query
+// q may see key k (k <= q and q - k < window), the lowest float32
+// elsewhere.
+func (g *Graph) SlidingMask(pos onnx.Value, window int) onnx.Value {
+	rows := g.Op("Unsqueeze", []onnx.Value{pos, g.Ints(1)})
+	cols := g.Op("Unsqueeze", []onnx.Value{pos, g.Ints(0)})
+	future := g.Op("Greater", []onnx.Value{cols, rows})
+	tooFar := g.Op("GreaterOrEqual", []onnx.Value{g.Op("Sub", []onnx.Value{rows, cols}), g.Ints(int64(window))})
+	hidden := g.Op("Or", []onnx.Value{future, tooFar})
+	return g.Op("Where", []onnx.Value{hidden, g.Scalar(onnx.MinFloat32), g.Scalar(0)})
+}
+
 // CausalRotary builds, for the positions of x [batch, seq, …], the rotary
 // tables of base (NewRotary) and the causal mask (CausalMask): what every
 // block of a rotary model shares.
@@ -124,14 +136,29 @@ func (g *Graph) Heads(x onnx.Value, n, headDim int) onnx.Value {
 // It returns the heads' contexts concatenated, [b, s, heads·hd], before the
 // output projection.
 func (g *Graph) Attention(q, k, v, mask onnx.Value, heads, kvHeads, headDim int) onnx.Value {
+	return g.SoftCappedAttention(q, k, v, mask, 0, heads, kvHeads, headDim)
+}
+
+// SoftCappedAttention is Attention with the scores q·k soft-capped before
+// the mask and the softmax: cap · tanh(q·k / cap) (Gemma 2's
+// attn_logit_softcapping). A cap of 0 leaves the scores as they are.
+func (g *Graph) SoftCappedAttention(q, k, v, mask onnx.Value, softcap float64, heads, kvHeads, headDim int) onnx.Value {
 	kv, group, hd := int64(kvHeads), int64(heads/kvHeads), int64(headDim)
 	qg := g.Reshape(q, 0, kv, group, -1, hd)            // [b, kv, g, s, hd]
 	kg := g.Op("Unsqueeze", []onnx.Value{k, g.Ints(2)}) // [b, kv, 1, s, hd]
 	vg := g.Op("Unsqueeze", []onnx.Value{v, g.Ints(2)})
-	scores := g.Add(g.MatMul(qg, g.Transpose(kg, 0, 1, 2, 4, 3)), mask) // [b, kv, g, s, s]
-	ctx := g.MatMul(g.Softmax(scores, -1), vg)                          // [b, kv, g, s, hd]
+	scores := g.MatMul(qg, g.Transpose(kg, 0, 1, 2, 4, 3)) // [b, kv, g, s, s]
+	if softcap != 0 {
+		scores = g.SoftCap(scores, softcap)
+	}
+	ctx := g.MatMul(g.Softmax(g.Add(scores, mask), -1), vg) // [b, kv, g, s, hd]
 	ctx = g.Transpose(g.Reshape(ctx, 0, int64(heads), -1, hd), 0, 2, 1, 3)
 	return g.Reshape(ctx, 0, 0, int64(heads)*hd)
+}
+
+// SoftCap is c · tanh(x / c): x squashed smoothly into (-c, c).
+func (g *Graph) SoftCap(x onnx.Value, c float64) onnx.Value {
+	return g.Mul(g.Op("Tanh", []onnx.Value{g.Mul(x, g.Scalar(float32(1/c)))}), g.Scalar(float32(c)))
 }
 
 // SiLU is x · sigmoid(x).

@@ -126,12 +126,17 @@ func Unmarshal(data []byte, a string, c any, h *Hyper) error {
 	return h.Check()
 }
 
-// Dims returns the numbers every family has (arch.Dims), with an embedding
-// scale of 1.
-func (h Hyper) Dims() arch.Dims {
+// Common returns the numbers every family has (arch.Dims), with an
+// embedding scale of 1: a family configuration embedding Hyper gets
+// arch.Config's Common from it.
+func (h Hyper) Common() arch.Dims {
 	return arch.Dims{Arch: h.Arch, Layers: h.Layers, Dim: h.Dim, Heads: h.Heads, KVHeads: h.KVHeads,
 		HeadDim: h.HeadDim, FFN: h.FFN, Vocab: h.Vocab, ContextLength: h.ContextLength}
 }
+
+// TokenRow is hidden state 0 of the families whose first block reads the
+// token's embedding row as it is (arch.Config's Resid0).
+var TokenRow = arch.Resid0{What: "the token's embedding row", Nudged: true}
 
 // ReadFloat reads the float metadata a+"."+key, def if absent. A present
 // value must lie in (lo, hi] (NaN and ±Inf never do).

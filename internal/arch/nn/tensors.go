@@ -52,6 +52,13 @@ func (ts Tensors) find(name string) (Tensor, bool) {
 	return Tensor{}, false
 }
 
+// IsLinear reports whether name is a linear weight (Kind Matrix) of the
+// list: one a family may keep block-quantized (arch.QuantLinear).
+func (ts Tensors) IsLinear(name string) bool {
+	t, ok := ts.find(name)
+	return ok && t.Kind == Matrix
+}
+
 // Check compares a GGUF tensor's dims with the expected ones; source names
 // the metadata they come from. Tensors the list does not hold are not
 // checked (the graph does not read them).

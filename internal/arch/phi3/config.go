@@ -26,7 +26,6 @@ package phi3
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/nn"
@@ -92,9 +91,6 @@ func Decode(data []byte) (arch.Config, error) {
 	return c, nn.CheckFinite(Arch, map[string]float64{"rms_eps": c.RMSEps, "rope_theta": c.RopeTheta})
 }
 
-// Common returns the numbers every family has.
-func (c Config) Common() arch.Dims { return c.Hyper.Dims() }
-
 // tensors lists the tensors the graph reads, in file order, with their
 // GGUF dims.
 func (c Config) tensors() nn.Tensors {
@@ -151,5 +147,5 @@ func (c Config) PrepareWeight(name string, dims []uint64, data []float32) ([]flo
 // Params returns the number of weights (tied embeddings counted once).
 func (c Config) Params() int64 { return c.tensors().Params() }
 
-// queryScale multiplies queries before q·k.
-func (c Config) queryScale() float32 { return float32(1 / math.Sqrt(float64(c.HeadDim))) }
+// Resid0 says what hidden state 0 is: the token's embedding row.
+func (Config) Resid0() arch.Resid0 { return nn.TokenRow }

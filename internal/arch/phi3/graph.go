@@ -1,6 +1,8 @@
 package phi3
 
 import (
+	"math"
+
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/onnx"
@@ -64,7 +66,7 @@ func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	q = m.Rope(m.Heads(q, c.Heads, c.HeadDim), m.rotary, c.HeadDim) // [b, heads, s, hd]
 	k = m.Rope(m.Heads(k, c.KVHeads, c.HeadDim), m.rotary, c.HeadDim)
 	v = m.Heads(v, c.KVHeads, c.HeadDim)
-	q = m.Mul(q, m.Scalar(c.queryScale()))
+	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim)))))
 	ctx := m.Attention(q, k, v, m.mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.Linear(ctx, nn.Block(i, "attn_output.weight"), "")
 }

@@ -1,6 +1,8 @@
 package qwen3
 
 import (
+	"math"
+
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/onnx"
@@ -54,7 +56,7 @@ func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	v := m.Heads(m.Linear(x, b("attn_v.weight"), ""), c.KVHeads, c.HeadDim)
 	q = m.Rope(m.RMSNorm(q, m.Weight(b("attn_q_norm.weight")), c.RMSEps), m.rotary, c.HeadDim)
 	k = m.Rope(m.RMSNorm(k, m.Weight(b("attn_k_norm.weight")), c.RMSEps), m.rotary, c.HeadDim)
-	q = m.Mul(q, m.Scalar(c.queryScale()))
+	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim)))))
 	ctx := m.Attention(q, k, v, m.mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.Linear(ctx, b("attn_output.weight"), "")
 }

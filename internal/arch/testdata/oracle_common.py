@@ -89,11 +89,12 @@ def rope(x, base, scale=1.0):
     return out
 
 
-def attend(q, k, v, n_head, n_kv, window=None):
+def attend(q, k, v, n_head, n_kv, window=None, softcap=None):
     """Causal grouped-query attention, one query position at a time: query
     t of head hh sees keys s <= t (and, with a window, t - s < window) of kv
-    head hh // (n_head / n_kv). q is already scaled. Returns
-    [T, n_head * head_dim]."""
+    head hh // (n_head / n_kv). q is already scaled. With softcap, each
+    score q.k becomes softcap * tanh(q.k / softcap) before the softmax.
+    Returns [T, n_head * head_dim]."""
     T = q.shape[0]
     ctx = np.zeros((T, n_head, v.shape[2]))
     group = n_head // n_kv
@@ -102,6 +103,8 @@ def attend(q, k, v, n_head, n_kv, window=None):
         for hh in range(n_head):
             kh = hh // group
             sc = np.array([q[t, hh] @ k[s, kh] for s in keys])
+            if softcap is not None:
+                sc = softcap * np.tanh(sc / softcap)
             pr = np.exp(sc - sc.max())
             pr /= pr.sum()
             ctx[t, hh] = sum(pr[n] * v[s, kh] for n, s in enumerate(keys))
