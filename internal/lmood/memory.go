@@ -73,13 +73,18 @@ func parseMemAvailable(data []byte) (int64, bool) {
 
 // checkMemory refuses an analyzer of m with options opt whose estimated
 // peak memory exceeds MemAvailable, with a *MemoryError.
-func checkMemory(m *store.Model, opt analyze.Options) error {
+func checkMemory(m *store.Model, opt analyze.Options, hooks Hooks) error {
 	need, err := analyze.EstimateMemory(m, opt)
 	if err != nil {
 		return err
 	}
 	avail, ok := MemAvailable()
-	if !ok || need.Total() <= avail {
+	if !ok {
+		hooks.logf("model %s: estimated peak memory %s", m.Manifest.Name, need)
+		return nil
+	}
+	hooks.logf("model %s: estimated peak memory %s; %s available", m.Manifest.Name, need, analyze.Bytes(avail))
+	if need.Total() <= avail {
 		return nil
 	}
 	return &MemoryError{Model: m.Manifest.Name, Precision: m.Manifest.Precision, Need: need, Available: avail}

@@ -253,7 +253,7 @@ func NewSession(m *store.Model, opt Options, hidden []int, threads int, hooks Ho
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMemory(m, r.Analyze); err != nil {
+	if err := checkMemory(m, r.Analyze, hooks); err != nil {
 		return nil, err
 	}
 	start := time.Now()
