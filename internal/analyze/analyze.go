@@ -389,11 +389,16 @@ const logitsCopies = 3
 // they are an output. At least one row runs, whatever its size.
 func (a *Analyzer) rowsPerBatch(T int) int {
 	n := a.budget / max(a.rowBytes(T), 1)
-	limit := MaxBatchRows
+	return max(1, min(n, a.rowsLimit()))
+}
+
+// rowsLimit is the most copies one forward pass takes (BatchRows or
+// MaxBatchRows).
+func (a *Analyzer) rowsLimit() int {
 	if a.opt.BatchRows > 0 {
-		limit = a.opt.BatchRows
+		return a.opt.BatchRows
 	}
-	return max(1, min(n, limit))
+	return MaxBatchRows
 }
 
 // rowBytes estimates the bytes of the largest live tensors of one [T, d]

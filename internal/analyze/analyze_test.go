@@ -350,8 +350,8 @@ func TestEstimateMemory(t *testing.T) {
 	if !(a.Weights > 0 && b.Weights > a.Weights) {
 		t.Errorf("weights: hidden state 1 %d bytes, 2 %d bytes; want 0 < first < second", a.Weights, b.Weights)
 	}
-	if a.Batch <= 0 || a.Batch > analyze.DefaultBatchMiB<<20 || a.Runtime != analyze.RuntimeBytes || a.Total() != a.Weights+a.Batch+a.Runtime {
-		t.Errorf("estimate %+v: batch must be within the %d MiB budget, runtime %d", a, analyze.DefaultBatchMiB, analyze.RuntimeBytes)
+	if a.Batch <= 0 || a.Batch > 2*analyze.DefaultBatchMiB<<20 || a.Runtime != analyze.RuntimeBytes || a.Total() != a.Weights+a.Batch+a.Runtime {
+		t.Errorf("estimate %+v: batch must be within twice the %d MiB budget, runtime %d", a, analyze.DefaultBatchMiB, analyze.RuntimeBytes)
 	}
 	small := deep
 	small.BatchMiB, small.MaxTokens = 1, 64

@@ -27,7 +27,7 @@ type MemoryError struct {
 
 // Error states the estimate, the memory available and what to try.
 func (e *MemoryError) Error() string {
-	try := "lower --batch-memory (MiB), measure at an earlier --layer"
+	try := "lower --batch-memory (MiB) or --max-tokens, measure at an earlier --layer"
 	if e.Precision == "f32" || e.Precision == "" {
 		try = "re-import the model quantized (`lmood import FILE.gguf --precision q --force`, about half the memory), " + try
 	}
