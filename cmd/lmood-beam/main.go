@@ -48,6 +48,9 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.Options.MaxTokens, "max-tokens", d.MaxTokens, "refuse prompts longer than this many tokens (0 = the model's context length)")
 	fs.StringVar(&c.Options.Aggregate, "aggregate", d.Aggregate, "prompt-level aggregation: "+strings.Join(drift.AggregationNames(), ", "))
 	fs.BoolVar(&c.Options.Surprisal, "surprisal", false, "also report the model's surprisal, entropy and max-softmax")
+	fs.Float64Var(&c.Options.PrecisionTarget, "precision-target", d.PrecisionTarget, "adaptive K: stop once the prompt ratio's standard error is at most this fraction of it, or at --samples (0 = always --samples)")
+	fs.IntVar(&c.Options.MatmulAccuracy, "matmul-accuracy", d.MatmulAccuracy, "MatMulNBits accuracy level of a --precision q model: 0 float32, 4 int8 activations")
+	fs.IntVar(&c.Options.BatchMemory, "batch-memory", 0, "MiB one forward batch may take on a worker (0 = the default)")
 }
 
 func main() {

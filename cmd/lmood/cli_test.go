@@ -363,3 +363,84 @@ func readFileT(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestAdaptiveKFlags: --precision-target reaches the core, records say how
+// many nudges were used, a run that stopped after n nudges equals a fixed
+// run of n, and the table and footer show K; --matmul-accuracy on a
+// float32 model records level 0.
+func TestAdaptiveKFlags(t *testing.T) {
+	model := realCLI(t)
+	prompt := "Eggplants are fire-engine red."
+	// A 50% target is met after the first round of 8 nudges.
+	a, errOut, code := runCLI(t, "score", "-m", model, "-k", "32", "--precision-target", "0.5", "--matmul-accuracy", "4", "--json", prompt)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	checkScoreSchema(t, a)
+	b, _, _ := runCLI(t, "score", "-m", model, "-k", "8", "--json", prompt)
+	var ra, rb ScoreRecord
+	if err := json.Unmarshal([]byte(a), &ra); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(b), &rb); err != nil {
+		t.Fatal(err)
+	}
+	if ra.SamplesUsed != 8 || ra.Samples != 32 || ra.PrecisionTarget != 0.5 || ra.MatmulAccuracy != 0 || rb.SamplesUsed != 8 || rb.PrecisionTarget != 0 {
+		t.Errorf("adaptive record: samples %d, used %d, target %v, accuracy %d; fixed: used %d, target %v",
+			ra.Samples, ra.SamplesUsed, ra.PrecisionTarget, ra.MatmulAccuracy, rb.SamplesUsed, rb.PrecisionTarget)
+	}
+	if ra.Ratio != rb.Ratio || ra.RatioStd != rb.RatioStd || ra.Tokens[2].Ratio != rb.Tokens[2].Ratio {
+		t.Errorf("adaptive run stopped at 8 nudges: ratio %v ± %v, fixed K=8: %v ± %v", ra.Ratio, ra.RatioStd, rb.Ratio, rb.RatioStd)
+	}
+	if ra.SetupID == rb.SetupID {
+		t.Error("adaptive and fixed runs share a setup_id")
+	}
+	text, _, _ := runCLI(t, "score", "-m", model, "-k", "32", "--precision-target", "0.5", prompt, "Eggplants are purple.")
+	if !strings.Contains(text, "│ K │") && !strings.Contains(text, " K ") || !strings.Contains(text, "K adaptive ≤ 32 (precision target 0.5): mean 8.0 used, 8–8") {
+		t.Errorf("table has no K column or footer:\n%s", text)
+	}
+	out, errOut, code := runCLI(t, "layers", "-m", model, "-k", "16", "--precision-target", "1e-6", "--json", prompt)
+	if code != 0 {
+		t.Fatalf("layers: exit %d: %s", code, errOut)
+	}
+	checkLayersSchema(t, out)
+	var lr LayersRecord
+	if err := json.Unmarshal([]byte(out), &lr); err != nil || lr.SamplesUsed != 16 {
+		t.Errorf("layers with an unreachable target: samples_used %d (%v), want 16", lr.SamplesUsed, err)
+	}
+	if _, errOut, code := runCLI(t, "score", "-m", model, "--precision-target", "2", prompt); code != 2 || !strings.Contains(errOut, "precision-target") {
+		t.Errorf("--precision-target 2: exit %d: %s", code, errOut)
+	}
+}
+
+// TestMemoryRefusalCLI: with too little memory available, score refuses
+// before loading the model and says what it estimated and what to try.
+func TestMemoryRefusalCLI(t *testing.T) {
+	model := realCLI(t)
+	old := core.MemAvailable
+	defer func() { core.MemAvailable = old }()
+	core.MemAvailable = func() (int64, bool) { return 200 << 20, true }
+	_, errOut, code := runCLI(t, "score", "-m", model, "Eggplants are purple.")
+	if code == 0 || !strings.Contains(errOut, "needs about") || !strings.Contains(errOut, "only 200 MiB is available") || !strings.Contains(errOut, "--batch-memory") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// checkScoreSchema validates each line of out, `lmood score --json`
+// records, against docs/score.schema.json.
+func checkScoreSchema(t *testing.T, out string) {
+	t.Helper()
+	sch, err := jsonschema.NewCompiler().Compile("../../docs/score.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(line))
+		if err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if err := sch.Validate(v); err != nil {
+			t.Errorf("score record %d does not match docs/score.schema.json: %v\n%s", i+1, err, line)
+		}
+	}
+}

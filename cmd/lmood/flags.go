@@ -39,6 +39,11 @@ type analysisFlags struct {
 	aggregate    string
 	site         string
 	file         string
+	// precisionTarget, matmulAccuracy and batchMemory are
+	// --precision-target, --matmul-accuracy and --batch-memory.
+	precisionTarget float64
+	matmulAccuracy  int
+	batchMemory     int
 	// threads is the --threads of the command (globals), checked with the
 	// other flags.
 	threads *int
@@ -60,6 +65,11 @@ func (f *analysisFlags) register(cmd *cobra.Command, g *globals, withFile bool) 
 	fl.StringVar(&f.aggregate, "aggregate", core.DefaultAggregate, "prompt-level aggregation of drift: "+strings.Join(drift.AggregationNames(), ", ")+
 		" (flat = angle of the flattened tokens; the others combine per-token log-ratios per nudge, see README)")
 	fl.StringVar(&f.site, "site", core.DefaultSite, "where drift is measured (see --help): resid, norm, attn, mlp or logits")
+	fl.Float64Var(&f.precisionTarget, "precision-target", core.DefaultPrecisionTarget,
+		"adaptive K: stop drawing nudges once the prompt ratio's standard error is at most this fraction of it (0.02 = 2%), or at --samples; 0 = always --samples nudges")
+	fl.IntVar(&f.matmulAccuracy, "matmul-accuracy", core.DefaultMatmulAccuracy,
+		"onnxruntime MatMulNBits accuracy level for a --precision q model: 0 = float32 compute, 4 = int8 activations (a float32 model ignores it)")
+	fl.IntVar(&f.batchMemory, "batch-memory", 0, fmt.Sprintf("MiB one forward batch may take (0 = %d); results do not depend on it, a smaller value needs less memory", analyze.DefaultBatchMiB))
 	if withFile {
 		fl.StringVarP(&f.file, "file", "f", "", "read prompts from FILE, one per line ('-' = stdin); blank lines and lines starting with '#' are skipped")
 	}
@@ -72,6 +82,7 @@ func (f *analysisFlags) options(surprisal bool) core.Options {
 		Samples: f.samples, Sigma: f.sigma, Seed: f.seed, Noise: f.noise, Direction: f.direction,
 		Isolate: f.isolate, IncludeFirst: f.includeFirst, MaxTokens: f.maxTokens,
 		Aggregate: f.aggregate, Surprisal: surprisal, Site: f.site,
+		PrecisionTarget: f.precisionTarget, MatmulAccuracy: f.matmulAccuracy, BatchMemory: f.batchMemory,
 	}
 }
 

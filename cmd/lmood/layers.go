@@ -298,8 +298,14 @@ func renderLayers(w io.Writer, items []layersItem, meta layersMeta, width int) e
 	if !isResid(opt.Site) {
 		where = fmt.Sprintf("ratio at site %s, indices %s of %d", opt.Site, describeLayers(layers), meta.NumLayers)
 	}
-	fmt.Fprintf(&b, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s",
-		report.Sanitize(meta.Model), where, opt.Samples, opt.Sigma, opt.Noise, opt.Seed, firstTokenWord(opt.IncludeFirst), aggregateNote(meta.Agg))
+	var used []int
+	for _, it := range items {
+		if it.err == nil {
+			used = append(used, it.res.Samples)
+		}
+	}
+	fmt.Fprintf(&b, "%s, %s, %s, sigma=%g, %s noise, seed %d; position 0 %s%s",
+		report.Sanitize(meta.Model), where, samplesNote(opt, used), opt.Sigma, opt.Noise, opt.Seed, firstTokenWord(opt.IncludeFirst), aggregateNote(meta.Agg))
 	if opt.Isolate {
 		b.WriteString("; isolation mode: " + core.IsolationWord(meta.Agg) + " of per-token ratios")
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -226,7 +228,11 @@ func runScore(g *globals, sf scoreFlags, prompts []core.Prompt, w io.Writer) err
 			continue
 		}
 		recs = append(recs, rec)
-		rows = append(rows, report.PromptRow{Prompt: prompt, Tokens: len(rec.Tokens), Ratio: rec.Ratio, RatioStd: rec.RatioStd, OOD: rec.OOD, Err: rec.Error})
+		row := report.PromptRow{Prompt: prompt, Tokens: len(rec.Tokens), Ratio: rec.Ratio, RatioStd: rec.RatioStd, OOD: rec.OOD, Err: rec.Error}
+		if s.opt.PrecisionTarget > 0 {
+			row.Samples = rec.SamplesUsed
+		}
+		rows = append(rows, row)
 	}
 	p.Finish()
 	if !asJSON {
@@ -237,8 +243,8 @@ func runScore(g *globals, sf scoreFlags, prompts []core.Prompt, w io.Writer) err
 		if err := table(); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s; OOD = %s\n",
-			report.Sanitize(s.model.Manifest.Name), s.where(), s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
+		fmt.Fprintf(out, "%s, %s, %s, sigma=%g, %s noise, seed %d; position 0 %s%s; OOD = %s\n",
+			report.Sanitize(s.model.Manifest.Name), s.where(), samplesNote(s.opt, samplesUsed(recs)), s.opt.Sigma, s.opt.Noise, s.opt.Seed,
 			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate), oodFormula(s.opt.Direction))
 		if s.opt.Isolate {
 			fmt.Fprintf(out, "isolation mode: one token nudged at a time; prompt ratio = %s of per-token ratios\n", core.IsolationWord(s.sess.Rule().Aggregate))
@@ -246,6 +252,35 @@ func runScore(g *globals, sf scoreFlags, prompts []core.Prompt, w io.Writer) err
 		calibratedFooter(out, s.calib)
 	}
 	return finish(out, failed, len(prompts))
+}
+
+// samplesNote describes K in footers: "K=32", or with adaptive K
+// "K adaptive ≤ 32 (precision target 0.02): mean 12.3 used, 8–32", from
+// the nudges each analyzed prompt used.
+func samplesNote(opt analyze.Options, used []int) string {
+	if opt.PrecisionTarget <= 0 {
+		return fmt.Sprintf("K=%d", opt.Samples)
+	}
+	note := fmt.Sprintf("K adaptive ≤ %d (precision target %g)", opt.Samples, opt.PrecisionTarget)
+	if len(used) > 0 {
+		sum := 0
+		for _, n := range used {
+			sum += n
+		}
+		note += fmt.Sprintf(": mean %.1f used, %d–%d", float64(sum)/float64(len(used)), slices.Min(used), slices.Max(used))
+	}
+	return note
+}
+
+// samplesUsed lists the nudges used by the records that did not fail.
+func samplesUsed(recs []ScoreRecord) []int {
+	var used []int
+	for _, r := range recs {
+		if r.Error == "" {
+			used = append(used, r.SamplesUsed)
+		}
+	}
+	return used
 }
 
 // aggregateNote names the prompt-level aggregation in footers
@@ -360,8 +395,8 @@ func runPairs(g *globals, sf scoreFlags, path string, w io.Writer) error {
 		if err := report.TextTable(out, header, rows, report.TableOptions{}); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s, %s, K=%d, sigma=%g, %s noise, seed %d; position 0 %s%s\n",
-			report.Sanitize(s.model.Manifest.Name), s.where(), s.opt.Samples, s.opt.Sigma, s.opt.Noise, s.opt.Seed,
+		fmt.Fprintf(out, "%s, %s, %s, sigma=%g, %s noise, seed %d; position 0 %s%s\n",
+			report.Sanitize(s.model.Manifest.Name), s.where(), samplesNote(s.opt, samplesUsed(slices.Collect(maps.Values(seen)))), s.opt.Sigma, s.opt.Noise, s.opt.Seed,
 			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate))
 		calibratedFooter(out, s.calib)
 	}

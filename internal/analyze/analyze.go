@@ -76,7 +76,36 @@ type Options struct {
 	Surprisal bool
 	// Direction orients the OOD score (see drift.OODScore).
 	Direction drift.Direction
+	// Stop, when set, makes K adaptive: nudges are drawn in rounds —
+	// FirstRound of them, then as many again as were drawn so far (the
+	// total doubles), never more than Samples — and after every round but
+	// the last Stop sees the result so far; sampling ends when it returns
+	// true. Nudge k is the same whatever the rounds (noise is keyed by
+	// seed, prompt, nudge and token) and nudges are accumulated in order,
+	// so a run that stopped after n nudges equals a run with Samples = n.
+	// Result.Samples says how many were drawn. Isolation mode ignores it.
+	Stop func(*Result) bool
+	// PrecisionTarget is the target Stop applies, for the records of
+	// callers that set one (analyze itself does not read it).
+	PrecisionTarget float64
+	// MatmulAccuracy is onnxruntime's accuracy_level for the
+	// block-quantized weights of a `--precision q` store (MatMulNBits): 0
+	// and 1 compute in float32, 4 quantizes activations to int8 (2 and 3,
+	// float16 and bfloat16, fall back to float32 on CPU). It has no effect
+	// on a float32 store: New sets it to 0 there.
+	MatmulAccuracy int
 }
+
+// DefaultBatchMiB is the batch memory bound when Options.BatchMiB is 0.
+const DefaultBatchMiB = 512
+
+// MaxMatmulAccuracy is the largest MatMulNBits accuracy level (int8).
+const MaxMatmulAccuracy = 4
+
+// FirstRound is the number of nudges an adaptive run (Options.Stop) draws
+// before it first looks at its result: fewer make the spread over nudges,
+// and so the standard error Stop judges, too uncertain to stop on.
+const FirstRound = 8
 
 // Analyzer scores prompts against one model, keeping its sessions loaded.
 type Analyzer struct {
@@ -104,41 +133,43 @@ var (
 	ErrInvalidUTF8 = errors.New("prompt is not valid UTF-8")
 )
 
-// New opens sessions for m. runtime.Init must have succeeded.
-func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, error) {
+// prepare validates opt for model m and fills in its defaults; it returns
+// the effective options, the measurement points, and m at the options'
+// accuracy level.
+func prepare(m *store.Model, opt Options) (Options, []arch.Point, *store.Model, error) {
 	cfg := m.Config()
 	if opt.Samples < 1 {
-		return nil, fmt.Errorf("analyze: samples must be at least 1, got %d", opt.Samples)
+		return opt, nil, nil, fmt.Errorf("analyze: samples must be at least 1, got %d", opt.Samples)
 	}
 	if !(opt.Sigma > 0) || math.IsInf(opt.Sigma, 0) {
-		return nil, fmt.Errorf("analyze: sigma must be a positive number, got %v", opt.Sigma)
+		return opt, nil, nil, fmt.Errorf("analyze: sigma must be a positive number, got %v", opt.Sigma)
 	}
 	if opt.Site == "" {
 		opt.Site = SiteResid
 	}
 	site, err := ParseSite(string(opt.Site))
 	if err != nil {
-		return nil, fmt.Errorf("analyze: %w", err)
+		return opt, nil, nil, fmt.Errorf("analyze: %w", err)
 	}
 	opt.Site = site
 	opt.HiddenStates = slices.Clone(opt.HiddenStates) // the caller may reuse its slice
 	if site == SiteLogits {
 		if len(opt.HiddenStates) > 0 {
-			return nil, fmt.Errorf("analyze: site logits has no layer index (it reads the output head after all %d blocks); got %v", cfg.Layers, opt.HiddenStates)
+			return opt, nil, nil, fmt.Errorf("analyze: site logits has no layer index (it reads the output head after all %d blocks); got %v", cfg.Layers, opt.HiddenStates)
 		}
 		opt.HiddenStates = []int{cfg.Layers}
 	} else if len(opt.HiddenStates) == 0 {
-		return nil, fmt.Errorf("analyze: no hidden state requested")
+		return opt, nil, nil, fmt.Errorf("analyze: no hidden state requested")
 	}
 	points := make([]arch.Point, len(opt.HiddenStates))
 	seen := map[int]bool{}
 	for i, h := range opt.HiddenStates {
 		p, err := arch.Point{Site: site, Index: h}.Check(cfg.Layers)
 		if err != nil {
-			return nil, fmt.Errorf("analyze: %w for model %s (%d layers)", err, m.Manifest.Name, cfg.Layers)
+			return opt, nil, nil, fmt.Errorf("analyze: %w for model %s (%d layers)", err, m.Manifest.Name, cfg.Layers)
 		}
 		if seen[h] {
-			return nil, fmt.Errorf("analyze: hidden state %d requested twice", h)
+			return opt, nil, nil, fmt.Errorf("analyze: hidden state %d requested twice", h)
 		}
 		seen[h] = true
 		points[i] = p
@@ -147,9 +178,26 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 		opt.MaxTokens = cfg.ContextLength
 	}
 	if opt.BatchMiB <= 0 {
-		opt.BatchMiB = 512
+		opt.BatchMiB = DefaultBatchMiB
 	}
 	opt.BatchMiB = min(opt.BatchMiB, 1<<20) // a TiB: keeps BatchMiB<<20 from overflowing
+	if opt.MatmulAccuracy < 0 || opt.MatmulAccuracy > MaxMatmulAccuracy {
+		return opt, nil, nil, fmt.Errorf("analyze: matmul accuracy level must be 0..%d, got %d", MaxMatmulAccuracy, opt.MatmulAccuracy)
+	}
+	if !m.Quantized() {
+		opt.MatmulAccuracy = 0 // float32 weights: MatMul, no accuracy level
+	}
+	m = m.WithAccuracy(opt.MatmulAccuracy)
+	return opt, points, m, nil
+}
+
+// New opens sessions for m. runtime.Init must have succeeded.
+func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, error) {
+	opt, points, m, err := prepare(m, opt)
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.Config()
 	tok, err := m.Tokenizer()
 	if err != nil {
 		return nil, err
@@ -227,6 +275,7 @@ type Token struct {
 // Stat is a mean and standard deviation over nudges.
 type Stat struct {
 	Mean, Std float64
+	N         int  // nudges behind Mean and Std
 	Invalid   int  // nudges excluded for a zero or non-finite angle
 	Defined   bool // false when no nudge gave a valid value (Mean and Std are then 0)
 }
@@ -263,8 +312,11 @@ type Result struct {
 	InputTokens []Stat  // per-token input angles, degrees
 	Selected    int     // tokens counted in prompt-level ratios
 	FirstToken  string  // "excluded" or "included"
-	Baselines   *Baselines
-	Warnings    []string
+	// Samples is the number of nudges drawn (per token in isolation
+	// mode): Options.Samples, or fewer when Options.Stop ended sampling.
+	Samples   int
+	Baselines *Baselines
+	Warnings  []string
 }
 
 // Layer returns the result at index h (results hold one site).
@@ -336,6 +388,22 @@ const logitsCopies = 3
 // its outputs, attention scores, the MLP, and logits (vocab wide) when
 // they are an output. At least one row runs, whatever its size.
 func (a *Analyzer) rowsPerBatch(T int) int {
+	n := a.budget / max(a.rowBytes(T), 1)
+	return max(1, min(n, a.rowsLimit()))
+}
+
+// rowsLimit is the most copies one forward pass takes (BatchRows or
+// MaxBatchRows).
+func (a *Analyzer) rowsLimit() int {
+	if a.opt.BatchRows > 0 {
+		return a.opt.BatchRows
+	}
+	return MaxBatchRows
+}
+
+// rowBytes estimates the bytes of the largest live tensors of one [T, d]
+// copy in a forward pass (see rowsPerBatch).
+func (a *Analyzer) rowBytes(T int) int {
 	c := a.cfg
 	outputs := 0
 	for _, w := range a.widths {
@@ -344,13 +412,7 @@ func (a *Analyzer) rowsPerBatch(T int) int {
 	if a.opt.Site == SiteLogits {
 		outputs *= logitsCopies
 	}
-	perRow := satMul(4, satMul(T, 4*c.Dim+outputs+3*c.FFN)+satMul(2*c.Heads, satMul(T, T)))
-	n := a.budget / max(perRow, 1)
-	limit := MaxBatchRows
-	if a.opt.BatchRows > 0 {
-		limit = a.opt.BatchRows
-	}
-	return max(1, min(n, limit))
+	return satMul(4, satMul(T, 4*c.Dim+outputs+3*c.FFN)+satMul(2*c.Heads, satMul(T, T)))
 }
 
 // headPositions is how many positions one run of the output head projects
@@ -413,57 +475,91 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 	nudgedEmb := drift.Matrix{Rows: T, Cols: d}
 	nudgedHidden := make([]drift.Matrix, hs)
 
-	// Batch 0 carries the clean copy first, then nudges; later batches only nudges.
+	// Nudges are drawn up to limit: all of them, or in rounds when K is
+	// adaptive. Batch 0 carries the clean copy first, then nudges; later
+	// batches only nudges.
+	limit := len(jobs)
+	if a.opt.Stop != nil && !a.opt.Isolate {
+		limit = min(FirstRound, len(jobs))
+	}
 	next := 0
 	first := true
-	for first || next < len(jobs) {
-		count := min(rows, len(jobs)-next+boolInt(first))
-		batch := make([]float32, count*n)
-		off := 0
-		if first {
-			copy(batch, clean)
-			off = 1
-		}
-		for i := off; i < count; i++ {
-			j := jobs[next+i-off]
-			opt := drift.NudgeOptions{Sigma: a.opt.Sigma, Scale: a.opt.Noise, Isolate: a.opt.Isolate, Token: j.token}
-			if err := drift.NudgeBatch(batch[i*n:(i+1)*n], emb, opt, a.opt.Seed, promptKey, j.nudge, 1); err != nil {
-				return nil, err
+	for {
+		for first || next < limit {
+			count := min(rows, limit-next+boolInt(first))
+			batch := make([]float32, count*n)
+			off := 0
+			if first {
+				copy(batch, clean)
+				off = 1
 			}
-		}
-		outs, err := a.sess.Run(batch, count, T)
-		if err != nil {
-			return nil, err
-		}
-		if first {
-			for h := range cleanHidden {
-				// Copy: the batch buffer is reused by nothing, but keep clean states independent.
-				cleanHidden[h] = drift.Matrix{Rows: T, Cols: w[h], Data: append([]float32(nil), outs[h][:T*w[h]]...)}
+			for i := off; i < count; i++ {
+				j := jobs[next+i-off]
+				opt := drift.NudgeOptions{Sigma: a.opt.Sigma, Scale: a.opt.Noise, Isolate: a.opt.Isolate, Token: j.token}
+				if err := drift.NudgeBatch(batch[i*n:(i+1)*n], emb, opt, a.opt.Seed, promptKey, j.nudge, 1); err != nil {
+					return nil, err
+				}
 			}
-			if acc, err = drift.NewAccumulator(emb, cleanHidden, sel); err != nil {
-				return nil, err
-			}
-		}
-		for i := off; i < count; i++ {
-			j := jobs[next+i-off]
-			nudgedEmb.Data = batch[i*n : (i+1)*n]
-			for h := range nudgedHidden {
-				nudgedHidden[h] = drift.Matrix{Rows: T, Cols: w[h], Data: outs[h][i*T*w[h] : (i+1)*T*w[h]]}
-			}
-			if a.opt.Isolate {
-				err = acc.AddIsolated(j.token, nudgedEmb, nudgedHidden)
-			} else {
-				err = acc.Add(nudgedEmb, nudgedHidden)
-			}
+			outs, err := a.sess.Run(batch, count, T)
 			if err != nil {
 				return nil, err
 			}
+			if first {
+				for h := range cleanHidden {
+					// Copy: the batch buffer is reused by nothing, but keep clean states independent.
+					cleanHidden[h] = drift.Matrix{Rows: T, Cols: w[h], Data: append([]float32(nil), outs[h][:T*w[h]]...)}
+				}
+				if acc, err = drift.NewAccumulator(emb, cleanHidden, sel); err != nil {
+					return nil, err
+				}
+			}
+			for i := off; i < count; i++ {
+				j := jobs[next+i-off]
+				nudgedEmb.Data = batch[i*n : (i+1)*n]
+				for h := range nudgedHidden {
+					nudgedHidden[h] = drift.Matrix{Rows: T, Cols: w[h], Data: outs[h][i*T*w[h] : (i+1)*T*w[h]]}
+				}
+				if a.opt.Isolate {
+					err = acc.AddIsolated(j.token, nudgedEmb, nudgedHidden)
+				} else {
+					err = acc.Add(nudgedEmb, nudgedHidden)
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			next += count - off
+			first = false
 		}
-		next += count - off
-		first = false
+		if limit == len(jobs) || a.opt.Stop(a.summary(res, acc, limit)) {
+			break
+		}
+		limit = min(2*limit, len(jobs))
 	}
+	used := limit
+	if a.opt.Isolate {
+		used = a.opt.Samples
+	}
+	res = a.summary(res, acc, used)
+	if a.final != nil {
+		b, err := a.baselines(clean, ids)
+		if err != nil {
+			return nil, err
+		}
+		res.Baselines = b
+	}
+	return res, nil
+}
 
+// summary returns base (a prompt's tokens, selection and warnings) with
+// the statistics of the used nudges accumulated in acc.
+func (a *Analyzer) summary(base *Result, acc *drift.Accumulator, used int) *Result {
 	r := acc.Result()
+	T := len(base.Tokens)
+	res := *base
+	res.Warnings = slices.Clone(base.Warnings)
+	res.Samples = used
+	res.Layers = nil
 	res.InputAngle = stat(r.Input)
 	if in := res.InputAngle; in.Defined && in.Mean < MinInputAngle {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the input angle is only %.2g°: at this size float32 rounding in the model dominates the drift, so ratios are unreliable; use a larger --sigma", in.Mean))
@@ -485,25 +581,18 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 			l.TokenRatio[t], l.TokenDrift[t] = stat(lr.Tokens[t]), stat(lr.TokenDrift[t])
 		}
 		if lr.Prompt.Invalid > 0 && !a.opt.Isolate {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d of %d nudges gave a zero or non-finite angle and were left out", a.pointName(h), lr.Prompt.Invalid, a.opt.Samples))
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d of %d nudges gave a zero or non-finite angle and were left out", a.pointName(h), lr.Prompt.Invalid, used))
 		}
 		tokInvalid := 0
 		for _, s := range lr.Tokens {
 			tokInvalid += s.Invalid
 		}
 		if tokInvalid > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d per-token values (of %d tokens × %d nudges) had a zero or non-finite angle and were left out (is sigma too small?)", a.pointName(h), tokInvalid, T, a.opt.Samples))
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d per-token values (of %d tokens × %d nudges) had a zero or non-finite angle and were left out (is sigma too small?)", a.pointName(h), tokInvalid, T, used))
 		}
 		res.Layers = append(res.Layers, l)
 	}
-	if a.final != nil {
-		b, err := a.baselines(clean, ids)
-		if err != nil {
-			return nil, err
-		}
-		res.Baselines = b
-	}
-	return res, nil
+	return &res
 }
 
 // PromptKey is the prompt's part of the noise stream's seed: a hash of its
@@ -526,7 +615,7 @@ func stat(s drift.Stats) Stat {
 	if s.Undefined {
 		return Stat{Invalid: s.Invalid}
 	}
-	return Stat{Mean: s.Mean, Std: s.Std, Invalid: s.Invalid, Defined: true}
+	return Stat{Mean: s.Mean, Std: s.Std, N: s.N, Invalid: s.Invalid, Defined: true}
 }
 
 // pointName names the measurement point at index h of the analyzer's site

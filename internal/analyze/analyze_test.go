@@ -257,3 +257,109 @@ func TestLogitBaselines(t *testing.T) {
 	}
 	_ = drift.Pinch
 }
+
+// TestAdaptiveK: with Stop, nudges are drawn in rounds of FirstRound, then
+// doubling, and a run that stopped after n nudges gives exactly the result
+// of a fixed run with Samples = n (same nudges, same order).
+func TestAdaptiveK(t *testing.T) {
+	m := tinyModel(t)
+	prompts := []string{"hello world", "abc def ghi jkl"}
+	cases := []struct {
+		name    string
+		samples int
+		stopAt  int   // first Result.Samples Stop says yes to (0: never)
+		seen    []int // Samples of the partial results Stop sees
+		used    int
+	}{
+		{"stops after the first round", 40, 8, []int{8}, 8},
+		{"stops after the second round", 40, 16, []int{8, 16}, 16},
+		{"never stops: capped at Samples", 40, 0, []int{8, 16, 32}, 40},
+		{"Samples below the first round", 5, 0, nil, 5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen []int
+			opt := base()
+			opt.Samples = tc.samples
+			opt.BatchRows = 7 // rounds and batches do not line up
+			opt.Stop = func(r *analyze.Result) bool {
+				seen = append(seen, r.Samples)
+				return tc.stopAt > 0 && r.Samples >= tc.stopAt
+			}
+			got := analyzeOnce(t, m, opt, prompts[0])[0]
+			if got.Samples != tc.used {
+				t.Errorf("used %d nudges, want %d", got.Samples, tc.used)
+			}
+			if !reflect.DeepEqual(seen, tc.seen) {
+				t.Errorf("Stop saw results after %v nudges, want %v", seen, tc.seen)
+			}
+			fixed := base()
+			fixed.Samples = tc.used
+			want := analyzeOnce(t, m, fixed, prompts[0])[0]
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("adaptive run of %d nudges differs from a fixed run of %d:\n%+v\n%+v", tc.used, tc.used, got.Layers[0].Aggregate, want.Layers[0].Aggregate)
+			}
+		})
+	}
+	// Isolation mode has no per-nudge prompt value: Stop is not asked.
+	iso := base()
+	iso.Isolate = true
+	iso.Stop = func(*analyze.Result) bool { t.Error("Stop called in isolation mode"); return true }
+	if r := analyzeOnce(t, m, iso, prompts[1])[0]; r.Samples != iso.Samples {
+		t.Errorf("isolation mode used %d nudges per token, want %d", r.Samples, iso.Samples)
+	}
+}
+
+// TestMatmulAccuracyOption: the level is checked, applies to a quantized
+// store only, and leaves the model it was given unchanged.
+func TestMatmulAccuracyOption(t *testing.T) {
+	m := tinyModel(t)
+	opt := base()
+	opt.MatmulAccuracy = 5
+	if _, err := analyze.New(m, opt, runtime.SessionOptions{Threads: 1}); err == nil || !strings.Contains(err.Error(), "accuracy") {
+		t.Errorf("level 5 accepted: %v", err)
+	}
+	opt.MatmulAccuracy = 4
+	an, err := analyze.New(m, opt, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer an.Close()
+	if got := an.Options().MatmulAccuracy; got != 0 {
+		t.Errorf("float32 store: effective level %d, want 0", got)
+	}
+	if m.AccuracyLevel != 0 {
+		t.Errorf("the model's level changed to %d", m.AccuracyLevel)
+	}
+}
+
+// TestEstimateMemory: the estimate counts the weights of the blocks the
+// graph runs (more for a deeper point), and a batch within the budget.
+func TestEstimateMemory(t *testing.T) {
+	m := tinyModel(t)
+	shallow, deep := base(), base()
+	shallow.HiddenStates, deep.HiddenStates = []int{1}, []int{2}
+	a, err := analyze.EstimateMemory(m, shallow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := analyze.EstimateMemory(m, deep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(a.Weights > 0 && b.Weights > a.Weights) {
+		t.Errorf("weights: hidden state 1 %d bytes, 2 %d bytes; want 0 < first < second", a.Weights, b.Weights)
+	}
+	if a.Batch <= 0 || a.Batch > 2*analyze.DefaultBatchMiB<<20 || a.Runtime != analyze.RuntimeBytes || a.Total() != a.Weights+a.Batch+a.Runtime {
+		t.Errorf("estimate %+v: batch must be within twice the %d MiB budget, runtime %d", a, analyze.DefaultBatchMiB, analyze.RuntimeBytes)
+	}
+	small := deep
+	small.BatchMiB, small.MaxTokens = 1, 64
+	c, err := analyze.EstimateMemory(m, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Batch >= b.Batch || c.Weights != b.Weights {
+		t.Errorf("a 1 MiB budget and 64 tokens: %+v, default: %+v; want a smaller batch, the same weights", c, b)
+	}
+}

@@ -242,6 +242,8 @@ type Session struct {
 
 // NewSession validates opt and opens an analyzer of model m over the given
 // hidden states (threads: onnxruntime intra-op threads, 0 = one per core).
+// An analyzer whose estimated peak memory (analyze.EstimateMemory) exceeds
+// MemAvailable is refused with a *MemoryError before anything is loaded.
 // runtime.Init must have succeeded (OpenModel does it).
 func NewSession(m *store.Model, opt Options, hidden []int, threads int, hooks Hooks) (*Session, error) {
 	if err := CheckThreads(threads); err != nil {
@@ -249,6 +251,9 @@ func NewSession(m *store.Model, opt Options, hidden []int, threads int, hooks Ho
 	}
 	r, err := opt.Resolve(hidden)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkMemory(m, r.Analyze, hooks); err != nil {
 		return nil, err
 	}
 	start := time.Now()

@@ -26,6 +26,24 @@ const (
 	DefaultAggregate = "trimmed"
 	// MaxSamples bounds K.
 	MaxSamples = 10000
+	// DefaultPrecisionTarget is the adaptive-K target (Options.PrecisionTarget)
+	// unless a request says; 0 = off. Chosen from measurements (README,
+	// "Adaptive K").
+	DefaultPrecisionTarget = 0
+	// MaxPrecisionTarget bounds the target from above (exclusive): a
+	// standard error as large as the value itself says nothing.
+	MaxPrecisionTarget = 1
+	// DefaultMatmulAccuracy is the MatMulNBits accuracy level
+	// (Options.MatmulAccuracy) unless a request says. Chosen from
+	// measurements (README, "Precision"): on Qwen2.5-Coder-0.5B stored
+	// with --precision q, level 4 (int8 activations) moved prompt ratios
+	// by at most 0.15 and token ratios by at most 0.30 of their spread over
+	// K, for 1.8× less CPU time; on SmolLM2-135M (Q4_1, float zero points)
+	// onnxruntime keeps float32 compute and levels 0, 1 and 4 agree bit for
+	// bit. A float32 store ignores it.
+	DefaultMatmulAccuracy = 4
+	// MaxBatchMemory bounds Options.BatchMemory (MiB): 1 TiB.
+	MaxBatchMemory = 1 << 20
 	// DefaultSite is where drift is measured unless a request says.
 	DefaultSite = "resid"
 	// MinSigma is the smallest relative nudge accepted. Embeddings are
@@ -158,6 +176,21 @@ type Options struct {
 	// Site is where drift is measured: resid (the default when empty),
 	// norm, attn, mlp or logits (see analyze.Site).
 	Site string `json:"site"`
+	// PrecisionTarget makes K adaptive when > 0: nudges are drawn in
+	// rounds (analyze.FirstRound, then doubling) until every prompt-level
+	// value's standard error over the nudges is at most PrecisionTarget
+	// times the value (see Rule.Precise), or Samples nudges were drawn.
+	// 0 draws Samples nudges. Isolation mode ignores it.
+	PrecisionTarget float64 `json:"precision_target"`
+	// MatmulAccuracy is onnxruntime's MatMulNBits accuracy_level for a
+	// `--precision q` store: 0 computes in float32, 4 quantizes
+	// activations to int8 (see analyze.Options.MatmulAccuracy). A float32
+	// store ignores it.
+	MatmulAccuracy int `json:"matmul_accuracy"`
+	// BatchMemory bounds one forward batch in MiB (0 =
+	// analyze.DefaultBatchMiB). Results do not depend on it; a smaller
+	// bound runs more, smaller passes and needs less memory.
+	BatchMemory int `json:"batch_memory"`
 }
 
 // DefaultOptions returns the options every front end starts from.
@@ -165,7 +198,7 @@ func DefaultOptions() Options {
 	return Options{
 		Samples: DefaultSamples, Sigma: DefaultSigma, Seed: DefaultSeed, Noise: DefaultNoise,
 		Direction: DefaultDirection, MaxTokens: DefaultMaxTokens, Aggregate: DefaultAggregate,
-		Site: DefaultSite,
+		Site: DefaultSite, PrecisionTarget: DefaultPrecisionTarget, MatmulAccuracy: DefaultMatmulAccuracy,
 	}
 }
 
@@ -215,14 +248,31 @@ func (o Options) Resolve(hidden []int) (Resolved, error) {
 	if err != nil {
 		return Resolved{}, err
 	}
-	return Resolved{
+	if !(o.PrecisionTarget >= 0 && o.PrecisionTarget < MaxPrecisionTarget) {
+		return Resolved{}, optionErr("precision-target", "must be in [0, %g): the largest standard error allowed relative to the prompt ratio (0.02 = 2%%), 0 = always --samples nudges; got %v",
+			float64(MaxPrecisionTarget), o.PrecisionTarget)
+	}
+	if o.MatmulAccuracy < 0 || o.MatmulAccuracy > analyze.MaxMatmulAccuracy {
+		return Resolved{}, optionErr("matmul-accuracy", "must be 0 (float32) to %d (int8 activations), got %d", analyze.MaxMatmulAccuracy, o.MatmulAccuracy)
+	}
+	if o.BatchMemory < 0 || o.BatchMemory > MaxBatchMemory {
+		return Resolved{}, optionErr("batch-memory", "must be between 0 (the default, %d MiB) and %d MiB, got %d", analyze.DefaultBatchMiB, MaxBatchMemory, o.BatchMemory)
+	}
+	r := Resolved{
 		Analyze: analyze.Options{
 			Site: site, HiddenStates: hidden, Samples: o.Samples, Sigma: o.Sigma, Seed: o.Seed,
 			Noise: noise, Isolate: o.Isolate, IncludeFirst: o.IncludeFirst,
 			MaxTokens: o.MaxTokens, Surprisal: o.Surprisal, Direction: dir,
+			MatmulAccuracy: o.MatmulAccuracy, BatchMiB: o.BatchMemory,
 		},
 		Aggregate: agg,
-	}, nil
+	}
+	if o.PrecisionTarget > 0 && !o.Isolate {
+		rule, target := RuleOf(r.Analyze, agg), o.PrecisionTarget
+		r.Analyze.PrecisionTarget = target
+		r.Analyze.Stop = func(res *analyze.Result) bool { return rule.Precise(res, target) }
+	}
+	return r, nil
 }
 
 // ResolveLayer turns a requested hidden-state index into one of model m

@@ -25,13 +25,19 @@ type Setup struct {
 	// Site is where drift was measured: resid, norm, attn, mlp or logits
 	// (for logits, layer is num_layers).
 	Site string `json:"site"`
+	// PrecisionTarget is the adaptive-K target (0: Samples nudges per
+	// prompt; see Options.PrecisionTarget).
+	PrecisionTarget float64 `json:"precision_target"`
+	// MatmulAccuracy is the MatMulNBits accuracy level of a block-quantized
+	// model (0 for a float32 one).
+	MatmulAccuracy int `json:"matmul_accuracy"`
 }
 
 // NewSetup describes an analysis of model name with numLayers blocks.
 func NewSetup(name string, numLayers int, opt analyze.Options, agg drift.Aggregation) Setup {
 	return Setup{Model: name, NumLayers: numLayers, Samples: opt.Samples, Sigma: opt.Sigma, Seed: opt.Seed,
 		Noise: opt.Noise.String(), Isolate: opt.Isolate, Direction: opt.Direction.String(), Aggregate: agg.String(),
-		Site: SiteName(opt.Site)}
+		Site: SiteName(opt.Site), PrecisionTarget: opt.PrecisionTarget, MatmulAccuracy: opt.MatmulAccuracy}
 }
 
 // SiteName names a site for records and footers; the zero site is resid.
@@ -85,9 +91,12 @@ type ScoreRecord struct {
 	FirstToken string  `json:"first_token"`
 	Ratio      float64 `json:"ratio"`
 	RatioStd   float64 `json:"ratio_std"`
-	OOD        float64 `json:"ood"`
-	InputAngle float64 `json:"input_angle_deg"`
-	Drift      float64 `json:"drift_deg"`
+	// SamplesUsed is the number of nudges behind the values: Samples, or
+	// fewer when adaptive K stopped early (0 on error).
+	SamplesUsed int     `json:"samples_used"`
+	OOD         float64 `json:"ood"`
+	InputAngle  float64 `json:"input_angle_deg"`
+	Drift       float64 `json:"drift_deg"`
 	// Logit baselines on the clean prompt, with Options.Surprisal and at
 	// least two tokens: mean surprisal and next-token entropy (nats) and
 	// mean max-softmax probability.
@@ -127,12 +136,12 @@ func NewScoreRecord(prompt string, setup Setup, layer int, r Rule, res *analyze.
 		if r.Isolate {
 			rec.Error = "no token had a valid nudge: no ratio can be reported"
 		} else {
-			rec.Error = fmt.Sprintf("no valid nudge: all %d gave a zero or non-finite angle (zero embeddings or overflow); no ratio can be reported", setup.Samples)
+			rec.Error = fmt.Sprintf("no valid nudge: all %d gave a zero or non-finite angle (zero embeddings or overflow); no ratio can be reported", res.Samples)
 		}
 		return rec
 	}
 	dir, _ := drift.ParseDirection(setup.Direction)
-	rec.FirstToken = res.FirstToken
+	rec.FirstToken, rec.SamplesUsed = res.FirstToken, res.Samples
 	rec.Ratio, rec.RatioStd = sum.Ratio, sum.RatioStd
 	rec.InputAngle, rec.Drift = zeroNaN(sum.InputAngle), zeroNaN(sum.Drift)
 	if r.Isolate {
@@ -194,13 +203,16 @@ type LayersRecord struct {
 	// PromptBytes is as in ScoreRecord.
 	PromptBytes []byte `json:"prompt_bytes,omitempty"`
 	Setup
-	FirstToken string        `json:"first_token"`
-	Tokens     int           `json:"tokens"`
-	Passes     int           `json:"passes"` // forward passes run for this prompt
-	InputAngle *float64      `json:"input_angle_deg"`
-	Layers     []LayerRecord `json:"layers"`
-	Warnings   []string      `json:"warnings,omitempty"`
-	Error      string        `json:"error,omitempty"`
+	FirstToken string `json:"first_token"`
+	Tokens     int    `json:"tokens"`
+	Passes     int    `json:"passes"` // forward passes run for this prompt
+	// SamplesUsed is as in ScoreRecord (adaptive K stops when every
+	// layer's value is precise enough).
+	SamplesUsed int           `json:"samples_used"`
+	InputAngle  *float64      `json:"input_angle_deg"`
+	Layers      []LayerRecord `json:"layers"`
+	Warnings    []string      `json:"warnings,omitempty"`
+	Error       string        `json:"error,omitempty"`
 
 	// Calibration describes the reference of the percentiles, when a
 	// calibration was applied (calibration.go).
@@ -217,7 +229,7 @@ func NewLayersRecord(prompt string, setup Setup, r Rule, res *analyze.Result, pa
 		return rec
 	}
 	dir, _ := drift.ParseDirection(setup.Direction)
-	rec.FirstToken, rec.Tokens, rec.Warnings = res.FirstToken, len(res.Tokens), res.Warnings
+	rec.FirstToken, rec.Tokens, rec.Warnings, rec.SamplesUsed = res.FirstToken, len(res.Tokens), res.Warnings, res.Samples
 	if res.InputAngle.Defined && !r.Isolate {
 		rec.InputAngle = FinitePtr(res.InputAngle.Mean)
 	}

@@ -35,8 +35,43 @@ type Summary struct {
 	// angles in degrees: of the flattened selection whatever the
 	// aggregation, or the means over the selected tokens in isolation mode.
 	Drift, InputAngle float64
+	// N is the number of values behind RatioStd: valid nudges, or tokens
+	// in isolation mode.
+	N int
 	// OK is true when Ratio is a finite number.
 	OK bool
+}
+
+// StdErr is the standard error of Ratio over the nudges, RatioStd/√N
+// (NaN below two values).
+func (s Summary) StdErr() float64 {
+	if !s.OK || s.N < 2 {
+		return math.NaN()
+	}
+	return s.RatioStd / math.Sqrt(float64(s.N))
+}
+
+// Precise reports whether every prompt-level value of res (one per
+// measurement point) is known to within target under r: its standard
+// error over the nudges, relative to the value itself, is at most target
+// (StdErr ≤ target × Ratio). A point with no defined value does not hold
+// sampling up (more nudges of a prompt that gave none rarely help). This
+// is the stopping rule of adaptive K (Options.PrecisionTarget); isolation
+// mode has no per-nudge prompt value and is never precise.
+func (r Rule) Precise(res *analyze.Result, target float64) bool {
+	if r.Isolate {
+		return false
+	}
+	for i := range res.Layers {
+		s := Summarize(res, &res.Layers[i], r)
+		if !s.OK {
+			continue
+		}
+		if se := s.StdErr(); !(se <= target*s.Ratio) {
+			return false
+		}
+	}
+	return true
 }
 
 // Summarize is THE prompt-level rule every front end uses.
@@ -69,7 +104,7 @@ func Summarize(res *analyze.Result, l *analyze.Layer, r Rule) Summary {
 			v, ok = spread.Mean(), spread.N() > 0
 		}
 		if ok && isFinite(v) {
-			s.Ratio, s.RatioStd, s.OK = v, spread.Std(), true
+			s.Ratio, s.RatioStd, s.N, s.OK = v, spread.Std(), spread.N(), true
 		}
 		s.Drift, _ = MeanDefined(l.TokenDrift, skip)
 		s.InputAngle, _ = MeanDefined(res.InputTokens, skip)
@@ -82,7 +117,7 @@ func Summarize(res *analyze.Result, l *analyze.Layer, r Rule) Summary {
 	if res.Selected == 0 || !st.Defined || !isFinite(st.Mean) {
 		return s
 	}
-	s.Ratio, s.RatioStd, s.OK = st.Mean, st.Std, true
+	s.Ratio, s.RatioStd, s.N, s.OK = st.Mean, st.Std, st.N, true
 	if l.Drift.Defined {
 		s.Drift = l.Drift.Mean
 	}

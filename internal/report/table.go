@@ -25,6 +25,9 @@ type PromptRow struct {
 	Ratio, RatioStd float64
 	// OOD is the OOD score derived from the ratio (higher = more unusual).
 	OOD float64
+	// Samples is the number of nudges used (adaptive K); when any row has
+	// it, the table has a "K" column.
+	Samples int
 	// Err, when not empty, is why the prompt could not be scored; the row
 	// then shows the error instead of numbers.
 	Err string
@@ -109,6 +112,11 @@ func Table(w io.Writer, rows []PromptRow, opts TableOptions) error {
 	hasErr := slices.ContainsFunc(rows, func(r PromptRow) bool { return r.Err != "" })
 	header := []any{"#", "prompt", "tokens", "ratio (mean ± std)", "OOD score"}
 	aligns := []tw.Align{tw.AlignRight, tw.AlignLeft, tw.AlignRight, tw.AlignRight, tw.AlignRight}
+	hasK := slices.ContainsFunc(rows, func(r PromptRow) bool { return r.Samples > 0 })
+	if hasK {
+		header = append(header, "K")
+		aligns = append(aligns, tw.AlignRight)
+	}
 	if hasErr {
 		header = append(header, "error")
 		aligns = append(aligns, tw.AlignLeft)
@@ -123,11 +131,18 @@ func Table(w io.Writer, rows []PromptRow, opts TableOptions) error {
 		}
 		cells = append(cells, tokens)
 		if r.Err != "" {
-			cells = append(cells, "-", "-", cellText(r.Err, o.ErrorWidth))
+			cells = append(cells, "-", "-")
+			if hasK {
+				cells = append(cells, "-")
+			}
+			cells = append(cells, cellText(r.Err, o.ErrorWidth))
 		} else {
 			cells = append(cells,
 				formatValue(r.Ratio, o.Digits)+" ± "+formatValue(r.RatioStd, o.Digits),
 				formatValue(r.OOD, o.Digits))
+			if hasK {
+				cells = append(cells, strconv.Itoa(r.Samples))
+			}
 			if hasErr {
 				cells = append(cells, "")
 			}

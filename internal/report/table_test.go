@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -117,5 +118,33 @@ func TestLooksNumeric(t *testing.T) {
 		if got := looksNumeric(in); got != want {
 			t.Errorf("looksNumeric(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestTableSamplesColumn: rows that carry the nudges used (adaptive K) get
+// a K column; rows without it keep the table as it was.
+func TestTableSamplesColumn(t *testing.T) {
+	rows := []PromptRow{
+		{Prompt: "a", Tokens: 2, Ratio: 0.5, RatioStd: 0.1, OOD: -0.69, Samples: 8},
+		{Prompt: "b", Tokens: 3, Ratio: 0.6, RatioStd: 0.1, OOD: -0.51, Samples: 32},
+		{Prompt: "c", Err: "boom"},
+	}
+	var with, without bytes.Buffer
+	if err := Table(&with, rows, TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	plain := append([]PromptRow(nil), rows...)
+	for i := range plain {
+		plain[i].Samples = 0
+	}
+	if err := Table(&without, plain, TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	header := strings.SplitN(with.String(), "\n", 3)[1]
+	if !strings.Contains(header, " K ") || strings.Contains(strings.SplitN(without.String(), "\n", 3)[1], " K ") {
+		t.Errorf("K column missing or shown without samples:\n%s\n%s", with.String(), without.String())
+	}
+	if !strings.Contains(with.String(), " 32 ") || !strings.Contains(with.String(), "boom") {
+		t.Errorf("rows:\n%s", with.String())
 	}
 }

@@ -19,7 +19,8 @@ import (
 // Give one prompt in Prompt or several in Prompts (not both). Options
 // are the analysis options of the CLI's flags under their JSON names
 // (samples, sigma, seed, noise, direction, isolate, include_first,
-// max_tokens, aggregate, surprisal); an option left out takes the CLI's
+// max_tokens, aggregate, surprisal, site, precision_target,
+// matmul_accuracy, batch_memory); an option left out takes the CLI's
 // default, except max_tokens, whose default and ceiling is the server's
 // limit.
 //

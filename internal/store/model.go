@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -38,8 +37,25 @@ type Model struct {
 	embd     Tensor
 	// AccuracyLevel is the accuracy_level graphs give MatMulNBits for
 	// block-quantized weights: 0 computes in float32, 4 lets onnxruntime
-	// quantize activations to int8. Set it before building graphs.
+	// quantize activations to int8. Set it before building graphs, or use
+	// WithAccuracy on a model shared by several sessions.
 	AccuracyLevel int
+	// view marks a model made by WithAccuracy: it shares the files of the
+	// model it came from and does not close them.
+	view bool
+}
+
+// WithAccuracy returns m with graphs at MatMulNBits accuracy level n: m
+// itself when it has that level, else a view that shares m's open files
+// (close m, not the view; the view's Close does nothing). m is not
+// changed, so sessions of different levels can share one open model.
+func (m *Model) WithAccuracy(n int) *Model {
+	if n == m.AccuracyLevel {
+		return m
+	}
+	v := *m
+	v.AccuracyLevel, v.view = n, true
+	return &v
 }
 
 // Open opens the named model for reading. The version it opens stays
@@ -101,14 +117,7 @@ func (s *Store) openAt(name, dir string, m *Manifest) (*Model, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: model %q: %w; re-convert it (`lmood pull` or `lmood import --force`)", name, err)
 	}
-	model := &Model{Dir: dir, Manifest: m, weights: w, embd: embd, link: s.Dir(name)}
-	if v := os.Getenv("LMOOD_MATMUL_ACCURACY"); v != "" {
-		// Experimental: accuracy_level of MatMulNBits (0 float32, 4 int8).
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= 4 {
-			model.AccuracyLevel = n
-		}
-	}
-	return model, nil
+	return &Model{Dir: dir, Manifest: m, weights: w, embd: embd, link: s.Dir(name)}, nil
 }
 
 // validate checks a manifest's numbers before anything is sized from them,
@@ -160,7 +169,7 @@ func (m *Manifest) validate(weightsSize int64) error {
 // that version's directory: the last reader of a replaced conversion
 // cleans it up, so it does not linger until the next import or prune.
 func (m *Model) Close() error {
-	if m == nil || m.weights == nil {
+	if m == nil || m.weights == nil || m.view {
 		return nil
 	}
 	err := m.weights.Close()
@@ -472,4 +481,38 @@ func firstN(s []string, n int) []string {
 		return append(s[:n:n], "…")
 	}
 	return s
+}
+
+// GraphWeightBytes returns the bytes of stored weights the graph for opt
+// reads, each tensor counted once as stored (a block-quantized tensor with
+// its scales and zero points): what an onnxruntime session on that graph
+// loads. The graph is built in memory, not written.
+func (m *Model) GraphWeightBytes(opt arch.GraphOptions) (int64, error) {
+	rec := &weightCounter{m: m, seen: map[string]bool{}}
+	if _, err := m.Manifest.Config.Build(rec, opt); err != nil {
+		return 0, fmt.Errorf("store: size the graph of %s: %w", m.Manifest.Name, err)
+	}
+	return rec.bytes, nil
+}
+
+// weightCounter is a WeightSource that adds up the tensors looked up.
+type weightCounter struct {
+	m     *Model
+	seen  map[string]bool
+	bytes int64
+}
+
+func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
+	e, ok := w.m.Lookup(name)
+	if !ok || w.seen[name] {
+		return e, ok
+	}
+	w.seen[name] = true
+	for _, n := range []string{name, name + ".scales", name + ".zero_points"} {
+		if t, ok := w.m.Manifest.Tensors[n]; ok && (n == name || e.NBits != nil) {
+			b, _ := t.Bytes()
+			w.bytes += b
+		}
+	}
+	return e, ok
 }

@@ -131,6 +131,31 @@ func TestQuantizedImportMatchesFloat32(t *testing.T) {
 			if !strings.Contains(filepath.Base(p4), "acc4") {
 				t.Errorf("accuracy level 4 graph cached as %s", filepath.Base(p4))
 			}
+			// A view at another level shares the model's files: closing it
+			// leaves the model readable, and the model keeps its level.
+			v := models[0].WithAccuracy(1)
+			if v.AccuracyLevel != 1 || models[0].AccuracyLevel != 4 || models[0].WithAccuracy(4) != models[0] {
+				t.Errorf("WithAccuracy(1): view level %d, model level %d", v.AccuracyLevel, models[0].AccuracyLevel)
+			}
+			if err := v.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := models[0].Embeddings([]int{1}); err != nil {
+				t.Errorf("closing a view closed the model: %v", err)
+			}
+			// The graph's weights as stored: smaller quantized than float32.
+			g := arch.GraphOptions{Outputs: []arch.Point{arch.Resid(2)}}
+			wq, err := models[0].GraphWeightBytes(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wf, err := models[1].GraphWeightBytes(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !(wq > 0 && wq < wf && wf <= sizes[1]) {
+				t.Errorf("graph weights: %d bytes quantized, %d float32 (weights.bin %d)", wq, wf, sizes[1])
+			}
 			e4 := relErr(hidden(t, models[0], x, seq), f)
 			t.Logf("%s accuracy_level 4: relative error %.3g", tc.typ, e4)
 			if e4 > 0.05 {
