@@ -20,9 +20,9 @@
 //     embedding), rotate-half rotary embeddings, queries scaled by
 //     1/√key_length (1/√(d/heads) for the 62-block 27B, as llama.cpp does);
 //   - five sliding-window layers (window gemma3.attention.sliding_window,
-//     rotary base 10,000) alternate with one global layer (rotary base
-//     gemma3.rope.freq_base, with linear rope scaling if the metadata has
-//     it): block i (0-based) is global when (i+1) % 6 == 0, llama.cpp's
+//     rotary base gemma3.rope.freq_base_swa, 10,000 when absent) alternate
+//     with one global layer (rotary base gemma3.rope.freq_base, with linear
+//     rope scaling if the metadata has it): block i (0-based) is global when (i+1) % 6 == 0, llama.cpp's
 //     pattern for gemma3;
 //   - the MLP is GeGLU with the tanh approximation of GELU;
 //   - the output head is tied to the token embeddings unless the file has
@@ -50,7 +50,8 @@ func init() {
 // Pattern is the sliding-window pattern: every Pattern-th block is global.
 const Pattern = 6
 
-// LocalRopeBase is the rotary base of the sliding-window layers.
+// LocalRopeBase is the rotary base of the sliding-window layers when the
+// metadata has no rope.freq_base_swa.
 const LocalRopeBase = 10000
 
 // Config holds the hyper-parameters of one Gemma 3 model.
@@ -142,6 +143,15 @@ func FromGGUF(f arch.File) (arch.Config, error) {
 			return nil, fmt.Errorf("gemma3: %s.rope.freq_base = %g is not a finite base in (1, 1e12]", Arch, v)
 		}
 		c.RopeGlobal = v
+	}
+	// llama.cpp reads the local base from rope.freq_base_swa (newer
+	// converters write Gemma 3's rope_local_base_freq there), 10,000 when
+	// absent.
+	if v, ok := f.Float(Arch + ".rope.freq_base_swa"); ok {
+		if !(v > 1 && v <= 1e12) {
+			return nil, fmt.Errorf("gemma3: %s.rope.freq_base_swa = %g is not a finite base in (1, 1e12]", Arch, v)
+		}
+		c.RopeLocal = v
 	}
 	c.RopeScale = 1
 	if s, ok := f.String(Arch + ".rope.scaling.type"); ok && s != "" && s != "none" {
