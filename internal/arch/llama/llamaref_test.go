@@ -53,3 +53,17 @@ func TestLlamaCppReal(t *testing.T) {
 		testutil.RealLlamaRef(t, m, path, realPrompts, testutil.RealLlamaRefTol, testutil.RealLlamaRefTop1)
 	})
 }
+
+// TestLlamaCppRealF32 separates the two causes of the gap above: with
+// SmolLM2's weights dequantized to float32 in the GGUF, llama.cpp
+// multiplies in float32 as lmood does, and the logits must agree to
+// float32 rounding over 30 blocks (RealF32LlamaRefTol), with the same top-1
+// token everywhere: what remains in TestLlamaCppReal is llama.cpp's 8-bit
+// activations, not a different reading of the model.
+func TestLlamaCppRealF32(t *testing.T) {
+	testutil.LlamaRef(t)
+	m := testutil.RealModel(t)
+	defer m.Close()
+	f32 := testutil.DequantizedGGUF(t, testutil.GGUF(t))
+	testutil.RealLlamaRef(t, m, f32, realPrompts, testutil.RealF32LlamaRefTol, 1)
+}
