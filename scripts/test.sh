@@ -13,7 +13,9 @@
 #   - headless Chromium from Debian's packages, for the browser test of `lmood serve`'s page
 #   - a Python venv with the oracle packages (scripts/oracle-requirements.txt)
 #   - llama.cpp's tokenizer tests (models/ggml-vocab-*.gguf{,.inp,.out}) from the
-#     llama-cpp-python 0.3.36 source archive on PyPI (only extracted, never built)
+#     llama-cpp-python 0.3.36 source archive on PyPI (scripts/llamaref.sh sdist)
+#   - llama.cpp's library from that archive plus our driver, built once with cmake + ninja
+#     (scripts/llamaref.sh build), the reference of the per-family logits tests
 #   - an ollama server built from source (scripts/ollama.sh), for the `ollama:NAME` tests
 #   - Chromium from Debian's packages (if missing), for the web page's browser test
 set -euo pipefail
@@ -57,23 +59,25 @@ export LMOOD_PYTHON="$venv/bin/python"
 export LMOOD_REQUIRE_ORACLE=1
 
 step "llama.cpp tokenizer tests (llama-cpp-python 0.3.36 source archive)"
-lcpp_url="https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-0.3.36.tar.gz"
-lcpp_sha="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
-lcpp_tar="$cache/downloads/llama_cpp_python-0.3.36.tar.gz"
+lcpp_sha="$(bash scripts/llamaref.sh sha)"
 vocabs="$cache/llamacpp-vocabs-0.3.36"
 if [ "$(cat "$vocabs/.sha256" 2>/dev/null)" != "$lcpp_sha" ]; then
-  mkdir -p "$cache/downloads"
-  if [ ! -f "$lcpp_tar" ] || ! echo "$lcpp_sha  $lcpp_tar" | sha256sum -c --status; then
-    curl -fsSL --retry 3 -o "$lcpp_tar.part" "$lcpp_url"
-    echo "$lcpp_sha  $lcpp_tar.part" | sha256sum -c --quiet
-    mv "$lcpp_tar.part" "$lcpp_tar"
-  fi
+  lcpp_tar="$(bash scripts/llamaref.sh sdist)"
   rm -rf "$vocabs" && mkdir -p "$vocabs"
   tar -xzf "$lcpp_tar" -C "$vocabs" --strip-components=4 --wildcards \
     'llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-*'
   echo "$lcpp_sha" > "$vocabs/.sha256"
 fi
 export LMOOD_LLAMACPP_VOCABS="$vocabs"
+
+step "llama.cpp as the reference forward pass (built from the same archive once)"
+if ! command -v cmake >/dev/null || ! command -v ninja >/dev/null || ! command -v c++ >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake ninja-build g++ >/dev/null
+  fi
+fi
+LMOOD_LLAMAREF="$(bash scripts/llamaref.sh build)"
+export LMOOD_LLAMAREF
 
 if [ "${LMOOD_SKIP_OLLAMA:-0}" != 1 ]; then
   step "ollama server (built from source once)"

@@ -68,42 +68,67 @@ func Runtime(t testing.TB) {
 	}
 }
 
+// shared is one GGUF imported once per test binary.
+type shared struct {
+	once sync.Once
+	err  error
+}
+
 var (
-	once     sync.Once
-	realDir  string
-	realErr  error
-	realName = "smollm2-test"
+	sharedMu  sync.Mutex
+	sharedDir string                 // temporary store of the shared imports
+	imports   = map[string]*shared{} // by name
+	realName  = "smollm2-test"
 )
 
-// RealModel imports the real GGUF once per test binary into a temporary
-// store and opens it. The caller closes the model.
-func RealModel(t testing.TB) *store.Model {
+// SharedModel imports the GGUF at path under name into a temporary store
+// shared by the whole test binary, once, and opens it: tests of one package
+// that need the same real model convert it only once. The caller closes the
+// model; Main removes the store.
+func SharedModel(t testing.TB, path, name string) *store.Model {
 	t.Helper()
-	path := GGUF(t)
-	Runtime(t)
-	once.Do(func() {
-		realDir, realErr = os.MkdirTemp("", "lmood-test-store-")
-		if realErr != nil {
-			return
+	sharedMu.Lock()
+	if sharedDir == "" {
+		dir, err := os.MkdirTemp("", "lmood-test-store-")
+		if err != nil {
+			sharedMu.Unlock()
+			t.Fatal(err)
 		}
-		st := &store.Store{Root: filepath.Join(realDir, "models")}
-		_, realErr = st.Import(path, realName, store.Source{Kind: "file", Ref: path}, nil)
-	})
-	if realErr != nil {
-		t.Fatalf("import real model: %v", realErr)
+		sharedDir = dir
 	}
-	st := &store.Store{Root: filepath.Join(realDir, "models")}
-	m, err := st.Open(realName)
+	sh := imports[name]
+	if sh == nil {
+		sh = &shared{}
+		imports[name] = sh
+	}
+	st := &store.Store{Root: filepath.Join(sharedDir, "models")}
+	sharedMu.Unlock()
+	sh.once.Do(func() {
+		_, sh.err = st.Import(path, name, store.Source{Kind: "file", Ref: path}, nil)
+	})
+	if sh.err != nil {
+		t.Fatalf("import %s: %v", path, sh.err)
+	}
+	m, err := st.Open(name)
 	if err != nil {
-		t.Fatalf("open real model: %v", err)
+		t.Fatalf("open %s: %v", name, err)
 	}
 	return m
 }
 
+// RealModel imports the real GGUF (LMOOD_TEST_GGUF) once per test binary
+// into a temporary store and opens it. The caller closes the model.
+func RealModel(t testing.TB) *store.Model {
+	t.Helper()
+	path := GGUF(t)
+	Runtime(t)
+	return SharedModel(t, path, realName)
+}
+
 // Cleanup removes the shared temporary store; call it from TestMain.
 func Cleanup() {
-	if realDir != "" {
-		os.RemoveAll(realDir)
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
 	}
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

@@ -14,7 +14,7 @@ type Tiny struct {
 	Arch             string // "llama" or "qwen2" (or anything, to test refusals)
 	Layers, Dim, FFN int
 	Heads, KVHeads   int
-	Vocab            int  // at least 256: the first 256 tokens are the byte alphabet
+	Vocab            int  // at least 260: the byte alphabet, merges, 4 control tokens
 	Untied           bool // add a separate output.weight
 	Seed             uint64
 	SkipTensor       string // leave this tensor out (to test errors)
@@ -24,6 +24,9 @@ type Tiny struct {
 	// blocks of this GGUF type (see gguf.RandomBlocks); 0 keeps F32.
 	// Dim and FFN must then be multiples of its block size.
 	Quant gguf.Type
+	// NoSpecials leaves the four control tokens (BOS, EOS, …) out of the
+	// vocabulary: merges fill it instead (llama.cpp cannot load it then).
+	NoSpecials bool
 }
 
 // DefaultTiny is a 2-block model with grouped-query attention.
@@ -60,22 +63,51 @@ func byteAlphabet() []string {
 	return out
 }
 
+// tinySpecials end the tiny vocabulary, as the control tokens of a real
+// one do. llama.cpp's loader needs them in a model named like Phi-3 (it
+// looks them up by text to set their strip attributes).
+var tinySpecials = []string{"<unk>", "<s>", "</s>", "<|endoftext|>"}
+
 // AddTinyVocab adds a GPT-2-style byte-level BPE tokenizer of vocab tokens
-// (at least 256: the byte alphabet, then merges of letter pairs) to w, for
-// synthetic models of any family.
-func AddTinyVocab(w *gguf.Writer, vocab int) {
+// (at least 260) to w, for synthetic models of any family: the byte
+// alphabet (IDs 0-255), merges of letter pairs, and four control tokens
+// (tinySpecials; <s> is BOS, </s> EOS, never added), with token types, so
+// that llama.cpp loads it too.
+func AddTinyVocab(w *gguf.Writer, vocab int) { addTinyVocab(w, vocab, true) }
+
+func addTinyVocab(w *gguf.Writer, vocab int, specials bool) {
 	tokens := byteAlphabet()
 	var merges []string
-	for len(tokens) < vocab {
+	n := vocab
+	if specials {
+		n -= len(tinySpecials)
+	}
+	for len(tokens) < n {
 		x, y := tokens[65+len(merges)%26], tokens[97+len(merges)/26%26]
 		merges = append(merges, x+" "+y)
 		tokens = append(tokens, x+y)
 	}
 	w.AddString("tokenizer.ggml.model", "gpt2")
 	w.AddString("tokenizer.ggml.pre", "gpt-2")
-	w.AddStrings("tokenizer.ggml.tokens", tokens)
 	w.AddStrings("tokenizer.ggml.merges", merges)
 	w.AddBool("tokenizer.ggml.add_bos_token", false)
+	if !specials {
+		w.AddStrings("tokenizer.ggml.tokens", tokens)
+		return
+	}
+	types := make([]int32, len(tokens), vocab)
+	for i := range types {
+		types[i] = 1 // normal
+	}
+	first := len(tokens)
+	tokens = append(tokens, tinySpecials...)
+	types = append(types, 2, 3, 3, 3) // unknown, control ×3
+	w.AddStrings("tokenizer.ggml.tokens", tokens)
+	w.AddInt32s("tokenizer.ggml.token_type", types)
+	w.AddUint32("tokenizer.ggml.unknown_token_id", uint32(first))
+	w.AddUint32("tokenizer.ggml.bos_token_id", uint32(first+1))
+	w.AddUint32("tokenizer.ggml.eos_token_id", uint32(first+2))
+	w.AddBool("tokenizer.ggml.add_eos_token", false)
 }
 
 // WriteTiny writes the synthetic model as a GGUF file and returns its path.
@@ -96,7 +128,7 @@ func WriteTiny(t testing.TB, m Tiny) string {
 	w.AddFloat32(a+".attention.layer_norm_rms_epsilon", 1e-6)
 	w.AddFloat32(a+".rope.freq_base", 10000)
 
-	AddTinyVocab(w, m.Vocab)
+	addTinyVocab(w, m.Vocab, !m.NoSpecials)
 
 	tensor := func(name string, scale float64, dims ...uint64) {
 		if name == m.SkipTensor {

@@ -1,6 +1,7 @@
 package gemma3_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -25,6 +26,8 @@ func TestConfigFromGGUF(t *testing.T) {
 		{"final soft-capping", func(m *tiny) { m.Extra = map[string]float32{"final_logit_softcapping": 30} }, "final_logit_softcapping"},
 		{"attention soft-capping", func(m *tiny) { m.Extra = map[string]float32{"attn_logit_softcapping": 50} }, "attn_logit_softcapping"},
 		{"epsilon too large", func(m *tiny) { m.Extra = map[string]float32{"attention.layer_norm_rms_epsilon": 1} }, "layer_norm_rms_epsilon"},
+		{"local rope base", func(m *tiny) { m.LocalBase = 100 }, ""},
+		{"NaN local rope base", func(m *tiny) { m.LocalBase = math.NaN() }, "gemma3.rope.freq_base_swa"},
 		{"q norm of the wrong width", func(m *tiny) { m.BadTensor = "blk.1.attn_q_norm.weight" }, "blk.1.attn_q_norm.weight"},
 		{"post-norm of the wrong width", func(m *tiny) { m.BadTensor = "blk.0.post_ffw_norm.weight" }, "blk.0.post_ffw_norm.weight"},
 	} {
@@ -47,7 +50,11 @@ func TestConfigFromGGUF(t *testing.T) {
 			if !ok || man.Arch != "gemma3" {
 				t.Fatalf("manifest arch %q config %T", man.Arch, man.Config.Config)
 			}
-			if c.HeadDim != 16 || c.Window != 3 || c.RopeLocal != 10000 || c.RopeGlobal != 1e6 || c.Pattern != 6 ||
+			wantLocal := 10000.0
+			if m.LocalBase != 0 {
+				wantLocal = m.LocalBase
+			}
+			if c.HeadDim != 16 || c.Window != 3 || c.RopeLocal != wantLocal || c.RopeGlobal != 1e6 || c.Pattern != 6 ||
 				c.QueryScale != 0.25 || !c.TiedOutput || man.Config.Scale() != float32(c.EmbedScale) {
 				t.Errorf("config = %+v", c)
 			}

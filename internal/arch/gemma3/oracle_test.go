@@ -26,6 +26,7 @@ type tiny struct {
 	Untied                                                   bool
 	RopeScaling                                              string  // "" or a rope.scaling.type
 	RopeFactor                                               float64 // rope.scaling.factor
+	LocalBase                                                float64 // rope.freq_base_swa (0 = leave out)
 	Seed                                                     uint64
 	Extra                                                    map[string]float32 // extra float metadata (to test refusals)
 	BadTensor                                                string             // give this tensor a wrong shape
@@ -54,6 +55,9 @@ func writeTiny(t testing.TB, m tiny) string {
 	g.Uint("attention.sliding_window", m.Window)
 	g.Float("attention.layer_norm_rms_epsilon", 1e-6)
 	g.Float("rope.freq_base", 1e6)
+	if m.LocalBase != 0 {
+		g.Float("rope.freq_base_swa", m.LocalBase)
+	}
 	if m.RopeScaling != "" {
 		g.AddString(g.Arch+".rope.scaling.type", m.RopeScaling)
 		g.Float("rope.scaling.factor", m.RopeFactor)
@@ -100,10 +104,12 @@ func TestTinyOracle(t *testing.T) {
 	untied.Untied, untied.Seed = true, 12
 	scaled := defaultTiny()
 	scaled.RopeScaling, scaled.RopeFactor, scaled.Seed = "linear", 8, 13
+	local := defaultTiny()
+	local.LocalBase, local.Seed = 100, 14
 	for _, tc := range []struct {
 		name string
 		tiny tiny
-	}{{"tied-window3", defaultTiny()}, {"untied", untied}, {"linear-rope-scaling", scaled}} {
+	}{{"tied-window3", defaultTiny()}, {"untied", untied}, {"linear-rope-scaling", scaled}, {"local-rope-base", local}} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeTiny(t, tc.tiny)
 			m := testutil.ImportTiny(t, path)

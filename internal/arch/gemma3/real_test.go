@@ -2,12 +2,10 @@ package gemma3_test
 
 import (
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/lmood/lmood/internal/arch"
-	"github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/testutil"
 )
 
@@ -26,6 +24,9 @@ func realGGUF(t *testing.T) string {
 	return p
 }
 
+// realPrompts are the prompts of the real-model tests.
+var realPrompts = []string{"The quick brown fox jumps over the lazy", "Gemma counts: one, two, three", "def add(a, b):\n    return a + b"}
+
 // TestRealOracle imports Gemma 3 270M, tokenizes two short prompts and
 // compares lmood's graph with the numpy oracle at hidden states 0, 1, 6
 // (after the first global block), 9 and 18, at norm.18 and at the logits
@@ -36,17 +37,10 @@ func TestRealOracle(t *testing.T) {
 	path := realGGUF(t)
 	py := testutil.Python(t)
 	testutil.Runtime(t)
-	st := &store.Store{Root: filepath.Join(t.TempDir(), "models")}
-	man, err := st.Import(path, "gemma3-270m", store.Source{Kind: "file", Ref: path}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("imported %s: %d blocks, width %d, vocab %d, %d params, %.1fs", man.Arch, man.Config.Layers, man.Config.Dim, man.Config.Vocab, man.Params, man.ConvertSeconds)
-	m, err := st.Open("gemma3-270m")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testutil.SharedModel(t, path, "gemma3-270m")
 	defer m.Close()
+	man := m.Manifest
+	t.Logf("imported %s: %d blocks, width %d, vocab %d, %d params, %.1fs", man.Arch, man.Config.Layers, man.Config.Dim, man.Config.Vocab, man.Params, man.ConvertSeconds)
 	tok, err := m.Tokenizer()
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +48,7 @@ func TestRealOracle(t *testing.T) {
 	n := m.Config().Layers
 	points := []arch.Point{arch.Resid(0), arch.Resid(1), arch.Resid(6), arch.Resid(n / 2), arch.Resid(n),
 		{Site: arch.SiteNorm, Index: n}, arch.Logits()}
-	for _, prompt := range []string{"The quick brown fox jumps over the lazy", "Gemma counts: one, two, three"} {
+	for _, prompt := range realPrompts[:2] {
 		toks, err := tok.Encode(prompt)
 		if err != nil {
 			t.Fatal(err)
@@ -88,4 +82,17 @@ func TestRealOracle(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRealLlamaCpp compares Gemma 3 270M's logits at every position
+// (lmood's f32 store) with llama.cpp's on the same Q4_K_M GGUF, an
+// implementation that shares none of lmood's reading of the file; see
+// testutil.RealLlamaRef for the tolerances.
+func TestRealLlamaCpp(t *testing.T) {
+	path := realGGUF(t)
+	testutil.LlamaRef(t)
+	testutil.Runtime(t)
+	m := testutil.SharedModel(t, path, "gemma3-270m")
+	defer m.Close()
+	testutil.RealLlamaRef(t, m, path, realPrompts, testutil.RealLlamaRefTol, testutil.RealLlamaRefTop1)
 }

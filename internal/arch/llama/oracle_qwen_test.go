@@ -12,7 +12,6 @@ import (
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/llama"
 	"github.com/lmood/lmood/internal/runtime"
-	"github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/testutil"
 )
 
@@ -44,14 +43,7 @@ func TestOracleQwen(t *testing.T) {
 	gguf := qwenGGUF(t)
 	py := testutil.Python(t)
 	testutil.Runtime(t)
-	st := &store.Store{Root: t.TempDir()}
-	if _, err := st.Import(gguf, "qwen", store.Source{Kind: "file", Ref: gguf}, nil); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Open("qwen")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testutil.SharedModel(t, gguf, "qwen")
 	defer m.Close()
 	c := m.Config()
 	if c.Arch != "qwen2" {

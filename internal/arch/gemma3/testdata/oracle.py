@@ -7,7 +7,7 @@ lmood's Go code: weights are read and dequantized by the PyPI `gguf` package
 
   h0 = sqrt(d) * token_embd[ids]                       (hidden state 0)
   per block i (0-based):
-    global = (i + 1) % 6 == 0      (else sliding window, rope base 10000)
+    global = (i + 1) % 6 == 0      (else sliding window, rope base rope.freq_base_swa, default 10000)
     x  = rms(h) * attn_norm        (norm weights used as stored: the
                                     converter folded Gemma's 1 + w in)
     q, k, v = x Wq, x Wk, x Wv; q, k per head: rms(.) * q_norm / k_norm,
@@ -47,6 +47,7 @@ def forward(reader, ids, depth):
     hd = field(reader, f"{A}.attention.key_length", dim // n_head)
     eps = field(reader, f"{A}.attention.layer_norm_rms_epsilon", 1e-6)
     base_global = field(reader, f"{A}.rope.freq_base", 1e6)
+    base_local = field(reader, f"{A}.rope.freq_base_swa", 10000.0)
     window = field(reader, f"{A}.attention.sliding_window")
     scale_global = 1.0
     if field(reader, f"{A}.rope.scaling.type", "none") == "linear":
@@ -61,7 +62,7 @@ def forward(reader, ids, depth):
     for i in range(depth):
         p = f"blk.{i}."
         is_global = (i + 1) % 6 == 0
-        base, scale = (base_global, scale_global) if is_global else (10000.0, 1.0)
+        base, scale = (base_global, scale_global) if is_global else (base_local, 1.0)
         x = rms(h, W[p + "attn_norm.weight"], eps)
         pts[f"norm.{i}"] = x.copy()
         q = (x @ W[p + "attn_q.weight"].T).reshape(T, n_head, hd)
