@@ -82,6 +82,9 @@ func TestRefused(t *testing.T) {
 		{"zero final cap", func(m *tiny) { m.Extra = map[string]gguf.Value{"final_logit_softcapping": f32(0)} }, []string{"gemma2.final_logit_softcapping"}},
 		{"negative attention cap", func(m *tiny) { m.Extra = map[string]gguf.Value{"attn_logit_softcapping": f32(-50)} }, []string{"gemma2.attn_logit_softcapping"}},
 		{"zero window", func(m *tiny) { m.Window = 0 }, []string{"gemma2.attention.sliding_window"}},
+		{"per-layer window pattern", func(m *tiny) {
+			m.Extra = map[string]gguf.Value{"attention.sliding_window_pattern": gguf.ArrayOf([]bool{true, false, true, false})}
+		}, []string{"gemma2.attention.sliding_window_pattern", "per-layer list"}},
 		{"NaN rope base", func(m *tiny) { m.Extra = map[string]gguf.Value{"rope.freq_base": f32(math.NaN())} }, []string{"gemma2.rope.freq_base"}},
 		{"infinite local rope base", func(m *tiny) { m.Extra = map[string]gguf.Value{"rope.freq_base_swa": f32(math.Inf(1))} }, []string{"gemma2.rope.freq_base_swa"}},
 		{"rope scaling", func(m *tiny) { m.Extra = map[string]gguf.Value{"rope.scaling.type": gguf.NewString("linear")} }, []string{`rope scaling "linear"`}},

@@ -78,6 +78,11 @@ func Read(f arch.File, a string, d Defaults) (Config, error) {
 	} else if d.Window == 0 {
 		return Config{}, fmt.Errorf("%s: GGUF metadata lacks %s.attention.sliding_window", a, a)
 	}
+	if _, ok := f.Uint(a + ".attention.sliding_window_pattern"); !ok && has(f, a+".attention.sliding_window_pattern") {
+		// llama.cpp also accepts a per-layer list; reading it as the
+		// default period would silently approximate the model.
+		return Config{}, fmt.Errorf("%s: %s.attention.sliding_window_pattern is not a single number (a per-layer list?): not supported", a, a)
+	}
 	if v, ok := f.Uint(a + ".attention.sliding_window_pattern"); ok && v > 0 {
 		if v > nn.MaxLayers {
 			return Config{}, fmt.Errorf("%s: %s.attention.sliding_window_pattern = %d is outside 1..%d", a, a, v, nn.MaxLayers)
@@ -203,4 +208,19 @@ func (c Config) ShapeSource() string {
 // Resid0 is what hidden state 0 is in both families.
 func Resid0() arch.Resid0 {
 	return arch.Resid0{What: "the token's embedding row × √d, what the first block sees", Nudged: true}
+}
+
+// has reports whether the file has key with a value of any type, when the
+// file can list its keys (a *gguf.File can); it is false otherwise.
+func has(f arch.Metadata, key string) bool {
+	k, ok := f.(interface{ Keys() []string })
+	if !ok {
+		return false
+	}
+	for _, name := range k.Keys() {
+		if name == key {
+			return true
+		}
+	}
+	return false
 }
