@@ -22,7 +22,7 @@ import (
 // evalFlags are the flags of `lmood eval`.
 type evalFlags struct {
 	af             analysisFlags
-	in             string
+	in             []string
 	shifted        []string
 	corrupt        string
 	pairs          []string
@@ -71,7 +71,8 @@ Scores compared (all from one analysis per prompt):
 
 Sets:
   --in FILE         in-distribution prompts (.txt one per line, or .jsonl
-                    with {"text": ...})
+                    with {"text": ...}); repeatable, the files' prompts
+                    are joined in order
   --shifted FILE    a shifted set, named after its file (repeatable)
   --corrupt KINDS   shifted twins of the --in prompts made by deterministic
                     corruptions seeded by --seed, one set per kind (twins
@@ -81,7 +82,7 @@ Sets:
   --spans KINDS     token-level evaluation: one-span edits of the --in
                     prompts (kinds: ` + strings.Join(eval.SpanKinds(), ", ") + `,
                     or all), the edited tokens known
---limit N keeps the first N prompts of --in, of each --shifted file and the
+--limit N keeps the first N prompts of each --in and --shifted file and the
 first N pairs of each --pairs file.
 
 Token level (--spans): each --in prompt gets one edit per kind (seeded by
@@ -153,7 +154,7 @@ logits leave --layers out (logits have no index).`,
 func (ef *evalFlags) register(cmd *cobra.Command, g *globals) {
 	ef.af.register(cmd, g, false)
 	fl := cmd.Flags()
-	fl.StringVar(&ef.in, "in", "", "in-distribution prompts: .txt (one per line) or .jsonl ({\"text\": ...})")
+	fl.StringArrayVar(&ef.in, "in", nil, "in-distribution prompts: .txt (one per line) or .jsonl ({\"text\": ...}); repeatable (--limit applies to each file)")
 	fl.StringArrayVar(&ef.shifted, "shifted", nil, "a shifted prompt set (.txt or .jsonl), named after its file; repeatable")
 	fl.StringVar(&ef.corrupt, "corrupt", "", "make shifted twins of the --in prompts: comma-separated kinds from "+strings.Join(eval.Kinds(), ", ")+", or all")
 	fl.StringArrayVar(&ef.pairs, "pairs", nil, "plain<TAB>twin TSV: plain lines join the in-distribution set, twins form a set named after the file; repeatable")

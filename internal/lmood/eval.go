@@ -84,8 +84,9 @@ func (p *EvalPlan) validUTF8(texts []string, source func(i int) string, reason s
 // EvalPlanOptions say where an evaluation's sets come from (the flags of
 // `lmood eval`).
 type EvalPlanOptions struct {
-	// In is the in-distribution file (.txt one per line or .jsonl).
-	In string
+	// In are the in-distribution files (.txt one per line or .jsonl),
+	// read in order; Limit applies to each.
+	In []string
 	// Shifted are shifted-set files, each named after its file.
 	Shifted []string
 	// Corrupt lists corruption kinds (comma-separated, or "all") applied
@@ -95,7 +96,7 @@ type EvalPlanOptions struct {
 	// Pairs are plain<TAB>twin files: plain lines join In, twins form a
 	// set named after the file.
 	Pairs []string
-	// Limit keeps the first Limit prompts of In and of each shifted file
+	// Limit keeps the first Limit prompts of each In file and of each shifted file
 	// and the first Limit pairs of each pairs file (0 = all).
 	Limit int
 	// Spans lists span corruption kinds (comma-separated, or "all", see
@@ -118,13 +119,13 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 	if o.Limit < 0 {
 		return p, optionErr("limit", "must be >= 0, got %d", o.Limit)
 	}
-	if o.In == "" && len(o.Pairs) == 0 {
+	if len(o.In) == 0 && len(o.Pairs) == 0 {
 		return p, UsageError(errors.New("no in-distribution prompts: give --in FILE (or --pairs FILE.tsv)"))
 	}
-	if o.Corrupt != "" && o.In == "" {
+	if o.Corrupt != "" && len(o.In) == 0 {
 		return p, UsageError(errors.New("--corrupt corrupts the --in prompts: give --in FILE"))
 	}
-	if o.Spans != "" && o.In == "" {
+	if o.Spans != "" && len(o.In) == 0 {
 		return p, UsageError(errors.New("--spans edits the --in prompts: give --in FILE"))
 	}
 	if len(o.Shifted) == 0 && o.Corrupt == "" && len(o.Pairs) == 0 && o.Spans == "" {
@@ -140,15 +141,15 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 		return nil
 	}
 	var base []string
-	if o.In != "" {
-		texts, err := eval.ReadTexts(o.In)
+	for _, path := range o.In {
+		texts, err := eval.ReadTexts(path)
 		if err != nil {
 			return p, fmt.Errorf("--in: %w", err)
 		}
-		base = p.validUTF8(evalLimit(texts, o.Limit), func(i int) string { return fmt.Sprintf("--in %s prompt %d", o.In, i) },
-			"not valid UTF-8: left out, and no corrupted twin is made from it")
-		p.In = append(p.In, base...)
+		base = append(base, p.validUTF8(evalLimit(texts, o.Limit), func(i int) string { return fmt.Sprintf("--in %s prompt %d", path, i) },
+			"not valid UTF-8: left out, and no corrupted twin is made from it")...)
 	}
+	p.In = append(p.In, base...)
 	for _, path := range o.Shifted {
 		texts, err := eval.ReadTexts(path)
 		if err != nil {

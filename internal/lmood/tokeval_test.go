@@ -159,7 +159,7 @@ func TestEvalPlanSpans(t *testing.T) {
 	if err := os.WriteFile(in, []byte("The cat sat on the mat.\nThe train leaves at 9 tonight.\nThe cat sat on the mat.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewEvalPlan(EvalPlanOptions{In: in, Spans: "digit,mashword", Seed: 1})
+	p, err := NewEvalPlan(EvalPlanOptions{In: []string{in}, Spans: "digit,mashword", Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,10 +178,49 @@ func TestEvalPlanSpans(t *testing.T) {
 			t.Errorf("edit %q not among the prompts to analyze", e.Edit.Text)
 		}
 	}
-	if _, err := NewEvalPlan(EvalPlanOptions{In: in, Spans: "nope"}); err == nil || !strings.Contains(err.Error(), "spans") {
+	if _, err := NewEvalPlan(EvalPlanOptions{In: []string{in}, Spans: "nope"}); err == nil || !strings.Contains(err.Error(), "spans") {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if _, err := NewEvalPlan(EvalPlanOptions{Pairs: []string{in}, Spans: "digit"}); err == nil || !strings.Contains(err.Error(), "--in") {
 		t.Errorf("spans without --in: %v", err)
+	}
+}
+
+// TestEvalPlanNumberSentences plans the digit edits of the repository's
+// evaluation sets: plain.txt has no number, numbers.txt one in every
+// line, so with both --in files every numbers.txt sentence gets an edit
+// that changes exactly one digit into another, and plain.txt sentences are
+// not applicable.
+func TestEvalPlanNumberSentences(t *testing.T) {
+	dir := filepath.Join("..", "..", "prompts", "eval")
+	plain, numbers := filepath.Join(dir, "plain.txt"), filepath.Join(dir, "numbers.txt")
+	nums, err := eval.ReadTexts(numbers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nums) < 40 {
+		t.Fatalf("numbers.txt has %d sentences, want at least 40", len(nums))
+	}
+	const limit = 50
+	p, err := NewEvalPlan(EvalPlanOptions{In: []string{plain, numbers}, Spans: "digit", Seed: 1, Limit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.SpanIn) != limit+len(nums) || len(p.Spans) != 1 {
+		t.Fatalf("%d span sources, %d kinds: want %d plain + %d number sentences, one kind", len(p.SpanIn), len(p.Spans), limit, len(nums))
+	}
+	set := p.Spans[0]
+	if len(set.Edits) != len(nums) || set.NotApplicable != limit {
+		t.Fatalf("digit: %d edits, %d n/a; want %d and %d", len(set.Edits), set.NotApplicable, len(nums), limit)
+	}
+	for _, it := range set.Edits {
+		src, e := p.SpanIn[it.Source], it.Edit
+		if it.Source < limit || len(src) != len(e.Text) || e.End != e.Start+1 {
+			t.Fatalf("edit %+v of %q: want one byte of a numbers.txt sentence", e, src)
+		}
+		old, now := src[e.Start], e.Text[e.Start]
+		if old < '0' || old > '9' || now < '0' || now > '9' || old == now || src[:e.Start] != e.Text[:e.Start] || src[e.End:] != e.Text[e.End:] {
+			t.Errorf("%q → %q: want exactly one digit changed into another", src, e.Text)
+		}
 	}
 }
