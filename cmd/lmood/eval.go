@@ -32,6 +32,7 @@ type evalFlags struct {
 	asJSON         bool
 	writeCorrupted string
 	spans          string
+	crossFitToo    bool
 	cf             calibFlags
 }
 
@@ -68,6 +69,9 @@ Scores compared (all from one analysis per prompt):
                    in-distribution set: each in-distribution prompt is
                    placed among the others (never among a set holding
                    itself), each shifted prompt among all of them.
+                   --cross-fit-too adds, with a calibration, the
+                   cross-fitted combinations too (methods ending in
+                   " cross-fit"): both on the same analyses.
 
 Sets:
   --in FILE         in-distribution prompts (.txt one per line, or .jsonl
@@ -164,6 +168,7 @@ func (ef *evalFlags) register(cmd *cobra.Command, g *globals) {
 	fl.BoolVar(&ef.asJSON, "json", false, "write JSON Lines, one object per (set, method, layer)")
 	fl.StringVar(&ef.writeCorrupted, "write-corrupted", "", "also write each --corrupt set to DIR/KIND.txt")
 	fl.StringVar(&ef.spans, "spans", "", "token-level evaluation: one-span edits of the --in prompts, comma-separated kinds from "+strings.Join(eval.SpanKinds(), ", ")+", or all")
+	fl.BoolVar(&ef.crossFitToo, "cross-fit-too", false, "with a calibration, also report the combinations (fisher, minp) with cross-fitted p-values, as methods ending in \" cross-fit\"")
 	ef.cf.register(cmd, false)
 }
 
@@ -235,7 +240,7 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan core.EvalPlan,
 	if err != nil {
 		return err
 	}
-	ev := &core.Evaluator{Sess: sess, Layers: layers, Aggs: aggs, LengthTol: ef.lengthTol, Calib: cal}
+	ev := &core.Evaluator{Sess: sess, Layers: layers, Aggs: aggs, LengthTol: ef.lengthTol, Calib: cal, CrossFitToo: ef.crossFitToo}
 	p := g.progress()
 	p.Start("evaluating", int64(len(plan.Prompts())))
 	ev.Hooks = core.EvalHooks{Done: func() { p.Add(1) }, Failed: promptFailed}

@@ -482,7 +482,11 @@ type Evaluator struct {
 	// min-p): for the primary aggregation at prompt level and per token.
 	// Without it they are cross-fitted on the in-distribution prompts.
 	Calib *Calibration
-	Hooks EvalHooks
+	// CrossFitToo, with Calib, adds the combinations with cross-fitted
+	// p-values as well (method names with CrossFitSuffix), so that one run
+	// compares the calibration with cross-fitting on the same analyses.
+	CrossFitToo bool
+	Hooks       EvalHooks
 
 	results map[string]*evalResult
 }
@@ -585,6 +589,44 @@ func calibratedP(s *eval.Scores, res *analyze.Result, layers []int, c *Calibrati
 	s.PDrift, s.PSurprisal = pd, sc.Surprisal.P
 }
 
+// CrossFitSuffix ends the method names of combination rows whose p-values
+// were cross-fitted although a calibration was applied
+// (Evaluator.CrossFitToo): "fisher(drift,surprisal) cross-fit".
+const CrossFitSuffix = " cross-fit"
+
+// withoutP returns copies of scores without calibrated p-values, so that
+// their combinations are cross-fitted.
+func withoutP(scores []eval.Scores) []eval.Scores {
+	out := make([]eval.Scores, len(scores))
+	for i, s := range scores {
+		s.PDrift, s.PSurprisal = nil, 0
+		out[i] = s
+	}
+	return out
+}
+
+// crossFitRows are the combination rows of in against out with
+// cross-fitted p-values, renamed with CrossFitSuffix.
+func crossFitRows(in, out []eval.Scores, layers []int, tol int, agg drift.Aggregation) ([]eval.Row, error) {
+	rows, err := eval.Evaluate(withoutP(in), withoutP(out), layers, tol)
+	if err != nil {
+		return nil, err
+	}
+	var keep []eval.Row
+	for _, row := range rows {
+		switch row.Method {
+		case eval.MethodFisher:
+			row.Method = FisherMethod(agg) + CrossFitSuffix
+		case eval.MethodMinP:
+			row.Method = MinPMethod(agg) + CrossFitSuffix
+		default:
+			continue
+		}
+		keep = append(keep, row)
+	}
+	return keep, nil
+}
+
 // Prompts is the prompt-level report of plan's shifted sets (after
 // Analyze).
 func (e *Evaluator) Prompts(plan EvalPlan) *EvalReport {
@@ -654,6 +696,14 @@ func (e *Evaluator) Prompts(plan EvalPlan) *EvalReport {
 					}
 				}
 				sr.Rows = append(sr.Rows, row)
+			}
+			if j == 0 && e.Calib != nil && e.CrossFitToo {
+				rows, err := crossFitRows(in, out, layers, e.LengthTol, agg)
+				if err != nil {
+					sr.Err = err
+					break
+				}
+				sr.Rows = append(sr.Rows, rows...)
 			}
 		}
 		rep.Sets = append(rep.Sets, sr)
