@@ -5,10 +5,11 @@
 # commands it runs. The tests run a CI-sized version of each (cmd/lmood
 # TestEvalRealModel, internal/eval's token-level real-model test).
 #
-#   scripts/eval.sh              all four runs
+#   scripts/eval.sh              all runs
 #   scripts/eval.sh smollm2      only the SmolLM2-135M runs
 #   scripts/eval.sh qwen         only the Qwen2.5-Coder-0.5B runs
 #   scripts/eval.sh qwen-sites   only the Qwen site comparison
+#   scripts/eval.sh selfcal      only the self-generated calibration run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
@@ -37,6 +38,23 @@ if [ "$which" = all ] || [ "$which" = smollm2 ]; then
   for site in resid norm attn mlp; do
     run "smollm2-site-$site" eval "${sets[@]}" --limit 24 --layers 15 --site "$site"
   done
+fi
+if [ "$which" = all ] || [ "$which" = selfcal ]; then
+  # p-values from the model's own text instead of cross-fitting: calibrate
+  # on 120 self-generated passages of 24 tokens (the analysis of the eval
+  # below: K=8, hidden states 10 and 15), then one eval that reports the
+  # combinations both ways on the same analyses (--cross-fit-too). Small:
+  # 12 sentences of plain.txt and 12 of numbers.txt (for the digit edit)
+  # per family.
+  echo "+ lmood calibrate -k 8 --layer 10,15 --passages 120 --tokens 24" >&2
+  "$lmood" calibrate -k 8 --layer 10,15 --passages 120 --tokens 24 >&2
+  run smollm2-selfcal eval --in prompts/eval/plain.txt --in prompts/eval/numbers.txt --corrupt all \
+    --pairs prompts/eval/anomaly.tsv -k 8 --limit 12 --layers 10,15 --spans all --cross-fit-too
+  # Which token class to bucket per-token calibration values by (the same
+  # passages, read from the calibration's cache; README "Token classes").
+  echo "+ go run ./scripts/calibclass" >&2
+  rm -f "$cache/calibclass.json"
+  go run ./scripts/calibclass -passages 120 -tokens 24 -sentences 12 -cache "$cache/calibclass.json" > "$out/smollm2-calibclass.txt"
 fi
 if [ "$which" = all ] || [ "$which" = qwen ]; then
   "$lmood" pull qwen2.5-coder-0.5b --quiet

@@ -29,7 +29,11 @@ their prefixes so that every prompt-length bucket (1–4, 5–8, 9–16, 17–32
 tokens) has enough values, with the analysis flags given, and saves the
 distributions of prompt-level and per-token drift in the model's store
 directory. With --reference FILE the texts of FILE (one per line, or .jsonl)
-are the reference instead.
+are the reference instead. Per-token values are bucketed by position and by
+token class (--token-classes): by default whether the token is frequent or
+rare in the reference texts, so that a rare word is compared with rare words;
+a (position, class) cell with fewer than 20 values falls back to every token
+of its position.
 
 score, heatmap and layers then find the calibration that matches their
 analysis (same model, hidden states, K, sigma, noise, aggregation ...) and add
@@ -84,6 +88,7 @@ three commands find it; --layer limits it (faster).`,
 	fl.Uint64Var(&req.Seed, "passage-seed", core.DefaultCalibrationSeed, "seed of the passage sampling")
 	fl.StringVar(&req.ReferenceFile, "reference", "", "reference texts FILE (.txt one per line, or .jsonl with a \"text\" field) instead of self-generated passages")
 	fl.IntSliceVarP(&layers, "layer", "l", nil, "hidden states to calibrate (repeat or comma-separate; default every one after a block)")
+	fl.StringVar(&req.TokenClasses, "token-classes", calibrate.DefaultClassScheme, "bucket per-token values by token class as well as position: freq (frequent or rare in the reference texts), norm (embedding-norm tercile) or none")
 	return cmd
 }
 
@@ -101,6 +106,18 @@ func calibrationSummary(w io.Writer, ref *calibrate.Reference, path string, took
 			parts = append(parts, fmt.Sprintf("%s: %d", calibrate.LengthLabel(b), d.N))
 		}
 		fmt.Fprintf(w, "  prompt-level values by length at hidden state %d: %s (buckets under %d fall back to the nearest)\n", l.Index, strings.Join(parts, ", "), calibrate.MinBucket)
+	}
+	if c := ref.Classes; c != nil && len(ref.Layers) > 0 {
+		l := ref.Layers[len(ref.Layers)/2]
+		var parts []string
+		for k := range c.Labels {
+			n := 0
+			for _, d := range l.TokensByClass[k] {
+				n += d.N
+			}
+			parts = append(parts, fmt.Sprintf("%s: %d", c.Label(k), n))
+		}
+		fmt.Fprintf(w, "  per-token values by token class (%s) at hidden state %d: %s\n", c.Scheme, l.Index, strings.Join(parts, ", "))
 	}
 	_, err := fmt.Fprintf(w, "saved to %s\n", path)
 	return err

@@ -22,7 +22,7 @@ import (
 // evalFlags are the flags of `lmood eval`.
 type evalFlags struct {
 	af             analysisFlags
-	in             string
+	in             []string
 	shifted        []string
 	corrupt        string
 	pairs          []string
@@ -32,6 +32,7 @@ type evalFlags struct {
 	asJSON         bool
 	writeCorrupted string
 	spans          string
+	crossFitToo    bool
 	cf             calibFlags
 }
 
@@ -68,10 +69,14 @@ Scores compared (all from one analysis per prompt):
                    in-distribution set: each in-distribution prompt is
                    placed among the others (never among a set holding
                    itself), each shifted prompt among all of them.
+                   --cross-fit-too adds, with a calibration, the
+                   cross-fitted combinations too (methods ending in
+                   " cross-fit"): both on the same analyses.
 
 Sets:
   --in FILE         in-distribution prompts (.txt one per line, or .jsonl
-                    with {"text": ...})
+                    with {"text": ...}); repeatable, the files' prompts
+                    are joined in order
   --shifted FILE    a shifted set, named after its file (repeatable)
   --corrupt KINDS   shifted twins of the --in prompts made by deterministic
                     corruptions seeded by --seed, one set per kind (twins
@@ -81,7 +86,7 @@ Sets:
   --spans KINDS     token-level evaluation: one-span edits of the --in
                     prompts (kinds: ` + strings.Join(eval.SpanKinds(), ", ") + `,
                     or all), the edited tokens known
---limit N keeps the first N prompts of --in, of each --shifted file and the
+--limit N keeps the first N prompts of each --in and --shifted file and the
 first N pairs of each --pairs file.
 
 Token level (--spans): each --in prompt gets one edit per kind (seeded by
@@ -153,7 +158,7 @@ logits leave --layers out (logits have no index).`,
 func (ef *evalFlags) register(cmd *cobra.Command, g *globals) {
 	ef.af.register(cmd, g, false)
 	fl := cmd.Flags()
-	fl.StringVar(&ef.in, "in", "", "in-distribution prompts: .txt (one per line) or .jsonl ({\"text\": ...})")
+	fl.StringArrayVar(&ef.in, "in", nil, "in-distribution prompts: .txt (one per line) or .jsonl ({\"text\": ...}); repeatable (--limit applies to each file)")
 	fl.StringArrayVar(&ef.shifted, "shifted", nil, "a shifted prompt set (.txt or .jsonl), named after its file; repeatable")
 	fl.StringVar(&ef.corrupt, "corrupt", "", "make shifted twins of the --in prompts: comma-separated kinds from "+strings.Join(eval.Kinds(), ", ")+", or all")
 	fl.StringArrayVar(&ef.pairs, "pairs", nil, "plain<TAB>twin TSV: plain lines join the in-distribution set, twins form a set named after the file; repeatable")
@@ -163,6 +168,7 @@ func (ef *evalFlags) register(cmd *cobra.Command, g *globals) {
 	fl.BoolVar(&ef.asJSON, "json", false, "write JSON Lines, one object per (set, method, layer)")
 	fl.StringVar(&ef.writeCorrupted, "write-corrupted", "", "also write each --corrupt set to DIR/KIND.txt")
 	fl.StringVar(&ef.spans, "spans", "", "token-level evaluation: one-span edits of the --in prompts, comma-separated kinds from "+strings.Join(eval.SpanKinds(), ", ")+", or all")
+	fl.BoolVar(&ef.crossFitToo, "cross-fit-too", false, "with a calibration, also report the combinations (fisher, minp) with cross-fitted p-values, as methods ending in \" cross-fit\"")
 	ef.cf.register(cmd, false)
 }
 
@@ -234,7 +240,7 @@ func runEval(ctx context.Context, g *globals, ef *evalFlags, plan core.EvalPlan,
 	if err != nil {
 		return err
 	}
-	ev := &core.Evaluator{Sess: sess, Layers: layers, Aggs: aggs, LengthTol: ef.lengthTol, Calib: cal}
+	ev := &core.Evaluator{Sess: sess, Layers: layers, Aggs: aggs, LengthTol: ef.lengthTol, Calib: cal, CrossFitToo: ef.crossFitToo}
 	p := g.progress()
 	p.Start("evaluating", int64(len(plan.Prompts())))
 	ev.Hooks = core.EvalHooks{Done: func() { p.Add(1) }, Failed: promptFailed}

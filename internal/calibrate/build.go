@@ -3,9 +3,12 @@ package calibrate
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,6 +97,88 @@ type Options struct {
 	// with token prefixes of the texts (PlanPrefixes); 0 =
 	// DefaultPrefixTarget, negative = no prefixes.
 	PrefixTarget int
+	// Classes is the token class scheme per-token values are bucketed by
+	// besides position (ClassFreq, ClassNorm, ClassNone; "" =
+	// DefaultClassScheme).
+	Classes string
+}
+
+// vocabNorms returns the norm of every embedding row of m as the model
+// consumes it (store.Model.Embeddings: scaled like hidden state 0).
+func vocabNorms(m *store.Model) ([]float64, error) {
+	const chunk = 1024
+	vocab := m.Config().Vocab
+	norms := make([]float64, 0, vocab)
+	ids := make([]int, 0, chunk)
+	for lo := 0; lo < vocab; lo += chunk {
+		ids = ids[:0]
+		for id := lo; id < min(vocab, lo+chunk); id++ {
+			ids = append(ids, id)
+		}
+		e, err := m.Embeddings(ids)
+		if err != nil {
+			return nil, fmt.Errorf("calibrate: embedding norms: %w", err)
+		}
+		dim := len(e) / len(ids)
+		for k := range ids {
+			var ss float64
+			for _, v := range e[k*dim : (k+1)*dim] {
+				ss += float64(v) * float64(v)
+			}
+			norms = append(norms, math.Sqrt(ss))
+		}
+	}
+	return norms, nil
+}
+
+// textClasses prepares the token classes of a reference of texts (toks:
+// their tokens) under scheme. For ClassFreq, a reference text's own
+// tokens are classed by their count in the other texts (leave one out),
+// the way a new text's tokens are classed against the whole reference;
+// perText then returns those classes for an analyzed text, nil otherwise.
+func textClasses(m *store.Model, scheme string, toks [][]tokenize.Token) (c *TokenClasses, perText func(i int, res *analyze.Result) []int, err error) {
+	var ids []int
+	for _, ts := range toks {
+		for _, t := range ts {
+			ids = append(ids, t.ID)
+		}
+	}
+	none := func(int, *analyze.Result) []int { return nil }
+	switch scheme {
+	case ClassNone:
+		return nil, none, nil
+	case ClassNorm:
+		norms, err := vocabNorms(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := NormClasses(norms, ids)
+		return c, none, err
+	case ClassFreq:
+		c, err := FreqClasses(m.Config().Vocab, ids)
+		if err != nil {
+			return nil, nil, err
+		}
+		count := map[int]int{}
+		for _, id := range ids {
+			count[id]++
+		}
+		perText = func(i int, res *analyze.Result) []int {
+			own := map[int]int{}
+			for _, t := range toks[i] {
+				own[t.ID]++
+			}
+			out := make([]int, len(res.Tokens))
+			for t, tk := range res.Tokens {
+				if count[tk.ID]-own[tk.ID] < c.FreqThreshold {
+					out[t] = 1
+				}
+			}
+			return out
+		}
+		return c, perText, nil
+	}
+	return nil, nil, fmt.Errorf("calibrate: unknown token class scheme %q (valid: %s)", scheme, strings.Join(ClassSchemes, ", "))
 }
 
 // PlanPrefixes chooses prefixes of texts of the given lengths (in tokens)
@@ -194,6 +279,14 @@ func FromTexts(m *store.Model, texts []string, source string, o Options) (*Refer
 			toks[i], lengths[i] = t, len(t)
 		}
 	}
+	scheme := o.Classes
+	if scheme == "" {
+		scheme = DefaultClassScheme
+	}
+	classes, perText, err := textClasses(m, scheme, toks)
+	if err != nil {
+		return nil, err
+	}
 	target := o.PrefixTarget
 	if target == 0 {
 		target = DefaultPrefixTarget
@@ -209,6 +302,7 @@ func FromTexts(m *store.Model, texts []string, source string, o Options) (*Refer
 	}
 	defer an.Close()
 	b := NewBuilder(IdentityFor(m, an.Options(), o.Aggregation, source), o.Agg)
+	b.SetClasses(classes)
 	done := 0
 	step := func() {
 		done++
@@ -224,7 +318,7 @@ func FromTexts(m *store.Model, texts []string, source string, o Options) (*Refer
 		case err != nil:
 			return nil, fmt.Errorf("calibrate: reference text %d: %w", i+1, err)
 		default:
-			if err := b.Add(res); err != nil {
+			if err := b.AddClassed(res, perText(i, res)); err != nil {
 				return nil, err
 			}
 		}
@@ -248,32 +342,90 @@ func FromTexts(m *store.Model, texts []string, source string, o Options) (*Refer
 	return b.Reference()
 }
 
-// FromModel builds a reference from text the model generates itself: it
-// samples g.Passages passages with g, then analyzes and collects them as
-// FromTexts does. Passages that are empty or only whitespace (a stop token
-// drawn first) are skipped.
-func FromModel(m *store.Model, g generate.Options, o Options) (*Reference, []generate.Passage, error) {
-	gen, err := generate.New(m, o.Session)
+// passageFile is the cache of one self-generated reference's passages.
+type passageFile struct {
+	Model            string             `json:"model"` // GGUF sha256
+	ConverterVersion int                `json:"converter_version"`
+	Source           string             `json:"source"` // SelfSource
+	Passages         []generate.Passage `json:"passages"`
+}
+
+// Passages returns the passages g samples from m and the text they
+// continue. They are cached in the model's store directory
+// (passages-<hash>.json, keyed by the model and SelfSource): a later run
+// with the same options reads them instead of generating again, so that
+// calibrations of other analysis options share one reference text.
+// progress (may be nil) reports generation.
+func Passages(m *store.Model, g generate.Options, so runtime.SessionOptions, progress func(done, total int)) ([]generate.Passage, string, error) {
+	gen, err := generate.New(m, so)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
+	defer gen.Close()
 	start := ""
 	if g.Start == nil {
 		_, start = gen.DefaultStart()
 	} else {
 		tok, err := m.Tokenizer()
 		if err != nil {
-			gen.Close()
-			return nil, nil, err
+			return nil, "", err
 		}
 		start = tok.Decode(g.Start)
 	}
+	want := passageFile{Model: m.Manifest.Source.SHA256, ConverterVersion: m.Manifest.ConverterVersion, Source: SelfSource(g, start)}
+	key, _ := json.Marshal(want)
+	sum := sha256.Sum256(key)
+	path := filepath.Join(m.Dir, "passages-"+hex.EncodeToString(sum[:6])+".json")
+	if data, err := os.ReadFile(path); err == nil {
+		var have passageFile
+		if json.Unmarshal(data, &have) == nil && have.Model == want.Model && have.ConverterVersion == want.ConverterVersion &&
+			have.Source == want.Source && len(have.Passages) == g.Passages {
+			return have.Passages, start, nil
+		}
+	}
+	ps, err := gen.Generate(g, progress)
+	if err != nil {
+		return nil, "", err
+	}
+	want.Passages = ps
+	if data, err := json.Marshal(want); err == nil {
+		writeAtomic(path, data) // a cache: a failed write only costs the next run a generation
+	}
+	return ps, start, nil
+}
+
+// writeAtomic writes data to path through a temporary file in its
+// directory, so that a reader never sees half a file.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	merr := f.Chmod(0o644)
+	cerr := f.Close()
+	if err := errors.Join(werr, merr, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
+
+// FromModel builds a reference from text the model generates itself: it
+// samples g.Passages passages with g (or reads them from the model's
+// store directory, see Passages), then analyzes and collects them as
+// FromTexts does. Passages that are empty or only whitespace (a stop token
+// drawn first) are skipped.
+func FromModel(m *store.Model, g generate.Options, o Options) (*Reference, []generate.Passage, error) {
 	var prog func(done, total int)
 	if o.Progress != nil {
 		prog = func(done, total int) { o.Progress("generate", done, total) }
 	}
-	ps, err := gen.Generate(g, prog)
-	gen.Close()
+	ps, start, err := Passages(m, g, o.Session, prog)
 	if err != nil {
 		return nil, nil, err
 	}

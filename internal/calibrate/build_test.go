@@ -1,8 +1,10 @@
 package calibrate_test
 
 import (
+	"encoding/json"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -250,5 +252,42 @@ func TestRealModel(t *testing.T) {
 					r.Prompt, dir, h, l.Prompt.Raw, l.Prompt.Percentile, l.Prompt.P, s.Surprisal.Percentile, s.Surprisal.P, s.Entropy.Percentile, l.Combined.FisherP, l.Combined.MinP, s.Warnings)
 			}
 		}
+	}
+}
+
+// TestPassagesCached: the passages of a self-generated reference are
+// saved in the model's store directory and read back by a later run with
+// the same options (a run with another seed generates its own).
+func TestPassagesCached(t *testing.T) {
+	m := tinyModel(t)
+	g := generate.Options{Passages: 3, Tokens: 4, Seed: 1, Start: []int{'T'}}
+	ps, start, err := calibrate.Passages(m, g, runtime.SessionOptions{Threads: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(m.Dir, "passages-*.json"))
+	if len(ps) != 3 || start != "T" || len(files) != 1 {
+		t.Fatalf("%d passages from %q, cache files %v", len(ps), start, files)
+	}
+	// Mark the cached copy: a second run must return the mark.
+	data, _ := os.ReadFile(files[0])
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	raw["passages"].([]any)[0].(map[string]any)["Text"] = "from the cache"
+	data, _ = json.Marshal(raw)
+	os.WriteFile(files[0], data, 0o644)
+	again, _, err := calibrate.Passages(m, g, runtime.SessionOptions{Threads: 1}, nil)
+	if err != nil || again[0].Text != "from the cache" || !slices.Equal(again[1].IDs, ps[1].IDs) {
+		t.Fatalf("second run: %v, first passage %q", err, again[0].Text)
+	}
+	g.Seed = 2
+	other, _, err := calibrate.Passages(m, g, runtime.SessionOptions{Threads: 1}, nil)
+	if err != nil || other[0].Text == "from the cache" {
+		t.Fatalf("another seed: %v, %q", err, other[0].Text)
+	}
+	if files, _ = filepath.Glob(filepath.Join(m.Dir, "passages-*.json")); len(files) != 2 {
+		t.Errorf("cache files %v, want one per seed", files)
 	}
 }

@@ -6,9 +6,11 @@
 // A Reference holds, per measurement point, the distribution of the
 // prompt-level ln-ratio and of the per-token ln-ratio by position bucket
 // (the ratio depends on position: under causal noise mixing a later token
-// sees noise from every token before it), and the distributions of the
-// logit baselines (per-token surprisal by position bucket, prompt-level
-// mean surprisal, entropy and max-softmax). It is saved as JSON in the
+// sees noise from every token before it) and by token class within each
+// position bucket (TokenClasses: by default frequent or rare in the
+// reference texts), and the distributions of the logit baselines
+// (per-token surprisal by position bucket and class, prompt-level mean
+// surprisal, entropy and max-softmax). It is saved as JSON in the
 // model's store directory with the identity of the analysis it describes,
 // and a file whose identity differs from the analysis asked for is
 // refused, never applied.

@@ -18,15 +18,18 @@ import (
 )
 
 // FormatVersion is the version of the calibration file format; files of
-// another version are refused.
-const FormatVersion = 2
+// another version are refused. Version 3 added token classes
+// (Reference.Classes, Layer.TokensByClass).
+const FormatVersion = 3
 
 // MinPrompts is the smallest reference a calibration is built from.
 const MinPrompts = 20
 
-// MinBucket is the fewest values a position bucket needs to be used; a
-// position whose bucket has fewer falls back to the nearest earlier bucket
-// that has enough, with a warning.
+// MinBucket is the fewest values a bucket needs to be used. A token whose
+// (position bucket, token class) cell has fewer is compared with every
+// token of its position bucket (Value.Against says so); a position whose
+// bucket has fewer falls back to the nearest earlier bucket that has
+// enough, with a warning.
 const MinBucket = 20
 
 // BucketStarts are the first positions of the per-token position buckets:
@@ -181,6 +184,9 @@ type Layer struct {
 	// Tokens is the per-token ln-ratio, one distribution per position
 	// bucket (BucketStarts).
 	Tokens []Dist `json:"tokens"`
+	// TokensByClass[k][b] is the per-token ln-ratio of the tokens of class
+	// k (Reference.Classes) in position bucket b; empty without classes.
+	TokensByClass [][]Dist `json:"tokens_by_class,omitempty"`
 }
 
 // Reference is a calibration: reference distributions for one analysis.
@@ -202,9 +208,15 @@ type Reference struct {
 	// per-token surprisal by position bucket, prompt-level mean surprisal,
 	// mean entropy and mean max-softmax.
 	TokenSurprisal []Dist `json:"token_surprisal"`
-	Surprisal      Dist   `json:"surprisal"`
-	Entropy        Dist   `json:"entropy"`
-	MaxSoftmax     Dist   `json:"max_softmax"`
+	// TokenSurprisalByClass[k][b]: per-token surprisal by token class and
+	// position bucket (empty without classes or baselines).
+	TokenSurprisalByClass [][]Dist `json:"token_surprisal_by_class,omitempty"`
+	// Classes are the token classes per-token values are bucketed by
+	// besides position (nil: position only).
+	Classes    *TokenClasses `json:"token_classes,omitempty"`
+	Surprisal  Dist          `json:"surprisal"`
+	Entropy    Dist          `json:"entropy"`
+	MaxSoftmax Dist          `json:"max_softmax"`
 }
 
 // Layer returns the reference at hidden state h.
@@ -215,6 +227,21 @@ func (r *Reference) Layer(h int) (*Layer, bool) {
 		}
 	}
 	return nil, false
+}
+
+// classDist returns the distribution for a token of class k at position
+// pos: its (position bucket, class) cell when that has at least MinBucket
+// values (pooled false), else what tokenDist gives for the position
+// (pooled true; also when k < 0, the reference has no classes, or the
+// position is past the longest reference text).
+func (r *Reference) classDist(ds []Dist, byClass [][]Dist, pos, k int) (d *Dist, extrapolated, pooled bool) {
+	if k >= 0 && k < len(byClass) && pos <= r.MaxPosition {
+		if b := Bucket(pos); b < len(byClass[k]) && byClass[k][b].N >= MinBucket {
+			return &byClass[k][b], false, false
+		}
+	}
+	d, extrapolated = r.tokenDist(ds, pos)
+	return d, extrapolated, true
 }
 
 // tokenDist returns the distribution for token position pos among
@@ -292,6 +319,9 @@ type Builder struct {
 	byLen    map[int][][]float64 // by length bucket
 	tokens   map[int][][]float64
 	tokSurp  [][]float64
+	classes  *TokenClasses
+	byClass  map[int][][][]float64 // [class][bucket]
+	surClass [][][]float64
 	surp     []float64
 	ent      []float64
 	maxSoft  []float64
@@ -352,11 +382,54 @@ func (b *Builder) AddPrefix(r *analyze.Result) error {
 	return nil
 }
 
+// SetClasses makes the builder bucket per-token values by the token
+// classes c as well as by position (nil: position only). Call it before
+// Add.
+func (b *Builder) SetClasses(c *TokenClasses) {
+	b.classes = c
+	b.byClass, b.surClass = map[int][][][]float64{}, nil
+	if c.N() == 0 {
+		return
+	}
+	nb := len(BucketStarts)
+	grid := func() [][][]float64 {
+		g := make([][][]float64, c.N())
+		for k := range g {
+			g[k] = make([][]float64, nb)
+		}
+		return g
+	}
+	for _, h := range b.id.HiddenStates {
+		b.byClass[h] = grid()
+	}
+	b.surClass = grid()
+}
+
 // Add includes one analyzed reference text. Its layers must be those of
-// the identity.
+// the identity. Its tokens are classed by the builder's classes
+// (SetClasses).
 func (b *Builder) Add(r *analyze.Result) error {
+	return b.AddClassed(r, nil)
+}
+
+// AddClassed is Add with the class of each token of r given (nil: from
+// the builder's classes), for classes that depend on the text, such as a
+// token's frequency in the other reference texts.
+func (b *Builder) AddClassed(r *analyze.Result, classes []int) error {
 	if err := b.check(r); err != nil {
 		return err
+	}
+	if classes != nil && len(classes) != len(r.Tokens) {
+		return fmt.Errorf("calibrate: %d token classes for %d tokens", len(classes), len(r.Tokens))
+	}
+	class := func(t int) int {
+		if b.classes.N() == 0 {
+			return -1
+		}
+		if classes != nil {
+			return classes[t]
+		}
+		return b.classes.Class(r.Tokens[t].ID)
 	}
 	b.addPrompt(r)
 	for i, h := range b.id.HiddenStates {
@@ -365,6 +438,9 @@ func (b *Builder) Add(r *analyze.Result) error {
 			if v, ok := lnStat(s); ok {
 				k := Bucket(t)
 				b.tokens[h][k] = append(b.tokens[h][k], v)
+				if c := class(t); c >= 0 && c < b.classes.N() {
+					b.byClass[h][c][k] = append(b.byClass[h][c][k], v)
+				}
 			}
 		}
 	}
@@ -373,6 +449,9 @@ func (b *Builder) Add(r *analyze.Result) error {
 		for t := 1; t < len(bl.Tokens); t++ {
 			k := Bucket(t)
 			b.tokSurp[k] = append(b.tokSurp[k], bl.Tokens[t])
+			if c := class(t); c >= 0 && c < b.classes.N() {
+				b.surClass[c][k] = append(b.surClass[c][k], bl.Tokens[t])
+			}
 		}
 		if len(r.Tokens) > 1 {
 			b.surp = append(b.surp, bl.Surprisal)
@@ -407,13 +486,33 @@ func (b *Builder) Reference() (*Reference, error) {
 		for _, vs := range b.tokens[h] {
 			l.Tokens = append(l.Tokens, NewDist(vs))
 		}
+		l.TokensByClass = distGrid(b.byClass[h])
 		r.Layers = append(r.Layers, l)
 	}
 	for _, vs := range b.tokSurp {
 		r.TokenSurprisal = append(r.TokenSurprisal, NewDist(vs))
 	}
+	if b.classes.N() > 0 {
+		r.Classes = b.classes
+		if b.baseline > 0 {
+			r.TokenSurprisalByClass = distGrid(b.surClass)
+		}
+	}
 	r.Surprisal, r.Entropy, r.MaxSoftmax = NewDist(b.surp), NewDist(b.ent), NewDist(b.maxSoft)
 	return r, nil
+}
+
+// distGrid builds the distributions of values by [class][bucket].
+func distGrid(g [][][]float64) [][]Dist {
+	var out [][]Dist
+	for _, row := range g {
+		var ds []Dist
+		for _, vs := range row {
+			ds = append(ds, NewDist(vs))
+		}
+		out = append(out, ds)
+	}
+	return out
 }
 
 // Save writes r as JSON to dir/r.Identity.FileName() (through a temporary
@@ -456,14 +555,31 @@ func read(path string) (*Reference, error) {
 		return nil, fmt.Errorf("calibrate: %s is corrupt (%v); delete it and run `lmood calibrate` again", path, err)
 	}
 	if r.Format != FormatVersion {
-		return nil, fmt.Errorf("calibrate: %w: %s has format %d, this lmood reads %d; run `lmood calibrate` again", ErrMismatch, path, r.Format, FormatVersion)
+		return nil, fmt.Errorf("calibrate: %w: %s has format %d, this lmood reads %d (format 3 added token classes); run `lmood calibrate` again", ErrMismatch, path, r.Format, FormatVersion)
+	}
+	grid := func(g [][]Dist) bool {
+		if len(g) == 0 {
+			return true
+		}
+		if len(g) != r.Classes.N() {
+			return false
+		}
+		for _, row := range g {
+			if len(row) != len(BucketStarts) {
+				return false
+			}
+		}
+		return true
+	}
+	if err := r.Classes.check(); err != nil || !grid(r.TokenSurprisalByClass) {
+		return nil, fmt.Errorf("calibrate: %s is inconsistent (token classes: %v); delete it and run `lmood calibrate` again", path, err)
 	}
 	if !slices.Equal(r.Buckets, BucketStarts) || !slices.Equal(r.LengthBuckets, LengthStarts) || len(r.Layers) != len(r.Identity.HiddenStates) ||
 		len(r.TokenSurprisal) != len(BucketStarts) || r.Prompts < MinPrompts {
 		return nil, fmt.Errorf("calibrate: %s is inconsistent (buckets, layers or size); delete it and run `lmood calibrate` again", path)
 	}
 	for _, l := range r.Layers {
-		if len(l.Tokens) != len(BucketStarts) || len(l.PromptByLength) != len(LengthStarts) {
+		if len(l.Tokens) != len(BucketStarts) || len(l.PromptByLength) != len(LengthStarts) || !grid(l.TokensByClass) {
 			return nil, fmt.Errorf("calibrate: %s is inconsistent (layer %d has %d position buckets); delete it and run `lmood calibrate` again", path, l.Index, len(l.Tokens))
 		}
 	}

@@ -25,9 +25,13 @@ type Value struct {
 	// Extrapolated says the reference had too few values at this token's
 	// position (or none that long), so an earlier position bucket stood in.
 	Extrapolated bool `json:"extrapolated,omitempty"`
-	// Against names the reference values compared with, for prompt-level
+	// Against names the reference values compared with. Prompt-level
 	// drift: "17–32 tokens" (the prompt's length bucket or, when
-	// Extrapolated, the nearest one with enough values).
+	// Extrapolated, the nearest one with enough values). A token, when the
+	// calibration has token classes: its class ("rare tokens") when the
+	// reference has at least MinBucket tokens of that class in the
+	// token's position bucket, else "any tokens" (every token of the
+	// position bucket).
 	Against string `json:"against,omitempty"`
 }
 
@@ -99,6 +103,27 @@ func (r *Reference) Score(res *analyze.Result, dir drift.Direction, agg Aggregat
 	s := &Scores{Reference: r.Identity.Reference}
 	extrapolated := false
 	lengthNote := ""
+	pooled := 0 // tokens whose class cell was too thin
+	// token places the per-token value x of token t among ds (by position)
+	// or byClass (by class and position).
+	token := func(ds []Dist, byClass [][]Dist, t int, x float64, upper bool) *Value {
+		k := r.Classes.Class(res.Tokens[t].ID)
+		d, ext, pool := r.classDist(ds, byClass, t, k)
+		if d == nil {
+			return nil
+		}
+		v := place(d, x, upper)
+		v.Extrapolated = ext
+		extrapolated = extrapolated || ext
+		if r.Classes.N() > 0 {
+			v.Against = r.Classes.Label(k)
+			if pool {
+				v.Against = "any tokens"
+				pooled++
+			}
+		}
+		return &v
+	}
 	for i := range res.Layers {
 		l := &res.Layers[i]
 		if string(l.Site) != r.Identity.Site {
@@ -124,14 +149,7 @@ func (r *Reference) Score(res *analyze.Result, dir drift.Direction, agg Aggregat
 			if !ok {
 				continue
 			}
-			d, ext := r.tokenDist(ref.Tokens, t)
-			if d == nil {
-				continue
-			}
-			v := place(d, x, up)
-			v.Extrapolated = ext
-			extrapolated = extrapolated || ext
-			ls.Tokens[t] = &v
+			ls.Tokens[t] = token(ref.Tokens, ref.TokensByClass, t, x, up)
 		}
 		s.Layers = append(s.Layers, ls)
 	}
@@ -140,14 +158,7 @@ func (r *Reference) Score(res *analyze.Result, dir drift.Direction, agg Aggregat
 		s.Surprisal, s.Entropy, s.MaxSoftmax = &sv, &ev, &mv
 		s.TokenSurprisal = make([]*Value, len(bl.Tokens))
 		for t := 1; t < len(bl.Tokens); t++ {
-			d, ext := r.tokenDist(r.TokenSurprisal, t)
-			if d == nil {
-				continue
-			}
-			v := place(d, bl.Tokens[t], true)
-			v.Extrapolated = ext
-			extrapolated = extrapolated || ext
-			s.TokenSurprisal[t] = &v
+			s.TokenSurprisal[t] = token(r.TokenSurprisal, r.TokenSurprisalByClass, t, bl.Tokens[t], true)
 		}
 		for i := range s.Layers {
 			ls := &s.Layers[i]
@@ -164,6 +175,9 @@ func (r *Reference) Score(res *analyze.Result, dir drift.Direction, agg Aggregat
 	}
 	if lengthNote != "" {
 		s.Warnings = append(s.Warnings, lengthNote)
+	}
+	if pooled > 0 {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%d per-token values were compared with every reference token of their position (their token class, by %s, had fewer than %d reference values there)", pooled, r.Classes.Scheme, MinBucket))
 	}
 	if extrapolated {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("the prompt has %d tokens; the calibration's texts reached position %d and some positions had too few reference values, so later tokens were compared with an earlier position bucket", len(res.Tokens), r.MaxPosition))

@@ -34,7 +34,9 @@ const (
 	// network". The edited span is the second copy.
 	SpanDuplicate = "dupword"
 	// SpanDigit replaces one digit of a number by another digit. Texts
-	// without a number are skipped. The edited span is the whole number.
+	// without a number are skipped. The edited span is that one digit (the
+	// number's other digits are unchanged, and tokenizers that split
+	// numbers into single digits give them tokens of their own).
 	SpanDigit = "digit"
 )
 
@@ -207,7 +209,9 @@ func swapDigit(text string, _ []span, r *rand.Rand) (SpanEdit, bool) {
 		if digit && start < 0 {
 			start = i
 		} else if !digit && start >= 0 {
-			nums = append(nums, span{start, i})
+			if start > 0 { // like a first word, a leading number is never edited
+				nums = append(nums, span{start, i})
+			}
 			start = -1
 		}
 	}
@@ -215,14 +219,14 @@ func swapDigit(text string, _ []span, r *rand.Rand) (SpanEdit, bool) {
 		return SpanEdit{}, false
 	}
 	n := nums[r.IntN(len(nums))]
-	b := []byte(text[n.start:n.end])
-	k := r.IntN(len(b))
+	k := r.IntN(n.end - n.start)
+	old := text[n.start+k]
 	d := byte('0' + r.IntN(9))
-	if d >= b[k] {
+	if d >= old {
 		d++ // one of the nine other digits
 	}
-	b[k] = d
-	return edit(text, n, string(b)), true
+	at := span{n.start + k, n.start + k + 1}
+	return edit(text, at, string(d)), true
 }
 
 // determiners open the noun phrases SpanSwap looks in.

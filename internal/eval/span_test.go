@@ -56,24 +56,81 @@ func TestCorruptSpanDigit(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("ok=%v err=%v", ok, err)
 	}
-	if e.Start != 9 || e.End != 11 || e.Original != "42" || e.Edited() == "42" {
-		t.Fatalf("edit %+v", e)
+	// The edit is exactly one digit of "42", replaced by another digit.
+	if e.End != e.Start+1 || e.Start < 9 || e.Start > 10 || e.Original != "42"[e.Start-9:e.Start-8] {
+		t.Fatalf("edit %+v: want one digit of 42", e)
 	}
-	diff := 0
-	for i := range 2 {
-		if e.Edited()[i] < '0' || e.Edited()[i] > '9' {
-			t.Fatalf("non-digit in %q", e.Edited())
-		}
-		if e.Edited()[i] != "42"[i] {
-			diff++
-		}
+	if c := e.Edited()[0]; c < '0' || c > '9' || e.Edited() == e.Original {
+		t.Fatalf("edited %q, original %q: want another digit", e.Edited(), e.Original)
 	}
-	if diff != 1 || e.Text[:9] != "It costs " || e.Text[11:] != " euros." {
+	if len(e.Text) != len("It costs 42 euros.") || e.Text[:e.Start] != "It costs 42 euros."[:e.Start] || e.Text[e.End:] != "It costs 42 euros."[e.End:] {
 		t.Errorf("want exactly one digit changed in place: %q", e.Text)
 	}
-	if _, ok, err := CorruptSpan(SpanDigit, "No numbers here.", 3); ok || err != nil {
-		t.Errorf("no number: ok=%v err=%v, want skipped", ok, err)
+	for _, text := range []string{"No numbers here.", "1990 was a long year."} {
+		if _, ok, err := CorruptSpan(SpanDigit, text, 3); ok || err != nil {
+			t.Errorf("%q: ok=%v err=%v, want skipped (no number after the first word)", text, ok, err)
+		}
 	}
+}
+
+// TestDigitEditedTokens checks that the tokens a digit edit marks as
+// edited are exactly those whose text changed, for a tokenizer that
+// splits numbers into digits (SmolLM2, Qwen2: " ", "4", "2") and for one
+// that keeps a number whole.
+func TestDigitEditedTokens(t *testing.T) {
+	const text = "It costs 42 euros in 2023."
+	for seed := range uint64(40) {
+		e, ok, err := CorruptSpan(SpanDigit, text, seed)
+		if err != nil || !ok {
+			t.Fatalf("seed %d: ok=%v err=%v", seed, ok, err)
+		}
+		tests := []struct {
+			name   string
+			tokens func(string) []string
+		}{
+			{"digits split", splitDigits},
+			{"numbers whole", func(s string) []string { return strings.SplitAfter(s, " ") }},
+		}
+		for _, tt := range tests {
+			before, after := tt.tokens(text), tt.tokens(e.Text)
+			if len(before) != len(after) {
+				t.Fatalf("seed %d %s: %d tokens before, %d after", seed, tt.name, len(before), len(after))
+			}
+			var changed []int
+			for i := range before {
+				if before[i] != after[i] {
+					changed = append(changed, i)
+				}
+			}
+			got, err := TokensInSpan(e.Text, after, e.Start, e.End)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(changed) != 1 || !slices.Equal(got, changed) {
+				t.Errorf("seed %d %s: %q → %q: edited tokens %v, changed tokens %v", seed, tt.name, text, e.Text, got, changed)
+			}
+		}
+	}
+}
+
+// splitDigits tokenizes like SmolLM2: words with their leading space,
+// a space before a number as a token of its own, each digit alone.
+func splitDigits(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		j := i + 1
+		switch {
+		case s[i] >= '0' && s[i] <= '9':
+		case s[i] == ' ' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
+		default:
+			for j < len(s) && s[j] != ' ' && !(s[j] >= '0' && s[j] <= '9') {
+				j++
+			}
+		}
+		out = append(out, s[i:j])
+		i = j
+	}
+	return out
 }
 
 func TestCorruptSpanSkipsAndErrors(t *testing.T) {

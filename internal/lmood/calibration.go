@@ -65,6 +65,10 @@ type CalibrateRequest struct {
 	Hidden []int
 	// Threads are onnxruntime intra-op threads (0 = one per core).
 	Threads int
+	// TokenClasses is the token class scheme per-token values are bucketed
+	// by besides position: "freq", "norm" or "none" ("" =
+	// calibrate.DefaultClassScheme).
+	TokenClasses string
 }
 
 // ReferenceSource reads a reference file and returns its texts and its
@@ -99,6 +103,9 @@ func Calibrate(m *store.Model, opt Options, req CalibrateRequest, hooks Hooks) (
 	if err != nil {
 		return nil, "", err
 	}
+	if req.TokenClasses != "" && !slices.Contains(calibrate.ClassSchemes, req.TokenClasses) {
+		return nil, "", optionErr("token-classes", "want one of %s, got %q", strings.Join(calibrate.ClassSchemes, ", "), req.TokenClasses)
+	}
 	if req.Passages < 0 || req.Tokens < 0 {
 		return nil, "", UsageError(fmt.Errorf("passages and tokens must be >= 0 (0 = the defaults %d and %d)", DefaultCalibrationPassages, DefaultCalibrationTokens))
 	}
@@ -106,7 +113,7 @@ func Calibrate(m *store.Model, opt Options, req CalibrateRequest, hooks Hooks) (
 	prog := newStageProgress(hooks)
 	co := calibrate.Options{
 		Analyze: r.Analyze, Aggregation: r.Aggregate.String(), Agg: rule.Aggregator(),
-		Session: runtime.SessionOptions{Threads: req.Threads}, Progress: prog.update,
+		Session: runtime.SessionOptions{Threads: req.Threads}, Progress: prog.update, Classes: req.TokenClasses,
 	}
 	start := time.Now()
 	var ref *calibrate.Reference

@@ -84,8 +84,9 @@ func (p *EvalPlan) validUTF8(texts []string, source func(i int) string, reason s
 // EvalPlanOptions say where an evaluation's sets come from (the flags of
 // `lmood eval`).
 type EvalPlanOptions struct {
-	// In is the in-distribution file (.txt one per line or .jsonl).
-	In string
+	// In are the in-distribution files (.txt one per line or .jsonl),
+	// read in order; Limit applies to each.
+	In []string
 	// Shifted are shifted-set files, each named after its file.
 	Shifted []string
 	// Corrupt lists corruption kinds (comma-separated, or "all") applied
@@ -95,7 +96,7 @@ type EvalPlanOptions struct {
 	// Pairs are plain<TAB>twin files: plain lines join In, twins form a
 	// set named after the file.
 	Pairs []string
-	// Limit keeps the first Limit prompts of In and of each shifted file
+	// Limit keeps the first Limit prompts of each In file and of each shifted file
 	// and the first Limit pairs of each pairs file (0 = all).
 	Limit int
 	// Spans lists span corruption kinds (comma-separated, or "all", see
@@ -118,13 +119,13 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 	if o.Limit < 0 {
 		return p, optionErr("limit", "must be >= 0, got %d", o.Limit)
 	}
-	if o.In == "" && len(o.Pairs) == 0 {
+	if len(o.In) == 0 && len(o.Pairs) == 0 {
 		return p, UsageError(errors.New("no in-distribution prompts: give --in FILE (or --pairs FILE.tsv)"))
 	}
-	if o.Corrupt != "" && o.In == "" {
+	if o.Corrupt != "" && len(o.In) == 0 {
 		return p, UsageError(errors.New("--corrupt corrupts the --in prompts: give --in FILE"))
 	}
-	if o.Spans != "" && o.In == "" {
+	if o.Spans != "" && len(o.In) == 0 {
 		return p, UsageError(errors.New("--spans edits the --in prompts: give --in FILE"))
 	}
 	if len(o.Shifted) == 0 && o.Corrupt == "" && len(o.Pairs) == 0 && o.Spans == "" {
@@ -140,15 +141,15 @@ func NewEvalPlan(o EvalPlanOptions) (EvalPlan, error) {
 		return nil
 	}
 	var base []string
-	if o.In != "" {
-		texts, err := eval.ReadTexts(o.In)
+	for _, path := range o.In {
+		texts, err := eval.ReadTexts(path)
 		if err != nil {
 			return p, fmt.Errorf("--in: %w", err)
 		}
-		base = p.validUTF8(evalLimit(texts, o.Limit), func(i int) string { return fmt.Sprintf("--in %s prompt %d", o.In, i) },
-			"not valid UTF-8: left out, and no corrupted twin is made from it")
-		p.In = append(p.In, base...)
+		base = append(base, p.validUTF8(evalLimit(texts, o.Limit), func(i int) string { return fmt.Sprintf("--in %s prompt %d", path, i) },
+			"not valid UTF-8: left out, and no corrupted twin is made from it")...)
 	}
+	p.In = append(p.In, base...)
 	for _, path := range o.Shifted {
 		texts, err := eval.ReadTexts(path)
 		if err != nil {
@@ -481,7 +482,11 @@ type Evaluator struct {
 	// min-p): for the primary aggregation at prompt level and per token.
 	// Without it they are cross-fitted on the in-distribution prompts.
 	Calib *Calibration
-	Hooks EvalHooks
+	// CrossFitToo, with Calib, adds the combinations with cross-fitted
+	// p-values as well (method names with CrossFitSuffix), so that one run
+	// compares the calibration with cross-fitting on the same analyses.
+	CrossFitToo bool
+	Hooks       EvalHooks
 
 	results map[string]*evalResult
 }
@@ -584,6 +589,44 @@ func calibratedP(s *eval.Scores, res *analyze.Result, layers []int, c *Calibrati
 	s.PDrift, s.PSurprisal = pd, sc.Surprisal.P
 }
 
+// CrossFitSuffix ends the method names of combination rows whose p-values
+// were cross-fitted although a calibration was applied
+// (Evaluator.CrossFitToo): "fisher(drift,surprisal) cross-fit".
+const CrossFitSuffix = " cross-fit"
+
+// withoutP returns copies of scores without calibrated p-values, so that
+// their combinations are cross-fitted.
+func withoutP(scores []eval.Scores) []eval.Scores {
+	out := make([]eval.Scores, len(scores))
+	for i, s := range scores {
+		s.PDrift, s.PSurprisal = nil, 0
+		out[i] = s
+	}
+	return out
+}
+
+// crossFitRows are the combination rows of in against out with
+// cross-fitted p-values, renamed with CrossFitSuffix.
+func crossFitRows(in, out []eval.Scores, layers []int, tol int, agg drift.Aggregation) ([]eval.Row, error) {
+	rows, err := eval.Evaluate(withoutP(in), withoutP(out), layers, tol)
+	if err != nil {
+		return nil, err
+	}
+	var keep []eval.Row
+	for _, row := range rows {
+		switch row.Method {
+		case eval.MethodFisher:
+			row.Method = FisherMethod(agg) + CrossFitSuffix
+		case eval.MethodMinP:
+			row.Method = MinPMethod(agg) + CrossFitSuffix
+		default:
+			continue
+		}
+		keep = append(keep, row)
+	}
+	return keep, nil
+}
+
 // Prompts is the prompt-level report of plan's shifted sets (after
 // Analyze).
 func (e *Evaluator) Prompts(plan EvalPlan) *EvalReport {
@@ -653,6 +696,14 @@ func (e *Evaluator) Prompts(plan EvalPlan) *EvalReport {
 					}
 				}
 				sr.Rows = append(sr.Rows, row)
+			}
+			if j == 0 && e.Calib != nil && e.CrossFitToo {
+				rows, err := crossFitRows(in, out, layers, e.LengthTol, agg)
+				if err != nil {
+					sr.Err = err
+					break
+				}
+				sr.Rows = append(sr.Rows, rows...)
 			}
 		}
 		rep.Sets = append(rep.Sets, sr)

@@ -425,7 +425,7 @@ func TestEvalPlanDropsInvalidUTF8(t *testing.T) {
 	os.WriteFile(in, []byte("The cat sat on the mat today.\n"+bad+"\nAnother plain sentence is here.\n"), 0o644)
 	pairs := filepath.Join(dir, "p.tsv")
 	os.WriteFile(pairs, []byte("Fine plain.\tFine twin.\nOdd plain.\tOdd \xfe twin.\n"), 0o644)
-	p, err := NewEvalPlan(EvalPlanOptions{In: in, Corrupt: "mash", Seed: 3, Pairs: []string{pairs}})
+	p, err := NewEvalPlan(EvalPlanOptions{In: []string{in}, Corrupt: "mash", Seed: 3, Pairs: []string{pairs}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -274,6 +274,29 @@ func EvaluateSpans(ref []TokenScores, cases []SpanCase, layers []int) ([]TokenRo
 	return rows, nil
 }
 
+// crossFitTokenRows are the Fisher and min-p rows of cases with
+// cross-fitted p-values (the calibrated ones dropped), renamed with
+// CrossFitSuffix.
+func crossFitTokenRows(ref []TokenScores, cases []SpanCase, layers []int) ([]TokenRow, error) {
+	plain := make([]SpanCase, len(cases))
+	for i, c := range cases {
+		c.Scores.PDrift, c.Scores.PSurprisal = nil, nil
+		plain[i] = c
+	}
+	rows, err := EvaluateSpans(ref, plain, layers)
+	if err != nil {
+		return nil, err
+	}
+	var keep []TokenRow
+	for _, r := range rows {
+		if r.Method == TokenMethodFisher || r.Method == TokenMethodMinP {
+			r.Method += CrossFitSuffix
+			keep = append(keep, r)
+		}
+	}
+	return keep, nil
+}
+
 func scoresOf(cases []SpanCase) []TokenScores {
 	out := make([]TokenScores, len(cases))
 	for i, c := range cases {
@@ -434,6 +457,11 @@ func (e *Evaluator) Tokens(plan EvalPlan) *TokenEvalReport {
 			kr.Err = fmt.Errorf("no edited prompt could be evaluated (%d made, %d unaligned, %d failed)", kr.Edits, kr.Unaligned, kr.Failed)
 		default:
 			kr.Rows, kr.Err = EvaluateSpans(ref, cases, e.Layers)
+			if kr.Err == nil && e.Calib != nil && e.CrossFitToo {
+				var rows []TokenRow
+				rows, kr.Err = crossFitTokenRows(ref, cases, e.Layers)
+				kr.Rows = append(kr.Rows, rows...)
+			}
 		}
 		for _, r := range kr.Rows {
 			anyCalibrated = anyCalibrated || r.PValues == eval.PValuesCalibration

@@ -159,7 +159,7 @@ func TestEvalPlanSpans(t *testing.T) {
 	if err := os.WriteFile(in, []byte("The cat sat on the mat.\nThe train leaves at 9 tonight.\nThe cat sat on the mat.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewEvalPlan(EvalPlanOptions{In: in, Spans: "digit,mashword", Seed: 1})
+	p, err := NewEvalPlan(EvalPlanOptions{In: []string{in}, Spans: "digit,mashword", Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,10 +178,143 @@ func TestEvalPlanSpans(t *testing.T) {
 			t.Errorf("edit %q not among the prompts to analyze", e.Edit.Text)
 		}
 	}
-	if _, err := NewEvalPlan(EvalPlanOptions{In: in, Spans: "nope"}); err == nil || !strings.Contains(err.Error(), "spans") {
+	if _, err := NewEvalPlan(EvalPlanOptions{In: []string{in}, Spans: "nope"}); err == nil || !strings.Contains(err.Error(), "spans") {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if _, err := NewEvalPlan(EvalPlanOptions{Pairs: []string{in}, Spans: "digit"}); err == nil || !strings.Contains(err.Error(), "--in") {
 		t.Errorf("spans without --in: %v", err)
+	}
+}
+
+// TestEvalPlanNumberSentences plans the digit edits of the repository's
+// evaluation sets: plain.txt has no number, numbers.txt one in every
+// line, so with both --in files every numbers.txt sentence gets an edit
+// that changes exactly one digit into another, and plain.txt sentences are
+// not applicable.
+func TestEvalPlanNumberSentences(t *testing.T) {
+	dir := filepath.Join("..", "..", "prompts", "eval")
+	plain, numbers := filepath.Join(dir, "plain.txt"), filepath.Join(dir, "numbers.txt")
+	nums, err := eval.ReadTexts(numbers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nums) < 40 {
+		t.Fatalf("numbers.txt has %d sentences, want at least 40", len(nums))
+	}
+	const limit = 50
+	p, err := NewEvalPlan(EvalPlanOptions{In: []string{plain, numbers}, Spans: "digit", Seed: 1, Limit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.SpanIn) != limit+len(nums) || len(p.Spans) != 1 {
+		t.Fatalf("%d span sources, %d kinds: want %d plain + %d number sentences, one kind", len(p.SpanIn), len(p.Spans), limit, len(nums))
+	}
+	set := p.Spans[0]
+	if len(set.Edits) != len(nums) || set.NotApplicable != limit {
+		t.Fatalf("digit: %d edits, %d n/a; want %d and %d", len(set.Edits), set.NotApplicable, len(nums), limit)
+	}
+	for _, it := range set.Edits {
+		src, e := p.SpanIn[it.Source], it.Edit
+		if it.Source < limit || len(src) != len(e.Text) || e.End != e.Start+1 {
+			t.Fatalf("edit %+v of %q: want one byte of a numbers.txt sentence", e, src)
+		}
+		old, now := src[e.Start], e.Text[e.Start]
+		if old < '0' || old > '9' || now < '0' || now > '9' || old == now || src[:e.Start] != e.Text[:e.Start] || src[e.End:] != e.Text[e.End:] {
+			t.Errorf("%q → %q: want exactly one digit changed into another", src, e.Text)
+		}
+	}
+}
+
+// TestCrossFitTokenRows: with calibrated p-values on the cases, the
+// cross-fit rows are the Fisher and min-p rows the cases give without
+// them (here AUROC 1, see TestEvaluateSpans), renamed; the calibrated rows
+// differ (the calibrated p-values point at the wrong tokens).
+func TestCrossFitTokenRows(t *testing.T) {
+	ref, cases := spanFixture()
+	for i := range cases {
+		n := len(cases[i].Scores.Surprisal)
+		pd, ps := make([]float64, n), make([]float64, n)
+		for t := range pd {
+			pd[t], ps[t] = 0.5, 0.5
+			if !slicesContains(cases[i].Edited, t) {
+				pd[t], ps[t] = 0.01, 0.01
+			}
+		}
+		cases[i].Scores.PDrift, cases[i].Scores.PSurprisal = [][]float64{pd}, ps
+	}
+	cal, err := EvaluateSpans(ref, cases, []int{5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := crossFitTokenRows(ref, cases, []int{5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Method != TokenMethodFisher+CrossFitSuffix || rows[1].Method != TokenMethodMinP+CrossFitSuffix {
+		t.Fatalf("rows %+v", rows)
+	}
+	for _, r := range rows {
+		if r.PValues != eval.PValuesCrossFit || r.AUROC != 1 || r.Top1 != 1 {
+			t.Errorf("%s: %+v, want cross-fitted AUROC 1, top-1 1", r.Method, r)
+		}
+	}
+	for _, r := range cal {
+		if r.Method == TokenMethodFisher && (r.PValues != eval.PValuesCalibration || r.AUROC != 0) {
+			t.Errorf("calibrated fisher %+v, want AUROC 0 from the calibrated p-values", r)
+		}
+	}
+	if cases[0].Scores.PDrift == nil {
+		t.Error("crossFitTokenRows changed the cases")
+	}
+}
+
+func slicesContains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCrossFitRows: the prompt-level cross-fit rows of calibrated scores
+// are the Fisher and min-p rows of the same scores without p-values.
+func TestCrossFitRows(t *testing.T) {
+	mk := func(d, s, p float64) eval.Scores {
+		return eval.Scores{Tokens: 5, Drift: []float64{d}, Surprisal: s, Entropy: s, MaxSoftmax: 0.5, PDrift: []float64{p}, PSurprisal: p}
+	}
+	// Raw scores separate perfectly; the calibrated p-values point the
+	// other way.
+	in := []eval.Scores{mk(0, 1, 0.01), mk(0.1, 1.1, 0.02), mk(0.2, 1.2, 0.03), mk(0.3, 1.3, 0.04)}
+	out := []eval.Scores{mk(5, 6, 0.9), mk(6, 7, 0.8)}
+	rows, err := crossFitRows(in, out, []int{7}, 0, drift.Flat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := eval.Evaluate(withoutP(in), withoutP(out), []int{7}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{}
+	for _, r := range plain {
+		want[r.Method] = r.AUROC
+	}
+	if len(rows) != 2 {
+		t.Fatalf("rows %+v", rows)
+	}
+	for i, m := range []string{eval.MethodFisher, eval.MethodMinP} {
+		r := rows[i]
+		if !strings.HasSuffix(r.Method, CrossFitSuffix) || r.PValues != eval.PValuesCrossFit || r.AUROC != want[m] || r.AUROC != 1 {
+			t.Errorf("%s: %+v, want the cross-fitted %s row (AUROC %v)", r.Method, r, m, want[m])
+		}
+	}
+	cal, _ := eval.Evaluate(in, out, []int{7}, 0)
+	for _, r := range cal {
+		if r.Method == eval.MethodFisher && (r.PValues != eval.PValuesCalibration || r.AUROC != 0) {
+			t.Errorf("calibrated fisher %+v, want AUROC 0", r)
+		}
+	}
+	if in[0].PDrift == nil {
+		t.Error("crossFitRows changed its input")
 	}
 }
