@@ -132,11 +132,11 @@ def build(family: str, vocab: int):
         model = T.Gemma3ForCausalLM(cfg)
     elif family == "gemma2":
         # 2 blocks: sliding-window then global (Gemma 2's pattern); both
-        # soft-caps small enough to change the values.
+        # soft-caps that change the values (attention 5; final 30, as in Gemma 2, against raw logits up to ~75).
         cfg = T.Gemma2Config(hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                              num_key_value_heads=2, head_dim=24, query_pre_attn_scalar=24, sliding_window=4,
                              rms_norm_eps=1e-6, rope_theta=10000.0, hidden_activation="gelu_pytorch_tanh",
-                             attn_logit_softcapping=5.0, final_logit_softcapping=3.0, tie_word_embeddings=True,
+                             attn_logit_softcapping=5.0, final_logit_softcapping=30.0, tie_word_embeddings=True,
                              pad_token_id=0, eos_token_id=1, bos_token_id=2, **common)
         model = T.Gemma2ForCausalLM(cfg)
     elif family == "phi3":
