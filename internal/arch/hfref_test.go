@@ -126,4 +126,3 @@ func parsePoint(t *testing.T, name string) arch.Point {
 	t.Fatalf("golden array %q names no site", name)
 	return arch.Point{}
 }
-
