@@ -77,6 +77,11 @@ func TestTransformersReference(t *testing.T) {
 			if c.Layers != g.Layers || c.Vocab != g.Vocab {
 				t.Fatalf("imported %d blocks, vocabulary %d; transformers had %d, %d", c.Layers, c.Vocab, g.Layers, g.Vocab)
 			}
+			// The converter's tokenizer metadata must load too (the IDs below
+			// are fixed, so only loading is checked here).
+			if _, err := m.Tokenizer(); err != nil {
+				t.Errorf("tokenizer written by convert_hf_to_gguf.py: %v", err)
+			}
 			points := testutil.AllPoints(c.Layers)
 			if len(points) != len(g.Arrays) {
 				t.Fatalf("%d golden arrays for %d points", len(g.Arrays), len(points))
