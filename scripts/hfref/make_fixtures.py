@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -279,7 +280,7 @@ def main() -> None:
         "ids": IDS,
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
                      "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
-                     "numpy": np.__version__},
+                     "numpy": np.__version__, "sentencepiece": importlib.metadata.version("sentencepiece")},
         "converter": {"archive": args.archive.name, "sha256": sha256(args.archive),
                       "script": "vendor/llama.cpp/convert_hf_to_gguf.py", "outtype": "f32"},
     })
