@@ -161,3 +161,89 @@ func TestQuantizedFallbackNotes(t *testing.T) {
 		t.Error("an unknown precision was accepted")
 	}
 }
+
+// logitsOf runs the model's head graph (every block and the output head)
+// on x.
+func logitsOf(t *testing.T, m *Model, x []float32, seq int) []float32 {
+	t.Helper()
+	c := m.Config()
+	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Logits()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: arch.LogitsName, Width: c.Vocab}}, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run(x, 1, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0]
+}
+
+// TestCompactEmbedding: at precision q, an embedding matrix whose GGUF
+// type maps onto MatMulNBits exactly (or up to float32 rounding) stays in
+// its blocks; gathered rows and the tied head's logits equal the float32
+// import's, and weights.bin shrinks by more than the linear weights alone
+// would make it. A type that would be re-quantized stays float32.
+func TestCompactEmbedding(t *testing.T) {
+	testutil.Runtime(t)
+	for _, tc := range []struct {
+		typ     gguf.Type
+		compact bool
+	}{{gguf.Q4_0, true}, {gguf.Q8_0, true}, {gguf.Q6_K, true}, {gguf.Q4_K, true}, {gguf.Q5_K, false}} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			tiny := testutil.Tiny{Arch: "llama", Layers: 1, Dim: 256, FFN: 256, Heads: 4, KVHeads: 2, Vocab: 600, Seed: 4, Quant: tc.typ, QuantEmbd: true}
+			path := testutil.WriteTiny(t, tiny)
+			st := &Store{Root: t.TempDir()}
+			var models [2]*Model
+			for i, prec := range []string{PrecisionQuant, PrecisionF32} {
+				man, _, err := st.ImportWith(t.Context(), path, "tiny-"+prec, Source{Kind: "file", Ref: path}, ImportOptions{Force: true, Precision: prec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := man.Tensors[arch.TokenEmbd].NBits
+				if want := tc.compact && prec == PrecisionQuant; (e != nil) != want {
+					t.Fatalf("precision %s: embedding block-quantized = %v, want %v", prec, e != nil, want)
+				}
+				if e != nil && (e.N != tiny.Vocab || e.K != tiny.Dim || e.From != tc.typ.String()) {
+					t.Errorf("embedding recorded as %+v", *e)
+				}
+				if models[i], err = st.Open("tiny-" + prec); err != nil {
+					t.Fatal(err)
+				}
+				defer models[i].Close()
+				if _, err := st.Verify(t.Context(), "tiny-"+prec); err != nil {
+					t.Errorf("verify: %v", err)
+				}
+			}
+			ids := []int{0, 1, 299, 300, 599, 5}
+			eq, err := models[0].Embeddings(ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ef, err := models[1].Embeddings(ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := relErr(eq, ef); e > 1e-6 {
+				t.Errorf("gathered embeddings differ from float32 by %.3g", e)
+			}
+			if _, err := models[0].Embeddings([]int{600}); err == nil {
+				t.Error("a token id past the vocabulary was accepted")
+			}
+			lq, lf := logitsOf(t, models[0], eq, len(ids)), logitsOf(t, models[1], ef, len(ids))
+			e := relErr(lq, lf)
+			t.Logf("%s: tied-head logits relative error %.3g", tc.typ, e)
+			tol := 1e-5
+			if !tc.compact { // its linear weights are re-quantized
+				tol = 2e-3
+			}
+			if e > tol || math.IsNaN(e) {
+				t.Errorf("logits differ from float32 by %.3g > %.0e", e, tol)
+			}
+		})
+	}
+}

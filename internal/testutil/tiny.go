@@ -24,6 +24,9 @@ type Tiny struct {
 	// blocks of this GGUF type (see gguf.RandomBlocks); 0 keeps F32.
 	// Dim and FFN must then be multiples of its block size.
 	Quant gguf.Type
+	// QuantEmbd stores the embedding matrix as Quant blocks too (as
+	// llama.cpp's mixes do).
+	QuantEmbd bool
 }
 
 // DefaultTiny is a 2-block model with grouped-query attention.
@@ -110,7 +113,7 @@ func WriteTiny(t testing.TB, m Tiny) string {
 			w.AddTensorRaw(name, dims, m.RawType, make([]byte, n/m.RawType.BlockSize()*m.RawType.TypeSize()))
 			return
 		}
-		if m.Quant != 0 && len(dims) == 2 && name != "token_embd.weight" {
+		if m.Quant != 0 && len(dims) == 2 && (name != "token_embd.weight" || m.QuantEmbd) {
 			// Random codes; the scale makes values of about the wanted size.
 			per := float32(scale) / 8
 			if m.Quant.BlockSize() == 256 {
