@@ -42,7 +42,7 @@ type writerTensor struct {
 	dims []uint64
 	typ  Type
 	data []byte
-	size uint64                 // bytes of data, or what gen writes
+	size uint64                // bytes of data, or what gen writes
 	gen  func(io.Writer) error // writes the data at WriteTo time (AddTensorStream)
 }
 
