@@ -16,6 +16,8 @@
 #   LMOOD_BENCH_GGUF_DIR  where synthetic GGUFs are written (default /tmp/lmood-bench-gguf; ~9 GB)
 #   LMOOD_BENCH_SHAPES    shapes to run (default: all four)
 #   LMOOD_BENCH_F32       models also measured at f32 (default "smollm2 qwen-coder-0.5b qwen-0.5b")
+#   LMOOD_BENCH_MODELS    models to (re)measure (default: smollm2 qwen-coder-0.5b and the shapes);
+#                         rows of other models measured before are kept in the table
 # Models are converted into a scratch store (removed after each model), so
 # ~15 GB of free disk suffice for the 8B shape. Wall-clock numbers: note
 # the machine's load (printed with the table).
@@ -27,8 +29,10 @@ gdir="${LMOOD_BENCH_GGUF_DIR:-/tmp/lmood-bench-gguf}"
 shapes="${LMOOD_BENCH_SHAPES:-qwen-0.5b qwen-1.5b llama-3b llama-8b}"
 f32models="${LMOOD_BENCH_F32:-smollm2 qwen-coder-0.5b qwen-0.5b}"
 prompt="The old lighthouse keeper walked down to the harbour every single morning to count all of the fishing boats."
-mkdir -p "$out" "$gdir"
-: >"$out/rows.tsv"
+models="${LMOOD_BENCH_MODELS:-smollm2 qwen-coder-0.5b $shapes}"
+mkdir -p "$out/rows" "$gdir"
+# The scratch store below changes XDG_CACHE_HOME: keep Go's build cache.
+export GOCACHE="${GOCACHE:-$(go env GOCACHE)}"
 
 lmood="$cache/bin/lmood"
 go build -o "$lmood" ./cmd/lmood
@@ -62,10 +66,11 @@ trap 'rm -rf "$scratch"' EXIT
 load() { awk '{print $1}' /proc/loadavg; }
 tv() { awk -F': ' -v k="$2" '$0 ~ k {print $2}' "$1"; } # tv TIMEFILE KEY
 
-# measure NAME GGUF PRECISION: one row of rows.tsv
+# measure NAME GGUF PRECISION: one row, in $out/rows/NAME.PRECISION.tsv
 measure() {
   local name="$1" gguf="$2" prec="$3" m="bench-$1-$3"
   local t="$out/$m"
+  rm -f "$out/rows/$1.$3.tsv"
   echo "== $name ($prec), load $(load)" >&2
   XDG_CACHE_HOME="$scratch" /usr/bin/time -v "$lmood" import --quiet --force --name "$m" --precision "$prec" "$gguf" \
     >/dev/null 2>"$t.import.time"
@@ -82,7 +87,7 @@ measure() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$prec" "$(stat -c %s "$gguf")" \
     "$(tv "$t.import.time" 'Elapsed \\(wall clock\\)')" "$(tv "$t.import.time" 'Maximum resident')" "$wbytes" \
     "$(metric ShapeSessionOpen s/open)" "$ntok" "$(tv "$t.score.time" 'Maximum resident')" "$(tv "$t.score.time" 'Elapsed \\(wall clock\\)')" \
-    "$(metric ShapeForward/batch1 tokens/s)" "$(metric ShapeForward/batch33 tokens/s)" "$(load)" >>"$out/rows.tsv"
+    "$(metric ShapeForward/batch1 tokens/s)" "$(metric ShapeForward/batch33 tokens/s)" "$(load)" >"$out/rows/$1.$3.tsv"
   rm -rf "$dir" "$scratch/lmood/models/$m"
 }
 
@@ -91,7 +96,7 @@ declare -A gguf=(
   [qwen-coder-0.5b]="$cache/downloads/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 )
 for s in $shapes; do gguf[$s]="$gdir/$s.gguf"; done
-for name in smollm2 qwen-coder-0.5b $shapes; do
+for name in $models; do
   measure "$name" "${gguf[$name]}" q
   case " $f32models " in *" $name "*) measure "$name" "${gguf[$name]}" f32 ;; esac
 done
@@ -113,7 +118,8 @@ table="$(
         -v nt="$ntok" -v sr="$srss" -v sw="$swall" -v b1="$b1" -v b33="$b33" -v ld="$ld" 'BEGIN {
       printf "| %s | %s | %.2f GB | %s, %.2f GiB | %.2f GB (%.2f×) | %.2f s | %.2f GiB, %s (%s tokens) | %.1f / %.1f | %s |\n",
         l, p, gb/1e9, cw, cr/1048576, wb/1e9, wb/gb, so, sr/1048576, sw, nt, b1, b33, ld }'
-  done <"$out/rows.tsv"
+  done < <(for n in smollm2 qwen-coder-0.5b qwen-0.5b qwen-1.5b llama-3b llama-8b; do
+             cat "$out/rows/$n.q.tsv" "$out/rows/$n.f32.tsv" 2>/dev/null || true; done)
 )"
 echo
 echo "$table" | tee "$out/table.md"

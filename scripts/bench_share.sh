@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/lmood"
 out="bench/out/share"
 mkdir -p "$out"
+export GOCACHE="${GOCACHE:-$(go env GOCACHE)}"
 lmood="$cache/bin/lmood"
 go build -o "$lmood" ./cmd/lmood
 models=("$@")
