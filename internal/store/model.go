@@ -429,7 +429,17 @@ func (m *Model) RebuildGraph(opt arch.GraphOptions) (string, error) {
 // named input, outputs outs). A cached graph that onnxruntime cannot load
 // (damaged on disk) is rebuilt once before giving up; the error is then the
 // first load's.
+//
+// A model without block-quantized weights is opened without onnxruntime's
+// weight prepacking: its MatMuls then read weights.bin through
+// onnxruntime's memory map, shared by every process using the model,
+// instead of private packed copies (measured on SmolLM2-135M: two
+// processes' PSS 572 → 368 MiB, session open 9.1 → 3.4 s, scoring time
+// unchanged; README, "Sharing weights between processes").
 func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.Output, so runtime.SessionOptions) (*runtime.Session, error) {
+	if !m.Quantized() {
+		so.DisablePrepacking = true
+	}
 	path, err := m.Graph(opt)
 	if err != nil {
 		return nil, err
