@@ -12,6 +12,7 @@
 #                       scripts/peer-requirements.txt)
 #   LMOOD_PEER_K        nudges per prompt (default 32)
 #   LMOOD_PEER_PROMPTS  how many prompts of prompts/probes.txt (default 5)
+#   LMOOD_PEER_MODELS   models (default "smollm2-135m qwen2.5-coder-0.5b")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/lmood"
@@ -44,7 +45,7 @@ declare -A gguf=(
   [qwen2.5-coder-0.5b]="$cache/downloads/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 )
 rows=()
-for m in smollm2-135m qwen2.5-coder-0.5b; do
+for m in ${LMOOD_PEER_MODELS:-smollm2-135m qwen2.5-coder-0.5b}; do
   echo "== $m, load $(awk '{print $1}' /proc/loadavg)" >&2
   "$lmood" score --quiet -m "$m" "warm up" >/dev/null # graph built
   "$lmood" score -v --threads 2 --samples "$K" --aggregate flat --json -m "$m" -f "$out/prompts.txt" \
@@ -55,7 +56,9 @@ for m in smollm2-135m qwen2.5-coder-0.5b; do
   rows+=("$(python3 - "$out/$m.lmood.json" "$out/$m.lmood.err" "$out/$m.peer.json" "$m" "$prec" "$K" <<'PY'
 import json, math, re, sys
 lm = [json.loads(l) for l in open(sys.argv[1])]
-times = [float(x) for x in re.findall(r"token\(s\) analyzed in ([0-9.]+)s", open(sys.argv[2]).read())]
+def seconds(d):  # a Go duration: 405ms, 1.872s, 1m2.5s
+    return sum(float(v) * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "µs": 1e-6}[u] for v, u in re.findall(r"([0-9.]+)(h|ms|µs|m|s)", d))
+times = [seconds(x) for x in re.findall(r"token\(s\) analyzed in (\S+)", open(sys.argv[2]).read())]
 peer = [json.loads(l) for l in open(sys.argv[3])]
 m, prec, K = sys.argv[4], sys.argv[5], int(sys.argv[6])
 tl, tb, tp = sum(times) / len(times), sum(p["batched_s"] for p in peer) / len(peer), sum(p["published_s"] for p in peer) / len(peer)
