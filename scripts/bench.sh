@@ -5,11 +5,19 @@
 #
 #   scripts/bench.sh                  # print the table
 #   scripts/bench.sh --update-readme  # also refresh README.md
+#   scripts/bench.sh shapes [--update-readme]  # 0.5B-8B shapes (scripts/bench_shapes.sh)
+#   scripts/bench.sh peer [--update-readme]    # lmood vs PyTorch (scripts/bench_peer.sh)
+#   scripts/bench.sh share [MODEL...]          # weights shared by two processes? (scripts/bench_share.sh)
 #
 # Needs: Go, network access on first run (lmood setup), /usr/bin/time.
 # Run it on an otherwise idle machine: numbers are wall-clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  shapes) shift; exec bash scripts/bench_shapes.sh "$@" ;;
+  peer) shift; exec bash scripts/bench_peer.sh "$@" ;;
+  share) shift; exec bash scripts/bench_share.sh "$@" ;;
+esac
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/lmood"
 out="bench/out"
 mkdir -p "$out"

@@ -266,3 +266,78 @@ func BenchmarkNaiveLoop(b *testing.B) {
 	b.ReportMetric(1/sec, "prompts/s")
 	b.ReportMetric(float64(T)/sec, "tokens/s")
 }
+
+// benchModel opens the converted model named by LMOOD_BENCH_MODEL in the
+// store under $XDG_CACHE_HOME/lmood/models (scripts/bench.sh shapes sets
+// both); without it the benchmark is skipped.
+func benchModel(b *testing.B) *store.Model {
+	name := os.Getenv("LMOOD_BENCH_MODEL")
+	if name == "" {
+		b.Skip("LMOOD_BENCH_MODEL is not set (scripts/bench.sh shapes sets it)")
+	}
+	testutil.Runtime(b)
+	m, err := store.Default().Open(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkShapeSessionOpen measures opening an onnxruntime session on the
+// LMOOD_BENCH_MODEL graph truncated at its middle hidden state (the graph
+// file is built once before timing).
+func BenchmarkShapeSessionOpen(b *testing.B) {
+	m := benchModel(b)
+	defer m.Close()
+	c := m.Config()
+	h := arch.Resid(c.Middle())
+	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{h}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{Threads: 2})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/open")
+}
+
+// BenchmarkShapeForward measures forward throughput of the LMOOD_BENCH_MODEL
+// graph truncated at its middle hidden state (the analysis graph) on
+// 20-token inputs at batch 1 and 33 (one clean + 32 nudged copies), two
+// threads.
+func BenchmarkShapeForward(b *testing.B) {
+	m := benchModel(b)
+	defer m.Close()
+	c := m.Config()
+	const T = 20
+	h := arch.Resid(c.Middle())
+	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{h}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{Threads: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for _, batch := range []int{1, 33} {
+		x := randomEmbeds(batch * T * c.Dim)
+		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+			if _, err := s.Run(x, batch, T); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := s.Run(x, batch, T); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(float64(batch*T)/sec, "tokens/s")
+			b.ReportMetric(flopsPerToken(c, c.Middle(), T)*float64(batch*T)/sec/1e9, "GFLOP/s")
+		})
+	}
+}

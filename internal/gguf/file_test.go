@@ -2,10 +2,12 @@ package gguf
 
 import (
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -195,6 +197,44 @@ func TestWriterAlignment(t *testing.T) {
 	}
 }
 
+// TestWriterStream checks that a streamed tensor reads back as written,
+// with correct offsets for the tensors around it.
+func TestWriterStream(t *testing.T) {
+	w := NewWriter()
+	w.AddTensorF32("before", []uint64{3}, []float32{1, 2, 3})
+	want := make([]float32, 1000)
+	for i := range want {
+		want[i] = float32(i) / 7
+	}
+	w.AddTensorStream("streamed", []uint64{10, 100}, F32, func(o io.Writer) error {
+		for row := 0; row < 100; row++ { // in pieces, as a generator would
+			b := make([]byte, 40)
+			for j := 0; j < 10; j++ {
+				le.PutUint32(b[4*j:], math.Float32bits(want[row*10+j]))
+			}
+			if _, err := o.Write(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	w.AddTensorF32("after", []uint64{1}, []float32{9})
+	f, err := ParseBytes(mustBytes(t, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.ReadTensorF32(&f.Tensors[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("streamed tensor reads back differently (first values %v)", got[:5])
+	}
+	if after, _ := f.ReadTensorF32(&f.Tensors[2]); len(after) != 1 || after[0] != 9 {
+		t.Errorf("tensor after the stream reads %v", after)
+	}
+}
+
 func TestWriterErrors(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -212,6 +252,19 @@ func TestWriterErrors(t *testing.T) {
 		{"raw size", func(w *Writer) { w.AddTensorRaw("t", []uint64{32}, Q4_0, make([]byte, 17)) }, "needs 18 bytes, got 17"},
 		{"raw unknown type", func(w *Writer) { w.AddTensorRaw("t", []uint64{32}, Type(77), nil) }, "type(77)"},
 		{"bad alignment", func(w *Writer) { w.SetAlignment(24) }, "not a power of two"},
+		{"stream short", func(w *Writer) {
+			w.AddTensorStream("t", []uint64{32}, Q4_0, func(o io.Writer) error { _, err := o.Write(make([]byte, 17)); return err })
+		}, "wrote 17 bytes, the dims need 18"},
+		{"stream long", func(w *Writer) {
+			w.AddTensorStream("t", []uint64{32}, Q4_0, func(o io.Writer) error { _, err := o.Write(make([]byte, 19)); return err })
+		}, "wrote 19 bytes, the dims need 18"},
+		{"stream error", func(w *Writer) {
+			w.AddTensorStream("t", []uint64{32}, Q4_0, func(io.Writer) error { return errors.New("no entropy") })
+		}, `tensor "t": no entropy`},
+		{"stream duplicate", func(w *Writer) {
+			w.AddTensorF32("t", []uint64{1}, []float32{1})
+			w.AddTensorStream("t", []uint64{1}, F32, func(io.Writer) error { return nil })
+		}, `duplicate tensor name "t"`},
 		{"bad nested", func(w *Writer) { w.Add("n", ArrayOfArrays([]Value{NewUint8(1)})) }, "element 0 of an array of arrays has type uint8"},
 		{"zero value", func(w *Writer) { w.Add("z", Value{}) }, `metadata key "z"`},
 	}

@@ -11,8 +11,9 @@ import (
 )
 
 // Writer builds a GGUF version 3 file in memory. It is intended for tests
-// and fixtures (e.g. tiny synthetic models), not for multi-gigabyte
-// outputs: tensor data is held in memory until written.
+// and fixtures (e.g. tiny synthetic models): tensor data is held in memory
+// until written, except for tensors added with AddTensorStream, whose data
+// is generated while the file is written (multi-gigabyte synthetic models).
 //
 // Metadata is written in the order it was added. The Add* methods never
 // fail; the first problem (duplicate key or tensor name, data length not
@@ -41,6 +42,8 @@ type writerTensor struct {
 	dims []uint64
 	typ  Type
 	data []byte
+	size uint64                // bytes of data, or what gen writes
+	gen  func(io.Writer) error // writes the data at WriteTo time (AddTensorStream)
 }
 
 // NewWriter returns an empty Writer.
@@ -234,7 +237,42 @@ func (w *Writer) AddTensorRaw(name string, dims []uint64, typ Type, raw []byte) 
 		return
 	}
 	w.names[name] = true
-	w.tensors = append(w.tensors, writerTensor{name, ti.Dims, typ, append([]byte{}, raw...)})
+	w.tensors = append(w.tensors, writerTensor{name: name, dims: ti.Dims, typ: typ, data: append([]byte{}, raw...), size: nb})
+}
+
+// AddTensorStream adds a tensor of any known type whose encoded bytes gen
+// writes when the file is written, so multi-gigabyte synthetic models need
+// not be held in memory. gen must write exactly the size implied by dims
+// and typ (WriteTo fails otherwise); it is called once per WriteTo.
+func (w *Writer) AddTensorStream(name string, dims []uint64, typ Type, gen func(io.Writer) error) {
+	if w.names[name] {
+		w.fail("duplicate tensor name %q", name)
+		return
+	}
+	if len(dims) > MaxDims {
+		w.fail("tensor %q: %d dimensions, at most %d allowed", name, len(dims), MaxDims)
+		return
+	}
+	ti := TensorInfo{Name: name, Dims: append([]uint64{}, dims...), Type: typ}
+	nb, err := ti.NumBytes()
+	if err != nil {
+		w.fail("tensor %q: %v", name, err)
+		return
+	}
+	w.names[name] = true
+	w.tensors = append(w.tensors, writerTensor{name: name, dims: ti.Dims, typ: typ, size: nb, gen: gen})
+}
+
+// sizeCheck counts what a stream generator writes.
+type sizeCheck struct {
+	c *countingWriter
+	n uint64
+}
+
+func (s *sizeCheck) Write(p []byte) (int, error) {
+	s.c.write(p)
+	s.n += uint64(len(p))
+	return len(p), s.c.err
 }
 
 func (w *Writer) checkLen(name string, dims []uint64, n int) bool {
@@ -317,14 +355,24 @@ func (w *Writer) WriteTo(dst io.Writer) (int64, error) {
 		}
 		c.u32(uint32(t.typ))
 		c.u64(off)
-		off += uint64(len(t.data))
+		off += t.size
 		if r := off % align; r != 0 {
 			off += align - r
 		}
 	}
 	c.pad(align)
 	for _, t := range w.tensors {
-		c.write(t.data)
+		if t.gen != nil && c.err == nil {
+			sc := &sizeCheck{c: c}
+			if err := t.gen(sc); err != nil {
+				return c.n, fmt.Errorf("gguf: writer: tensor %q: %w", t.name, err)
+			}
+			if sc.n != t.size {
+				return c.n, fmt.Errorf("gguf: writer: tensor %q: its generator wrote %d bytes, the dims need %d", t.name, sc.n, t.size)
+			}
+		} else {
+			c.write(t.data)
+		}
 		c.pad(align)
 	}
 	if c.err == nil {

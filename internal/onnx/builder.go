@@ -218,6 +218,13 @@ func (b *Builder) external(name string, t ExternalTensor) Value {
 	return Value(name)
 }
 
+// BlockQuantized reports whether the weight source keeps the named weight
+// block-quantized (Linear then multiplies with MatMulNBits).
+func (b *Builder) BlockQuantized(name string) bool {
+	t, ok := b.weights.Lookup(name)
+	return ok && t.NBits != nil
+}
+
 // Linear returns x @ W for the linear weight called name: a MatMul by a
 // float32 [in, out] weight, or, when the weight source keeps it
 // block-quantized (ExternalTensor.NBits), onnxruntime's MatMulNBits on its

@@ -230,6 +230,13 @@ func Version() string {
 // SessionOptions tunes a session.
 type SessionOptions struct {
 	Threads int // intra-op threads; 0 = one per core
+	// DisablePrepacking sets onnxruntime's session.disable_prepacking:
+	// kernels then read weights where they lie (the external-data file,
+	// which onnxruntime memory-maps when a tensor's offset is page
+	// aligned) instead of copying them into packed buffers of their own.
+	// LMOOD_ORT_DISABLE_PREPACKING=1 sets it for every session (for
+	// measurements; see README, "Speed").
+	DisablePrepacking bool
 }
 
 // Session runs one graph with a single float32 input of shape
@@ -275,6 +282,11 @@ func NewSession(path, input string, dim int, outputs []Output, opt SessionOption
 	}
 	if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll); err != nil {
 		return nil, fmt.Errorf("runtime: optimization level: %w", err)
+	}
+	if opt.DisablePrepacking || os.Getenv("LMOOD_ORT_DISABLE_PREPACKING") == "1" {
+		if err := so.AddSessionConfigEntry("session.disable_prepacking", "1"); err != nil {
+			return nil, fmt.Errorf("runtime: disable prepacking: %w", err)
+		}
 	}
 	names := make([]string, len(outputs))
 	widths := make([]int, len(outputs))

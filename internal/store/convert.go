@@ -362,6 +362,42 @@ func quantized(f *gguf.File, t *gguf.TensorInfo, ql arch.QuantLinear, name, prec
 	return q, "", nil
 }
 
+// nbits writes a block-quantized weight: its codes, scales and zero points.
+func (ww *weightWriter) nbits(name string, from gguf.Type, q *gguf.NBits) error {
+	nb := int64(q.Blocks())
+	info := &NBits{K: q.Cols, N: q.Rows, Bits: q.Bits, BlockSize: q.BlockSize, Zero: q.ZeroPoints != nil,
+		From: from.String(), Mapping: mapping(from, q)}
+	if err := ww.write(name, Tensor{Dims: []int64{int64(q.Rows), nb, int64(q.BlobSize())}, Type: "uint8", NBits: info}, q.Codes); err != nil {
+		return err
+	}
+	if err := ww.floats(name+".scales", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.Scales); err != nil {
+		return err
+	}
+	if q.ZeroPoints != nil {
+		return ww.floats(name+".zero_points", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.ZeroPoints)
+	}
+	return nil
+}
+
+// compactEmbedding returns the token embedding in MatMulNBits layout
+// ([vocab, dim], rows as in the GGUF) when its GGUF type maps onto it
+// exactly or up to float32 rounding, and nil to keep it float32 (types that
+// would be re-quantized, or shapes the layout does not fit).
+func compactEmbedding(f *gguf.File, t *gguf.TensorInfo) (*gguf.NBits, error) {
+	if len(t.Dims) != 2 || !t.Type.CanNBits() || t.Type.NBitsRequantized() {
+		return nil, nil
+	}
+	raw, err := f.ReadTensorRaw(t)
+	if err != nil {
+		return nil, err
+	}
+	q, err := gguf.ToNBits(t.Type, raw, int(t.Dims[1]), int(t.Dims[0]))
+	if err != nil {
+		return nil, nil // a layout that does not fit keeps float32
+	}
+	return q, nil
+}
+
 func mapping(t gguf.Type, q *gguf.NBits) string {
 	switch {
 	case t.NBitsExact():
@@ -398,6 +434,26 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 		if !ok {
 			return fmt.Errorf("tensor %s is missing from the GGUF", name)
 		}
+		if name == arch.TokenEmbd && ql != nil {
+			// The embedding is gathered row by row (and is the tied head's
+			// [N, K] MatMulNBits weight): kept in its GGUF blocks when they
+			// map exactly (or up to float32 rounding), it takes a quarter to
+			// a seventh of float32's room (a 128k × 4096 vocabulary: 0.4
+			// instead of 2.1 GB).
+			q, err := compactEmbedding(f, t)
+			if err != nil {
+				return err
+			}
+			if q != nil {
+				if err := ww.nbits(name, t.Type, q); err != nil {
+					return err
+				}
+				if p != nil {
+					p.Add(1)
+				}
+				continue
+			}
+		}
 		if ql != nil {
 			q, note, err := quantized(f, t, ql, name, m.Precision)
 			if err != nil {
@@ -407,19 +463,8 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 				m.Notes = append(m.Notes, note)
 			}
 			if q != nil {
-				nb := int64(q.Blocks())
-				info := &NBits{K: q.Cols, N: q.Rows, Bits: q.Bits, BlockSize: q.BlockSize, Zero: q.ZeroPoints != nil,
-					From: t.Type.String(), Mapping: mapping(t.Type, q)}
-				if err := ww.write(name, Tensor{Dims: []int64{int64(q.Rows), nb, int64(q.BlobSize())}, Type: "uint8", NBits: info}, q.Codes); err != nil {
+				if err := ww.nbits(name, t.Type, q); err != nil {
 					return err
-				}
-				if err := ww.floats(name+".scales", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.Scales); err != nil {
-					return err
-				}
-				if q.ZeroPoints != nil {
-					if err := ww.floats(name+".zero_points", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.ZeroPoints); err != nil {
-						return err
-					}
 				}
 				if p != nil {
 					p.Add(1)

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -184,5 +185,175 @@ func TestQuantizedFallbackNotes(t *testing.T) {
 	}
 	if _, _, err := st.ImportWith(t.Context(), path, "tiny", Source{Kind: "file", Ref: path}, ImportOptions{Precision: "int3"}); err == nil {
 		t.Error("an unknown precision was accepted")
+	}
+}
+
+// logitsOf runs the model's head graph (every block and the output head)
+// on x.
+func logitsOf(t *testing.T, m *Model, x []float32, seq int) []float32 {
+	t.Helper()
+	c := m.Config()
+	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Logits()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: arch.LogitsName, Width: c.Vocab}}, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run(x, 1, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0]
+}
+
+// TestCompactEmbedding: at precision q, an embedding matrix whose GGUF
+// type maps onto MatMulNBits exactly (or up to float32 rounding) stays in
+// its blocks; gathered rows and the tied head's logits equal the float32
+// import's, and weights.bin shrinks by more than the linear weights alone
+// would make it. A type that would be re-quantized stays float32.
+func TestCompactEmbedding(t *testing.T) {
+	testutil.Runtime(t)
+	for _, tc := range []struct {
+		typ     gguf.Type
+		compact bool
+	}{{gguf.Q4_0, true}, {gguf.Q8_0, true}, {gguf.Q6_K, true}, {gguf.Q4_K, true}, {gguf.Q5_K, false}} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			tiny := testutil.Tiny{Arch: "llama", Layers: 1, Dim: 256, FFN: 256, Heads: 4, KVHeads: 2, Vocab: 600, Seed: 4, Quant: tc.typ, QuantEmbd: true}
+			path := testutil.WriteTiny(t, tiny)
+			st := &Store{Root: t.TempDir()}
+			var models [2]*Model
+			for i, prec := range []string{PrecisionQuant, PrecisionF32} {
+				man, _, err := st.ImportWith(t.Context(), path, "tiny-"+prec, Source{Kind: "file", Ref: path}, ImportOptions{Force: true, Precision: prec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := man.Tensors[arch.TokenEmbd].NBits
+				if want := tc.compact && prec == PrecisionQuant; (e != nil) != want {
+					t.Fatalf("precision %s: embedding block-quantized = %v, want %v", prec, e != nil, want)
+				}
+				if e != nil && (e.N != tiny.Vocab || e.K != tiny.Dim || e.From != tc.typ.String()) {
+					t.Errorf("embedding recorded as %+v", *e)
+				}
+				if models[i], err = st.Open("tiny-" + prec); err != nil {
+					t.Fatal(err)
+				}
+				defer models[i].Close()
+				if _, err := st.Verify(t.Context(), "tiny-"+prec); err != nil {
+					t.Errorf("verify: %v", err)
+				}
+			}
+			ids := []int{0, 1, 299, 300, 599, 5}
+			eq, err := models[0].Embeddings(ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ef, err := models[1].Embeddings(ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := relErr(eq, ef); e > 1e-6 {
+				t.Errorf("gathered embeddings differ from float32 by %.3g", e)
+			}
+			if _, err := models[0].Embeddings([]int{600}); err == nil {
+				t.Error("a token id past the vocabulary was accepted")
+			}
+			lq, lf := logitsOf(t, models[0], eq, len(ids)), logitsOf(t, models[1], ef, len(ids))
+			e := relErr(lq, lf)
+			t.Logf("%s: tied-head logits relative error %.3g", tc.typ, e)
+			tol := 1e-5
+			if !tc.compact { // its linear weights are re-quantized
+				tol = 2e-3
+			}
+			if e > tol || math.IsNaN(e) {
+				t.Errorf("logits differ from float32 by %.3g > %.0e", e, tol)
+			}
+		})
+	}
+}
+
+// residentKB sums the resident kB of this process's mappings of path
+// (/proc/self/smaps).
+func residentKB(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	in, kb := false, 0
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			in = f[len(f)-1] == path
+		case in && len(f) >= 2 && f[0] == "Rss:":
+			n, _ := strconv.Atoi(f[1])
+			kb += n
+		}
+	}
+	return kb
+}
+
+// TestFloat32SessionSharesWeights: a float32 model's session reads its
+// weights through onnxruntime's map of weights.bin (pages other processes
+// share) rather than prepacked private copies, and computes what a
+// prepacking session computes.
+func TestFloat32SessionSharesWeights(t *testing.T) {
+	testutil.Runtime(t)
+	tiny := testutil.Tiny{Arch: "llama", Layers: 2, Dim: 256, FFN: 512, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 5, Untied: true}
+	path := testutil.WriteTiny(t, tiny)
+	st := &Store{Root: t.TempDir()}
+	if _, _, err := st.ImportWith(t.Context(), path, "tiny", Source{Kind: "file", Ref: path}, ImportOptions{Precision: PrecisionF32}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Open("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	weights, err := filepath.EvalSymlinks(filepath.Join(m.Dir, m.Manifest.Weights))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := arch.Resid(2)
+	outs := []runtime.Output{{Name: p.Name(), Width: tiny.Dim}}
+	const seq = 5
+	x := make([]float32, seq*tiny.Dim)
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	before := residentKB(t, weights)
+	s, err := m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{p}}, arch.InputEmbeds, outs, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	shared, err := s.Run(x, 1, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The linear weights: 2 blocks × (q, k, v, o, gate, up, down).
+	linearKB := 2 * 4 * (256*256 + 2*256*128 + 256*256 + 3*256*512) / 1024
+	if got := residentKB(t, weights) - before; got < linearKB/2 {
+		t.Errorf("%d kB of weights.bin resident through the session, want about the %d kB of linear weights", got, linearKB)
+	}
+	graph, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed, err := runtime.NewSession(graph, arch.InputEmbeds, tiny.Dim, outs, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer packed.Close()
+	want, err := packed.Run(x, 1, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(shared[0], want[0]); e > 1e-6 {
+		t.Errorf("the session without prepacking differs from the prepacking one by %.3g", e)
 	}
 }

@@ -27,6 +27,9 @@ type Tiny struct {
 	// NoSpecials leaves the four control tokens (BOS, EOS, …) out of the
 	// vocabulary: merges fill it instead (llama.cpp cannot load it then).
 	NoSpecials bool
+	// QuantEmbd stores the embedding matrix as Quant blocks too (as
+	// llama.cpp's mixes do).
+	QuantEmbd bool
 }
 
 // DefaultTiny is a 2-block model with grouped-query attention.
@@ -142,7 +145,7 @@ func WriteTiny(t testing.TB, m Tiny) string {
 			w.AddTensorRaw(name, dims, m.RawType, make([]byte, n/m.RawType.BlockSize()*m.RawType.TypeSize()))
 			return
 		}
-		if m.Quant != 0 && len(dims) == 2 && name != "token_embd.weight" {
+		if m.Quant != 0 && len(dims) == 2 && (name != "token_embd.weight" || m.QuantEmbd) {
 			// Random codes; the scale makes values of about the wanted size.
 			per := float32(scale) / 8
 			if m.Quant.BlockSize() == 256 {

@@ -184,10 +184,14 @@ func (g *Graph) Split(x onnx.Value, sizes ...int) []onnx.Value {
 
 // Project maps x [batch, seq, dim] to vocabulary logits with the GGUF
 // weight output (as Linear reads it), or, if tied, with the [vocab, dim]
-// token embedding matrix transposed (Gemm with transB: no second copy).
+// token embedding matrix transposed (Gemm with transB: no second copy; a
+// block-quantized embedding is already MatMulNBits's [N, K] layout).
 func (g *Graph) Project(x onnx.Value, tied bool, output string, dim, vocab int) onnx.Value {
 	if !tied {
 		return g.Linear(x, output, "")
+	}
+	if g.Builder.BlockQuantized(arch.TokenEmbd) {
+		return g.Builder.Linear(x, arch.TokenEmbd)
 	}
 	flat := g.Reshape(x, -1, int64(dim))
 	logits := g.Op("Gemm", []onnx.Value{flat, g.Weight(arch.TokenEmbd)}, onnx.IntAttr("transB", 1))

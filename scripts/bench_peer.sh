@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# lmood against a PyTorch implementation of the same algorithm
+# (scripts/peer_torch.py: batched and truncated, as lmood runs it) and
+# against the algorithm as published (a clean and a nudged full forward pass
+# per nudge), on the same prompts and token IDs, 2 threads, equal K. Run
+# through `scripts/bench.sh peer [--update-readme]`. Not part of CI: the
+# PyTorch venv alone is ~1 GB (CPU wheel).
+#
+# Environment:
+#   LMOOD_PEER_PYTHON   a python with torch, numpy and gguf (default: a venv
+#                       under $XDG_CACHE_HOME/lmood/peer-venv made from
+#                       scripts/peer-requirements.txt)
+#   LMOOD_PEER_K        nudges per prompt (default 32)
+#   LMOOD_PEER_PROMPTS  how many prompts of prompts/probes.txt (default 5)
+#   LMOOD_PEER_MODELS   models (default "smollm2-135m qwen2.5-coder-0.5b")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/lmood"
+out="bench/out/peer"
+mkdir -p "$out"
+K="${LMOOD_PEER_K:-32}"
+N="${LMOOD_PEER_PROMPTS:-5}"
+lmood="$cache/bin/lmood"
+go build -o "$lmood" ./cmd/lmood
+"$lmood" setup --quiet >/dev/null
+"$lmood" pull --quiet qwen2.5-coder-0.5b >/dev/null
+
+py="${LMOOD_PEER_PYTHON:-}"
+if [ -z "$py" ]; then
+  venv="$cache/peer-venv"
+  want="$(sha256sum scripts/peer-requirements.txt | cut -d' ' -f1)"
+  if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --index-url https://download.pytorch.org/whl/cpu \
+      --extra-index-url https://pypi.org/simple -r scripts/peer-requirements.txt
+    echo "$want" >"$venv/.requirements.sha256"
+  fi
+  py="$venv/bin/python"
+fi
+
+grep -v '^#' prompts/probes.txt | grep -v '^$' | head -n "$N" >"$out/prompts.txt"
+declare -A gguf=(
+  [smollm2-135m]="$cache/downloads/SmolLM2-135M-Instruct.Q4_1.gguf"
+  [qwen2.5-coder-0.5b]="$cache/downloads/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+)
+rows=()
+for m in ${LMOOD_PEER_MODELS:-smollm2-135m qwen2.5-coder-0.5b}; do
+  echo "== $m, load $(awk '{print $1}' /proc/loadavg)" >&2
+  "$lmood" score --quiet -m "$m" "warm up" >/dev/null # graph built
+  "$lmood" score -v --threads 2 --samples "$K" --aggregate flat --json -m "$m" -f "$out/prompts.txt" \
+    >"$out/$m.lmood.json" 2>"$out/$m.lmood.err"
+  "$py" scripts/peer_torch.py --gguf "${gguf[$m]}" --ids "$out/$m.lmood.json" --samples "$K" --threads 2 \
+    >"$out/$m.peer.json" 2>"$out/$m.peer.err"
+  prec="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["precision"])' "$(readlink -f "$cache/models/$m")/manifest.json" 2>/dev/null || echo "?")"
+  rows+=("$(python3 - "$out/$m.lmood.json" "$out/$m.lmood.err" "$out/$m.peer.json" "$m" "$prec" "$K" <<'PY'
+import json, math, re, sys
+lm = [json.loads(l) for l in open(sys.argv[1])]
+def seconds(d):  # a Go duration: 405ms, 1.872s, 1m2.5s
+    return sum(float(v) * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "µs": 1e-6}[u] for v, u in re.findall(r"([0-9.]+)(h|ms|µs|m|s)", d))
+times = [seconds(x) for x in re.findall(r"token\(s\) analyzed in (\S+)", open(sys.argv[2]).read())]
+peer = [json.loads(l) for l in open(sys.argv[3])]
+m, prec, K = sys.argv[4], sys.argv[5], int(sys.argv[6])
+tl, tb, tp = sum(times) / len(times), sum(p["batched_s"] for p in peer) / len(peer), sum(p["published_s"] for p in peer) / len(peer)
+# Same algorithm, different noise: the prompt ratios' means over K must
+# agree within their standard errors (z = difference / its standard error).
+z = [abs(l["ratio"] - p["batched"]["ratio"]) / math.sqrt((l["ratio_std"] ** 2 + p["batched"]["ratio_std"] ** 2) / K + 1e-30) for l, p in zip(lm, peer)]
+zp = [abs(l["ratio"] - p["published"]["ratio"]) / math.sqrt((l["ratio_std"] ** 2 + p["published"]["ratio_std"] ** 2) / K + 1e-30) for l, p in zip(lm, peer)]
+ntok = [len(l["tokens"]) for l in lm]
+print(f"| {m} ({prec}) | {len(lm)} prompts, {min(ntok)}–{max(ntok)} tokens, K={K} | {tl:.2f} s | {tb:.2f} s ({tb/tl:.1f}×) | {tp:.2f} s ({tp/tl:.1f}×) | {max(z):.1f} / {max(zp):.1f} |")
+PY
+)")
+done
+table="$(
+  echo "Measured by \`scripts/bench.sh peer\` on $(date -u +%Y-%m-%d), $(nproc) cores, 2 threads each, hidden state = the middle one, per-token noise σ = 0.01, prompt ratio over the flattened tokens 1..T−1 (\`--aggregate flat\`); 1-minute load average $(awk '{print $1}' /proc/loadavg) at the end (other jobs shared the machine). Times are per prompt, model loading excluded; × = how many times lmood's time."
+  echo
+  echo "| model (lmood precision) | prompts | lmood | PyTorch, batched + truncated | as published (clean + nudged full forward per nudge) | agreement: max \|Δratio\| / SE, batched / published |"
+  echo "|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+)"
+echo
+echo "$table" | tee "$out/table.md"
+if [ "${1:-}" = "--update-readme" ]; then
+  awk -v table="$out/table.md" '
+    /<!-- bench-peer:start -->/ {print; while ((getline line < table) > 0) print line; skip=1; next}
+    /<!-- bench-peer:end -->/ {skip=0}
+    !skip {print}' README.md > README.md.tmp && mv README.md.tmp README.md
+  echo "README.md updated"
+fi
