@@ -218,18 +218,8 @@ func QuantizeQ8_0(data []float32) []byte {
 // AddTensorRaw adds a tensor of any known type from its encoded bytes,
 // which must be exactly the size implied by dims and typ.
 func (w *Writer) AddTensorRaw(name string, dims []uint64, typ Type, raw []byte) {
-	if w.names[name] {
-		w.fail("duplicate tensor name %q", name)
-		return
-	}
-	if len(dims) > MaxDims {
-		w.fail("tensor %q: %d dimensions, at most %d allowed", name, len(dims), MaxDims)
-		return
-	}
-	ti := TensorInfo{Name: name, Dims: append([]uint64{}, dims...), Type: typ}
-	nb, err := ti.NumBytes()
-	if err != nil {
-		w.fail("tensor %q: %v", name, err)
+	ti, nb, ok := w.newTensor(name, dims, typ)
+	if !ok {
 		return
 	}
 	if uint64(len(raw)) != nb {
@@ -245,22 +235,33 @@ func (w *Writer) AddTensorRaw(name string, dims []uint64, typ Type, raw []byte) 
 // not be held in memory. gen must write exactly the size implied by dims
 // and typ (WriteTo fails otherwise); it is called once per WriteTo.
 func (w *Writer) AddTensorStream(name string, dims []uint64, typ Type, gen func(io.Writer) error) {
+	ti, nb, ok := w.newTensor(name, dims, typ)
+	if !ok {
+		return
+	}
+	w.names[name] = true
+	w.tensors = append(w.tensors, writerTensor{name: name, dims: ti.Dims, typ: typ, size: nb, gen: gen})
+}
+
+// newTensor checks a tensor about to be added (a new name, at most
+// MaxDims dims, a size its type can encode) and returns its info and
+// encoded size; on a problem it records the error and returns false.
+func (w *Writer) newTensor(name string, dims []uint64, typ Type) (TensorInfo, uint64, bool) {
 	if w.names[name] {
 		w.fail("duplicate tensor name %q", name)
-		return
+		return TensorInfo{}, 0, false
 	}
 	if len(dims) > MaxDims {
 		w.fail("tensor %q: %d dimensions, at most %d allowed", name, len(dims), MaxDims)
-		return
+		return TensorInfo{}, 0, false
 	}
 	ti := TensorInfo{Name: name, Dims: append([]uint64{}, dims...), Type: typ}
 	nb, err := ti.NumBytes()
 	if err != nil {
 		w.fail("tensor %q: %v", name, err)
-		return
+		return TensorInfo{}, 0, false
 	}
-	w.names[name] = true
-	w.tensors = append(w.tensors, writerTensor{name: name, dims: ti.Dims, typ: typ, size: nb, gen: gen})
+	return ti, nb, true
 }
 
 // sizeCheck counts what a stream generator writes.
