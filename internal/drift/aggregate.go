@@ -26,7 +26,8 @@ import (
 type Aggregation int
 
 const (
-	// Flat is the angle of the flattened selection (the default).
+	// Flat is the angle of the flattened selection (the method's original;
+	// lmood's default is Trimmed, lmood.DefaultAggregate).
 	Flat Aggregation = iota
 	// Mean is the mean of ln r_t: the geometric mean of the ratios.
 	Mean
