@@ -10,6 +10,7 @@
 #   scripts/eval.sh qwen         only the Qwen2.5-Coder-0.5B runs
 #   scripts/eval.sh qwen-sites   only the Qwen site comparison
 #   scripts/eval.sh selfcal      only the self-generated calibration run
+#   scripts/eval.sh gemma        only the Gemma 3 270M run (a third model, another family)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
@@ -68,4 +69,10 @@ if [ "$which" = all ] || [ "$which" = qwen ] || [ "$which" = qwen-sites ]; then
   for site in resid norm attn mlp; do
     run "qwen-site-$site" eval -m qwen2.5-coder-0.5b "${sets[@]}" --limit 24 --layers 12 --site "$site"
   done
+fi
+if [ "$which" = all ] || [ "$which" = gemma ]; then
+  "$lmood" pull gemma3-270m --quiet
+  # Gemma 3 270M: 18 blocks; every aggregation at the middle depth and the
+  # depths of the other runs, small (24 sentences per family).
+  run gemma3-prompt eval -m gemma3-270m "${sets[@]}" --limit 24 --layers 3,6,9,12,15 --aggregate all
 fi

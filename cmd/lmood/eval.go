@@ -182,10 +182,15 @@ func (ef *evalFlags) plan() (core.EvalPlan, error) {
 	if ef.lengthTol < 0 {
 		return core.EvalPlan{}, usageError{fmt.Errorf("--length-tol must be >= 0, got %d", ef.lengthTol)}
 	}
-	if _, err := ef.aggregates(); err != nil {
+	aggs, err := ef.aggregates()
+	if err != nil {
 		return core.EvalPlan{}, err
 	}
-	if err := ef.af.check(); err != nil {
+	// The session measures with the first aggregation (runEval); --aggregate
+	// may be a list or "all", which the options alone do not accept.
+	af := ef.af
+	af.aggregate = aggs[0].String()
+	if err := af.check(); err != nil {
 		return core.EvalPlan{}, err
 	}
 	if err := ef.cf.check(); err != nil {
