@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The evaluations behind the README's "Does it work?" section, on two real
-# models. Long: about an hour on 2 idle cores (Qwen2.5-Coder-0.5B is most of
-# it). Writes JSON Lines to docs/eval/ (one file per run) and prints the
+# The evaluations behind the README's "Does it work?" section, on three real
+# models. Long: about 1.5 hours on 2 idle cores (Qwen2.5-Coder-0.5B is most
+# of it). Writes JSON Lines to docs/eval/ (one file per run) and prints the
 # commands it runs. The tests run a CI-sized version of each (cmd/lmood
 # TestEvalRealModel, internal/eval's token-level real-model test).
 #
