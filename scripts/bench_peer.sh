@@ -4,7 +4,7 @@
 # against the algorithm as published (a clean and a nudged full forward pass
 # per nudge), on the same prompts and token IDs, 2 threads, equal K. Run
 # through `scripts/bench.sh peer [--update-readme]`. Not part of CI: the
-# PyTorch venv alone is ~1 GB (CPU wheel).
+# PyTorch venv alone is ~7 GB from PyPI (~1 GB from PyTorch's CPU index).
 #
 # Environment:
 #   LMOOD_PEER_PYTHON   a python with torch, numpy and gguf (default: a venv
@@ -32,8 +32,11 @@ if [ -z "$py" ]; then
   if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --index-url https://download.pytorch.org/whl/cpu \
-      --extra-index-url https://pypi.org/simple -r scripts/peer-requirements.txt
+    # PyPI's torch wheel (about 7 GB installed, with CUDA libraries it does
+    # not use here); where PyTorch's CPU index is reachable,
+    # PIP_INDEX_URL=https://download.pytorch.org/whl/cpu
+    # PIP_EXTRA_INDEX_URL=https://pypi.org/simple gives a ~1 GB one.
+    "$venv/bin/pip" install --quiet -r scripts/peer-requirements.txt
     echo "$want" >"$venv/.requirements.sha256"
   fi
   py="$venv/bin/python"
