@@ -28,8 +28,10 @@
 //     another period);
 //   - the MLP is GeGLU with the tanh approximation of GELU;
 //   - the output head is tied to the token embeddings unless the file has
-//     output.weight. Gemma 3 has no logit soft-capping; a file that asks
-//     for it is refused.
+//     output.weight. The released Gemma 3 models have no logit
+//     soft-capping; a file that sets gemma3.final_logit_softcapping gets
+//     it on the logits (as llama.cpp does), one that asks for attention
+//     soft-capping is refused (llama.cpp's gemma3 does not read it).
 //
 // What gemma3 shares with gemma2 (configuration reading, masks, norms, the
 // MLP, the head) is in package gemmacore; the attention, with its q/k
@@ -64,8 +66,12 @@ var defaults = gemmacore.Defaults{Pattern: Pattern, LocalBase: LocalRopeBase, Gl
 // Config holds the hyper-parameters of one Gemma 3 model.
 type Config struct {
 	gemmacore.Config
-	TiedOutput bool `json:"tied_output"` // logits reuse token_embd
+	TiedOutput   bool    `json:"tied_output"`             // logits reuse token_embd
+	FinalSoftcap float64 `json:"final_softcap,omitempty"` // logits: cap · tanh(l / cap); 0 = none
 }
+
+// maxSoftcap bounds a soft-capping value (a finite, sane number).
+const maxSoftcap = 1e6
 
 // FromGGUF reads the configuration of a gemma3 GGUF file.
 func FromGGUF(f arch.File) (arch.Config, error) {
@@ -73,13 +79,23 @@ func FromGGUF(f arch.File) (arch.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, key := range []string{"attn_logit_softcapping", "final_logit_softcapping"} {
-		if v, ok := f.Float(Arch + "." + key); ok && v != 0 {
-			return nil, fmt.Errorf("gemma3: %s.%s = %g: logit soft-capping is not supported for gemma3", Arch, key, v)
+	// llama.cpp's gemma3 reads no attention soft-capping: a file that asks
+	// for it is refused rather than read one way or the other.
+	if v, ok := f.Float(Arch + ".attn_logit_softcapping"); ok && v != 0 {
+		return nil, fmt.Errorf("gemma3: %s.attn_logit_softcapping = %g: attention soft-capping is not supported for gemma3", Arch, v)
+	}
+	c := Config{Config: g}
+	// Final logit soft-capping is optional (0 or absent = none, as in the
+	// released Gemma 3 models); llama.cpp applies it when set.
+	if v, ok := f.Float(Arch + ".final_logit_softcapping"); ok && v != 0 {
+		if !(v > 0 && v <= maxSoftcap) {
+			return nil, fmt.Errorf("gemma3: %s.final_logit_softcapping = %g is not a finite soft-capping value in (0, %g]", Arch, v, float64(maxSoftcap))
 		}
+		c.FinalSoftcap = v
 	}
 	_, hasOutput := f.TensorDims(gemmacore.Output)
-	return Config{Config: g, TiedOutput: !hasOutput}, nil
+	c.TiedOutput = !hasOutput
+	return c, nil
 }
 
 // Decode reads a configuration stored as JSON and checks it.
@@ -87,6 +103,9 @@ func Decode(data []byte) (arch.Config, error) {
 	var c Config
 	if err := nn.Unmarshal(data, Arch, &c, &c.Hyper); err != nil {
 		return nil, err
+	}
+	if !(c.FinalSoftcap >= 0 && c.FinalSoftcap <= maxSoftcap) {
+		return nil, fmt.Errorf("gemma3: stored final_softcap %g is outside [0, %g]", c.FinalSoftcap, float64(maxSoftcap))
 	}
 	return c, c.Check()
 }

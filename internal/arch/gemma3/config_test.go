@@ -23,7 +23,11 @@ func TestConfigFromGGUF(t *testing.T) {
 		{"tiny", func(*tiny) {}, ""},
 		{"linear rope scaling", func(m *tiny) { m.RopeScaling, m.RopeFactor = "linear", 8 }, ""},
 		{"yarn rope scaling", func(m *tiny) { m.RopeScaling, m.RopeFactor = "yarn", 4 }, `rope scaling "yarn"`},
-		{"final soft-capping", func(m *tiny) { m.Extra = map[string]float32{"final_logit_softcapping": 30} }, "final_logit_softcapping"},
+		{"final soft-capping", func(m *tiny) { m.Extra = map[string]float32{"final_logit_softcapping": 30} }, ""},
+		{"negative final soft-capping", func(m *tiny) { m.Extra = map[string]float32{"final_logit_softcapping": -3} }, "final_logit_softcapping"},
+		{"infinite final soft-capping", func(m *tiny) {
+			m.Extra = map[string]float32{"final_logit_softcapping": float32(math.Inf(1))}
+		}, "final_logit_softcapping"},
 		{"attention soft-capping", func(m *tiny) { m.Extra = map[string]float32{"attn_logit_softcapping": 50} }, "attn_logit_softcapping"},
 		{"epsilon too large", func(m *tiny) { m.Extra = map[string]float32{"attention.layer_norm_rms_epsilon": 1} }, "layer_norm_rms_epsilon"},
 		{"local rope base", func(m *tiny) { m.LocalBase = 100 }, ""},

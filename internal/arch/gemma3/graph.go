@@ -43,4 +43,10 @@ func (m *model) attention(i int, x onnx.Value) onnx.Value {
 
 // head maps the final norm's output to logits (tied to the token
 // embeddings unless the file has output.weight).
-func (m *model) head(x onnx.Value) onnx.Value { return m.Logits(x, m.c.TiedOutput) }
+func (m *model) head(x onnx.Value) onnx.Value {
+	logits := m.Logits(x, m.c.TiedOutput)
+	if m.c.FinalSoftcap > 0 {
+		logits = m.SoftCap(logits, m.c.FinalSoftcap)
+	}
+	return logits
+}
