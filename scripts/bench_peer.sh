@@ -75,7 +75,7 @@ PY
 )")
 done
 table="$(
-  echo "Measured by \`scripts/bench.sh peer\` on $(date -u +%Y-%m-%d), $(nproc) cores, 2 threads each, hidden state = the middle one, per-token noise σ = 0.01, prompt ratio over the flattened tokens 1..T−1 (\`--aggregate flat\`); 1-minute load average $(awk '{print $1}' /proc/loadavg) at the end (other jobs shared the machine). Times are per prompt, model loading excluded; × = how many times lmood's time."
+  echo "Measured by \`scripts/bench.sh peer\` on $(date -u +%Y-%m-%d), $(nproc) cores, 2 threads each, hidden state = the middle one, per-token noise σ = 0.01, prompt ratio over the flattened tokens 1..T−1 (\`--aggregate flat\`); 1-minute load average $(awk '{print $1}' /proc/loadavg) at the end (the benchmark's own 2 threads count toward it: about 2 means nothing else ran). Times are per prompt, model loading excluded; × = how many times lmood's time."
   echo
   echo "| model (lmood precision) | prompts | lmood | PyTorch, batched + truncated | as published (clean + nudged full forward per nudge) | agreement: max \|Δratio\| / SE, batched / published |"
   echo "|---|---|---|---|---|---|"
