@@ -155,7 +155,7 @@ func (s *Store) ImportWith(ctx context.Context, path, name string, src Source, o
 	for _, t := range f.Tensors {
 		src.TensorTypes[t.Type.String()]++
 	}
-	src.Quantization = dominantType(f)
+	src.Quantization = quantizationName(f)
 	src.Name, _ = f.String("general.name")
 
 	m = &Manifest{
@@ -271,6 +271,30 @@ func ConfigFromGGUF(f *gguf.File) (arch.Spec, error) {
 // VocabFromGGUF collects the tokenizer metadata of a GGUF file (see
 // tokenize.FromGGUF).
 func VocabFromGGUF(f *gguf.File) (tokenize.Vocab, error) { return tokenize.FromGGUF(f) }
+
+// fileTypes names llama.cpp's general.file_type values (its llama_ftype
+// enum): the mix a quantizer chose, e.g. Q4_K_M, which no single tensor
+// type says (a Q4_K_M file holds Q4_K, Q6_K and often Q5_0/Q8_0 tensors).
+var fileTypes = map[uint64]string{
+	0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+	10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
+	16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S",
+	22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M",
+	28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0",
+	37: "TQ2_0", 38: "MXFP4_MOE",
+}
+
+// quantizationName is how a GGUF was quantized, for people: the name of
+// its general.file_type when it has a known one, else its dominant tensor
+// type.
+func quantizationName(f *gguf.File) string {
+	if v, ok := f.Uint("general.file_type"); ok {
+		if name, ok := fileTypes[v]; ok {
+			return name
+		}
+	}
+	return dominantType(f)
+}
 
 // dominantType names the tensor type holding most weights among matrices.
 func dominantType(f *gguf.File) string {

@@ -52,7 +52,7 @@ type Source struct {
 	SHA256       string         `json:"sha256"`               // digest of that GGUF
 	Size         int64          `json:"size"`                 // its size in bytes
 	ModTime      time.Time      `json:"mod_time"`             // its modification time at conversion
-	Quantization string         `json:"quantization"`         // dominant tensor type, e.g. "Q4_1"
+	Quantization string         `json:"quantization"`         // general.file_type's name (e.g. "Q4_K_M"), else the dominant tensor type
 	TensorTypes  map[string]int `json:"tensor_types"`         // tensor count per type
 	Name         string         `json:"model_name,omitempty"` // general.name
 }
