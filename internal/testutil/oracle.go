@@ -205,3 +205,23 @@ func CheckRefused(t testing.TB, path string, want ...string) {
 		}
 	}
 }
+
+// TinyPrompt is the token IDs the family tests run their synthetic models
+// on: 10 tokens (longer than the tiny sliding windows), a repeated token,
+// and IDs from both ends of the 300-token tiny vocabulary.
+var TinyPrompt = []int{5, 260, 17, 299, 42, 42, 0, 128, 77, 201}
+
+// CheckTinyOracle imports the tiny GGUF at path and compares every
+// measurement point of its graph (and every truncation) on ids with the
+// family's numpy oracle, testdata/oracle.py of the calling package,
+// within tol. It is what a family's oracle test calls; it logs and returns
+// the worst relative error.
+func CheckTinyOracle(t *testing.T, py, path string, ids []int, tol float64) float64 {
+	t.Helper()
+	m := ImportTiny(t, path)
+	defer m.Close()
+	points := AllPoints(m.Config().Layers)
+	worst := CheckOracle(t, m, py, filepath.Join("testdata", "oracle.py"), path, ids, points, points, tol)
+	t.Logf("worst relative error over %d points: %.2e", len(points), worst)
+	return worst
+}

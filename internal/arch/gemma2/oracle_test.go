@@ -3,7 +3,6 @@ package gemma2_test
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"testing"
 
 	"github.com/lmood/lmood/internal/arch"
@@ -17,11 +16,8 @@ func TestMain(m *testing.M) { testutil.Main(m) }
 // float32 graph vs the float64 numpy reference (as for gemma3).
 const oracleTol = 1e-3
 
-// oracleScript is the family's numpy reference forward pass.
-var oracleScript = filepath.Join("testdata", "oracle.py")
-
 // prompt is 10 tokens: longer than the window of the tiny models (3).
-var prompt = []int{5, 260, 17, 299, 42, 42, 0, 128, 77, 201}
+var prompt = testutil.TinyPrompt
 
 // tiny describes a synthetic gemma2 model.
 type tiny struct {
@@ -115,11 +111,7 @@ func TestTinyOracle(t *testing.T) {
 	}{{"window3-caps", defaultTiny()}, {"one-kv-head-window4", gqa}} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeTiny(t, tc.tiny)
-			m := testutil.ImportTiny(t, path)
-			defer m.Close()
-			points := testutil.AllPoints(m.Config().Layers)
-			worst := testutil.CheckOracle(t, m, py, oracleScript, path, prompt, points, points, oracleTol)
-			t.Logf("worst relative error over %d points: %.2e", len(points), worst)
+			testutil.CheckTinyOracle(t, py, path, prompt, oracleTol)
 		})
 	}
 }

@@ -121,10 +121,7 @@ func TestTinyOracle(t *testing.T) {
 	}{{"llama-gqa-tied", testutil.DefaultTiny()}, {"llama-mha", mha}, {"qwen2-bias-untied", qwen}} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := testutil.WriteTiny(t, tc.tiny)
-			m := testutil.ImportTiny(t, path)
-			defer m.Close()
-			points := testutil.AllPoints(m.Config().Layers)
-			testutil.CheckOracle(t, m, py, oracleScript, path, []int{5, 260, 17, 299, 42, 42, 0, 128}, points, points, oracleTol)
+			testutil.CheckTinyOracle(t, py, path, []int{5, 260, 17, 299, 42, 42, 0, 128}, oracleTol)
 		})
 	}
 }

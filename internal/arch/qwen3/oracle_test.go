@@ -3,7 +3,6 @@ package qwen3_test
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"testing"
 
 	_ "github.com/lmood/lmood/internal/arch/qwen3"
@@ -86,12 +85,7 @@ func TestTinyOracle(t *testing.T) {
 	}{{"tied", defaultTiny()}, {"untied", untied}} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeTiny(t, tc.tiny)
-			m := testutil.ImportTiny(t, path)
-			defer m.Close()
-			points := testutil.AllPoints(m.Config().Layers)
-			worst := testutil.CheckOracle(t, m, py, filepath.Join("testdata", "oracle.py"), path,
-				[]int{5, 260, 17, 299, 42, 42, 0, 128, 77, 201}, points, points, oracleTol)
-			t.Logf("worst relative error over %d points: %.2e", len(points), worst)
+			testutil.CheckTinyOracle(t, py, path, testutil.TinyPrompt, oracleTol)
 		})
 	}
 }
