@@ -43,36 +43,16 @@ func Build(c Config, w onnx.WeightSource, opt GraphOptions) (*onnxpb.ModelProto,
 // that follows it, and rotary positions stay correct. No attention-mask
 // input is needed.
 func (c Config) Build(w onnx.WeightSource, opt arch.GraphOptions) (*onnxpb.ModelProto, error) {
-	m := &model{Graph: nn.NewGraph(c.Arch, w), c: c}
-	return m.Decode(opt, nn.Decoder{Dims: c.Common(), Embed: m.embed,
-		Norm: m.norm, Attention: m.attention, MLP: m.mlp, Head: m.project})
+	m := &model{Causal: &nn.Causal{Graph: nn.NewGraph(c.Arch, w), Layers: c.Layers, RopeDim: c.RopeDim, RopeBase: c.RopeTheta, Eps: c.RMSEps}, c: c}
+	return m.Decode(opt, nn.Decoder{Dims: c.Common(), Embed: m.Embed,
+		Norm: m.Norm, Attention: m.attention, MLP: m.mlp, Head: m.project})
 }
 
 // model is a graph builder that knows the configuration and holds the
 // values shared by every block: rotary tables and the causal mask.
 type model struct {
-	*nn.Graph
-	c      Config
-	rotary nn.Rotary
-	mask   onnx.Value // [seq, seq]: 0 on and below the diagonal, -max above
-}
-
-// embed: hidden state 0 is the token embedding rows; the rotary tables and
-// the causal mask are built for the blocks.
-func (m *model) embed(h onnx.Value, blocks bool) onnx.Value {
-	if blocks {
-		m.rotary, m.mask = m.CausalRotary(h, m.c.RopeDim, m.c.RopeTheta)
-	}
-	return h
-}
-
-// norm is the RMSNorm block i+1 reads (attn_norm of GGUF blk.i), or, after
-// the last block, the one the output head reads.
-func (m *model) norm(i int, h onnx.Value) onnx.Value {
-	if i == m.c.Layers {
-		return m.RMSNorm(h, m.Weight(OutputNorm), m.c.RMSEps)
-	}
-	return m.RMSNorm(h, m.Weight(Block(i, "attn_norm.weight")), m.c.RMSEps)
+	*nn.Causal // rotary tables, causal mask, embed and norm
+	c          Config
 }
 
 // linear is x @ W (+ b) of block i's weight name.weight (and bias
@@ -91,11 +71,11 @@ func (m *model) linear(i int, name string, x onnx.Value, bias bool) onnx.Value {
 // 1/√head_dim, output projection.
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
-	q := m.Rope(m.Heads(m.linear(i, "attn_q", x, c.QKVBias), c.Heads, c.HeadDim), m.rotary, c.HeadDim)   // [b, heads, s, hd]
-	k := m.Rope(m.Heads(m.linear(i, "attn_k", x, c.QKVBias), c.KVHeads, c.HeadDim), m.rotary, c.HeadDim) // [b, kv, s, hd]
+	q := m.Rope(m.Heads(m.linear(i, "attn_q", x, c.QKVBias), c.Heads, c.HeadDim), m.Rotary, c.HeadDim)   // [b, heads, s, hd]
+	k := m.Rope(m.Heads(m.linear(i, "attn_k", x, c.QKVBias), c.KVHeads, c.HeadDim), m.Rotary, c.HeadDim) // [b, kv, s, hd]
 	v := m.Heads(m.linear(i, "attn_v", x, c.QKVBias), c.KVHeads, c.HeadDim)                              // [b, kv, s, hd]
 	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim)))))
-	ctx := m.Attention(q, k, v, m.mask, c.Heads, c.KVHeads, c.HeadDim)
+	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.linear(i, "attn_output", ctx, false)
 }
 

@@ -5,12 +5,13 @@ import (
 	"strings"
 
 	"github.com/lmood/lmood/internal/arch"
+	"github.com/lmood/lmood/internal/arch/nn"
 )
 
 // GGUF tensor names of the llama family.
 const (
 	TokenEmbd  = arch.TokenEmbd
-	OutputNorm = "output_norm.weight"
+	OutputNorm = nn.OutputNorm
 	Output     = "output.weight"
 )
 

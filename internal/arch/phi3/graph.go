@@ -14,35 +14,15 @@ import (
 // deepest requested output. Batches of unequal prompts are right-padded by
 // the caller; attention is causal, so padding after a token never reaches it.
 func (c Config) Build(w onnx.WeightSource, opt arch.GraphOptions) (*onnxpb.ModelProto, error) {
-	m := &model{Graph: nn.NewGraph(Arch, w), c: c}
-	return m.Decode(opt, nn.Decoder{Dims: c.Common(), Embed: m.embed,
-		Norm: m.norm, Attention: m.attention, MLP: m.mlp, Head: m.project})
-}
-
-// embed: hidden state 0 is the token embedding rows; the rotary tables and
-// the causal mask are built for the blocks.
-func (m *model) embed(h onnx.Value, blocks bool) onnx.Value {
-	if blocks {
-		m.rotary, m.mask = m.CausalRotary(h, m.c.HeadDim, m.c.RopeTheta)
-	}
-	return h
-}
-
-// norm is the RMSNorm block i+1 reads (attn_norm of GGUF blk.i), or the
-// final one.
-func (m *model) norm(i int, h onnx.Value) onnx.Value {
-	if i == m.c.Layers {
-		return m.RMSNorm(h, m.Weight(outputNorm), m.c.RMSEps)
-	}
-	return m.RMSNorm(h, m.Weight(nn.Block(i, "attn_norm.weight")), m.c.RMSEps)
+	m := &model{Causal: &nn.Causal{Graph: nn.NewGraph(Arch, w), Layers: c.Layers, RopeDim: c.HeadDim, RopeBase: c.RopeTheta, Eps: c.RMSEps}, c: c}
+	return m.Decode(opt, nn.Decoder{Dims: c.Common(), Embed: m.Embed,
+		Norm: m.Norm, Attention: m.attention, MLP: m.mlp, Head: m.project})
 }
 
 // model is a graph builder holding what every block shares.
 type model struct {
-	*nn.Graph
-	c      Config
-	rotary nn.Rotary
-	mask   onnx.Value // causal, [seq, seq]
+	*nn.Causal // rotary tables, causal mask, embed and norm
+	c          Config
 }
 
 // qkv projects x to queries, keys and values ([b, s, ·] each): one fused
@@ -63,11 +43,11 @@ func (m *model) qkv(i int, x onnx.Value) (q, k, v onnx.Value) {
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	q, k, v := m.qkv(i, x)
-	q = m.Rope(m.Heads(q, c.Heads, c.HeadDim), m.rotary, c.HeadDim) // [b, heads, s, hd]
-	k = m.Rope(m.Heads(k, c.KVHeads, c.HeadDim), m.rotary, c.HeadDim)
+	q = m.Rope(m.Heads(q, c.Heads, c.HeadDim), m.Rotary, c.HeadDim) // [b, heads, s, hd]
+	k = m.Rope(m.Heads(k, c.KVHeads, c.HeadDim), m.Rotary, c.HeadDim)
 	v = m.Heads(v, c.KVHeads, c.HeadDim)
 	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim)))))
-	ctx := m.Attention(q, k, v, m.mask, c.Heads, c.KVHeads, c.HeadDim)
+	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.Linear(ctx, nn.Block(i, "attn_output.weight"), "")
 }
 

@@ -42,7 +42,7 @@ type Config struct {
 
 // GGUF tensor names of the family.
 const (
-	outputNorm = "output_norm.weight"
+	outputNorm = nn.OutputNorm
 	output     = "output.weight"
 )
 

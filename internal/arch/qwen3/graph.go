@@ -14,35 +14,15 @@ import (
 // deepest requested output. Batches of unequal prompts are right-padded by
 // the caller; attention is causal, so padding after a token never reaches it.
 func (c Config) Build(w onnx.WeightSource, opt arch.GraphOptions) (*onnxpb.ModelProto, error) {
-	m := &model{Graph: nn.NewGraph(Arch, w), c: c}
-	return m.Decode(opt, nn.Decoder{Dims: c.Common(), Embed: m.embed,
-		Norm: m.norm, Attention: m.attention, MLP: m.mlp, Head: m.project})
-}
-
-// embed: hidden state 0 is the token embedding rows; the rotary tables and
-// the causal mask are built for the blocks.
-func (m *model) embed(h onnx.Value, blocks bool) onnx.Value {
-	if blocks {
-		m.rotary, m.mask = m.CausalRotary(h, m.c.HeadDim, m.c.RopeTheta)
-	}
-	return h
-}
-
-// norm is the RMSNorm block i+1 reads (attn_norm of GGUF blk.i), or the
-// final one.
-func (m *model) norm(i int, h onnx.Value) onnx.Value {
-	if i == m.c.Layers {
-		return m.RMSNorm(h, m.Weight(outputNorm), m.c.RMSEps)
-	}
-	return m.RMSNorm(h, m.Weight(nn.Block(i, "attn_norm.weight")), m.c.RMSEps)
+	m := &model{Causal: &nn.Causal{Graph: nn.NewGraph(Arch, w), Layers: c.Layers, RopeDim: c.HeadDim, RopeBase: c.RopeTheta, Eps: c.RMSEps}, c: c}
+	return m.Decode(opt, nn.Decoder{Dims: c.Common(), Embed: m.Embed,
+		Norm: m.Norm, Attention: m.attention, MLP: m.mlp, Head: m.project})
 }
 
 // model is a graph builder holding what every block shares.
 type model struct {
-	*nn.Graph
-	c      Config
-	rotary nn.Rotary
-	mask   onnx.Value // causal, [seq, seq]
+	*nn.Causal // rotary tables, causal mask, embed and norm
+	c          Config
 }
 
 // attention is block i's self-attention: q, k, v projections, per-head
@@ -54,10 +34,10 @@ func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	q := m.Heads(m.Linear(x, b("attn_q.weight"), ""), c.Heads, c.HeadDim) // [b, heads, s, hd]
 	k := m.Heads(m.Linear(x, b("attn_k.weight"), ""), c.KVHeads, c.HeadDim)
 	v := m.Heads(m.Linear(x, b("attn_v.weight"), ""), c.KVHeads, c.HeadDim)
-	q = m.Rope(m.RMSNorm(q, m.Weight(b("attn_q_norm.weight")), c.RMSEps), m.rotary, c.HeadDim)
-	k = m.Rope(m.RMSNorm(k, m.Weight(b("attn_k_norm.weight")), c.RMSEps), m.rotary, c.HeadDim)
+	q = m.Rope(m.RMSNorm(q, m.Weight(b("attn_q_norm.weight")), c.RMSEps), m.Rotary, c.HeadDim)
+	k = m.Rope(m.RMSNorm(k, m.Weight(b("attn_k_norm.weight")), c.RMSEps), m.Rotary, c.HeadDim)
 	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim)))))
-	ctx := m.Attention(q, k, v, m.mask, c.Heads, c.KVHeads, c.HeadDim)
+	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.Linear(ctx, b("attn_output.weight"), "")
 }
 
