@@ -120,6 +120,10 @@ type Analyzer struct {
 	final, head *runtime.Session
 	// budget is the batch memory bound in bytes (BatchMiB).
 	budget int
+	// anchored is set when the graph's int8 linears are anchored on row 0
+	// of each batch (onnx.Builder.Linear): every batch then carries the
+	// clean copy first, not only the first one.
+	anchored bool
 	// maxTokenBytes is the longest token's text in bytes: a prompt longer
 	// than MaxTokens*maxTokenBytes bytes cannot fit and is refused before
 	// tokenizing it.
@@ -202,7 +206,7 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 	if err != nil {
 		return nil, err
 	}
-	a := &Analyzer{model: m, cfg: cfg, tok: tok, opt: opt, maxTokenBytes: 1, budget: opt.BatchMiB << 20}
+	a := &Analyzer{model: m, cfg: cfg, tok: tok, opt: opt, maxTokenBytes: 1, budget: opt.BatchMiB << 20, anchored: m.Int8()}
 	for id := 0; id < tok.VocabSize(); id++ {
 		// +1: a SentencePiece token's leading space is dropped when decoded alone.
 		a.maxTokenBytes = max(a.maxTokenBytes, len(tok.Decode([]int{id}))+1)
@@ -389,6 +393,9 @@ const logitsCopies = 3
 // they are an output. At least one row runs, whatever its size.
 func (a *Analyzer) rowsPerBatch(T int) int {
 	n := a.budget / max(a.rowBytes(T), 1)
+	if a.anchored {
+		return max(2, min(n, a.rowsLimit())) // the clean anchor and one nudge at least
+	}
 	return max(1, min(n, a.rowsLimit()))
 }
 
@@ -486,10 +493,11 @@ func (a *Analyzer) Analyze(prompt string) (*Result, error) {
 	first := true
 	for {
 		for first || next < limit {
-			count := min(rows, limit-next+boolInt(first))
+			anchor := first || a.anchored
+			count := min(rows, limit-next+boolInt(anchor))
 			batch := make([]float32, count*n)
 			off := 0
-			if first {
+			if anchor {
 				copy(batch, clean)
 				off = 1
 			}

@@ -15,13 +15,20 @@ import (
 	"github.com/lmood/lmood/internal/testutil"
 )
 
-// tinyModel imports a synthetic 2-block model (no download needed).
+// tinyModel imports a synthetic 2-block model (no download needed) at
+// float32 precision.
 func tinyModel(t *testing.T) *store.Model {
+	t.Helper()
+	return tinyModelAt(t, store.PrecisionF32)
+}
+
+// tinyModelAt imports the synthetic 2-block model at a precision.
+func tinyModelAt(t *testing.T, precision string) *store.Model {
 	t.Helper()
 	testutil.Runtime(t)
 	path := testutil.WriteTiny(t, testutil.DefaultTiny())
 	st := &store.Store{Root: t.TempDir()}
-	if _, err := st.Import(path, "tiny", store.Source{Kind: "file"}, nil); err != nil {
+	if _, _, err := st.ImportWith(t.Context(), path, "tiny", store.Source{Kind: "file"}, store.ImportOptions{Precision: precision}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := st.Open("tiny")

@@ -33,12 +33,13 @@ const (
 	Int64 ElemType = ElemType(onnxpb.TensorProto_INT64)
 	Bool  ElemType = ElemType(onnxpb.TensorProto_BOOL)
 	Uint8 ElemType = ElemType(onnxpb.TensorProto_UINT8)
+	Int8  ElemType = ElemType(onnxpb.TensorProto_INT8)
 )
 
 // Size is the byte size of one element (float32 for an unset type).
 func (t ElemType) Size() int64 {
 	switch t {
-	case Uint8, Bool:
+	case Uint8, Int8, Bool:
 		return 1
 	case Int64:
 		return 8
@@ -73,6 +74,18 @@ type ExternalTensor struct {
 	// itself holds MatMulNBits's packed codes [N, blocks, blob], and
 	// Linear multiplies by it with MatMulNBits.
 	NBits *NBits
+	// Int8 is set for a linear weight kept as int8 codes per output
+	// channel: the tensor itself holds the codes [K, N] (int8), and
+	// Linear multiplies with onnxruntime's integer GEMM (MatMulIntegerToFloat)
+	// on activations quantized to 8 bits per row.
+	Int8 *Int8Linear
+}
+
+// Int8Linear describes a linear weight y = x @ W kept as symmetric int8 codes
+// with one float32 scale per output: W[k, n] = codes[k, n] * Scales[n].
+type Int8Linear struct {
+	K, N   int64
+	Scales ExternalTensor // float32 [N]
 }
 
 // NBits describes a block-quantized linear weight y = x @ W, W of K
@@ -111,6 +124,10 @@ type Builder struct {
 	n       int
 	err     error
 	ms      bool // a com.microsoft operator is used
+	// anchors caches the int8 form of a value that several int8 linears
+	// read (q, k and v; gate and up).
+	anchors map[Value]anchored
+	consts  map[string]Value // small constants by type and value
 }
 
 // NewBuilder starts a graph. Weights referenced with Weight are resolved
@@ -186,8 +203,8 @@ func (b *Builder) Weight(name string) Value {
 		b.fail("onnx: weight %q is missing from the weights file", name)
 		return Value(name)
 	}
-	if t.NBits != nil {
-		b.fail("onnx: weight %q is block-quantized; the graph must read it through Linear", name)
+	if t.NBits != nil || t.Int8 != nil {
+		b.fail("onnx: weight %q is quantized; the graph must read it through Linear", name)
 		return Value(name)
 	}
 	return b.external(name, t)
@@ -231,6 +248,9 @@ func (b *Builder) BlockQuantized(name string) bool {
 // codes, scales and zero points (named name+".scales", name+".zero_points").
 func (b *Builder) Linear(x Value, name string) Value {
 	t, ok := b.weights.Lookup(name)
+	if ok && t.Int8 != nil {
+		return b.linearInt8(x, name, t)
+	}
 	if !ok || t.NBits == nil {
 		return b.MatMul(x, b.Weight(name))
 	}
@@ -248,9 +268,93 @@ func (b *Builder) Linear(x Value, name string) Value {
 	return out
 }
 
+// linearInt8 is x @ W for an int8 weight, computed in onnxruntime's
+// integer GEMM (com.microsoft MatMulIntegerToFloat: int32 sums, exact,
+// times each output's weight scale) on activations quantized to 8 bits per
+// row (one token of one copy) with the row's own scale.
+//
+// Rows are anchored on row 0 of the batch (lmood puts the clean copy
+// there): row i is split into row 0 plus its difference from row 0,
+//
+//	x_i @ W = x_0 @ W + (x_i - x_0) @ W
+//
+// and the difference is what gets quantized, so its rounding error is
+// relative to the nudge's effect, not to the activation's size (quantizing
+// x_i itself buries the small differences lmood measures in rounding
+// noise: drift ratios moved by 16-28%). Row 0 is quantized twice (the
+// value, then its rounding error), about 15 bits. The result is right for
+// any batch; it is most precise when the rows are near row 0.
+func (b *Builder) linearInt8(x Value, name string, t ExternalTensor) Value {
+	a := b.anchor(x)
+	w, ws := b.external(name, t), b.external(name+".scales", t.Int8.Scales)
+	mm := func(q rowCodes) Value {
+		y := b.MSOp("MatMulIntegerToFloat", []Value{q.codes, w, b.Scalar(1), ws, b.uint8Scalar(128)})
+		return b.Mul(y, q.scale)
+	}
+	return b.Add(mm(a.diff), b.Add(mm(a.hi), mm(a.lo)))
+}
+
+// rowCodes are 8-bit codes of a value along its last axis with a scale
+// per row.
+type rowCodes struct{ codes, scale Value }
+
+// anchored is the int8 form of a linear's input x: x - x[0] for every row
+// of the batch, and x[0] ([1, ...]) as its 8-bit value plus its 8-bit
+// rounding error. It is built once per x and shared by the linears that
+// read it (q, k and v; gate and up).
+type anchored struct{ diff, hi, lo rowCodes }
+
+func (b *Builder) anchor(x Value) anchored {
+	if a, ok := b.anchors[x]; ok {
+		return a
+	}
+	// Gather keeps the batch axis a plain 1 (a Slice of the symbolic batch
+	// axis makes onnxruntime's session start quadratic in graph size).
+	x0 := b.Op("Gather", []Value{x, b.Ints(0)}, IntAttr("axis", 0))
+	a := anchored{diff: b.quantizeRows(b.Sub(x, x0)), hi: b.quantizeRows(x0)}
+	back := b.Mul(b.Sub(b.Op("Cast", []Value{a.hi.codes}, IntAttr("to", int64(Float))), b.Scalar(128)), a.hi.scale)
+	a.lo = b.quantizeRows(b.Sub(x0, back))
+	if b.anchors == nil {
+		b.anchors = map[Value]anchored{}
+	}
+	b.anchors[x] = a
+	return a
+}
+
+// quantizeRows returns x quantized to 8 bits along its last axis: codes
+// round(x/s)+128 in 1..255 (uint8, symmetric around the zero point 128)
+// and the per-row scales s = max|x|/127 (a row of zeros gets a tiny scale
+// and codes 128).
+func (b *Builder) quantizeRows(x Value) rowCodes {
+	absmax := b.Op("ReduceMax", []Value{b.Op("Abs", []Value{x}), b.Ints(-1)}, IntAttr("keepdims", 1))
+	s := b.Div(b.Op("Max", []Value{absmax, b.Scalar(1e-30)}), b.Scalar(127))
+	r := b.Add(b.Op("Round", []Value{b.Div(x, s)}), b.Scalar(128))
+	return rowCodes{codes: b.Op("Cast", []Value{r}, IntAttr("to", int64(Uint8))), scale: s}
+}
+
+// uint8Scalar adds a uint8 scalar constant to the graph.
+func (b *Builder) uint8Scalar(v uint8) Value {
+	key := fmt.Sprint("u8 ", v)
+	if c, ok := b.consts[key]; ok {
+		return c
+	}
+	name := b.fresh("u8")
+	b.constant(key, name)
+	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
+		Name: proto.String(string(name)), DataType: proto.Int32(int32(Uint8)),
+		RawData: []byte{v},
+	})
+	return name
+}
+
 // Ints adds a small int64 constant tensor (shape [len(v)]) to the graph.
 func (b *Builder) Ints(v ...int64) Value {
+	key := fmt.Sprint("i", v)
+	if c, ok := b.consts[key]; ok {
+		return c
+	}
 	name := b.fresh("ints")
+	b.constant(key, name)
 	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
 		Name: proto.String(string(name)), Dims: []int64{int64(len(v))},
 		DataType: proto.Int32(int32(Int64)), Int64Data: v,
@@ -258,9 +362,24 @@ func (b *Builder) Ints(v ...int64) Value {
 	return name
 }
 
+// constant remembers the small constant called name by its type and
+// value, so that the graph holds each such constant once (thousands of
+// one-element initializers make onnxruntime's session start slow).
+func (b *Builder) constant(key string, name Value) {
+	if b.consts == nil {
+		b.consts = map[string]Value{}
+	}
+	b.consts[key] = name
+}
+
 // Scalar adds a float32 scalar constant to the graph.
 func (b *Builder) Scalar(v float32) Value {
+	key := fmt.Sprint("f", math.Float32bits(v))
+	if c, ok := b.consts[key]; ok {
+		return c
+	}
 	name := b.fresh("scalar")
+	b.constant(key, name)
 	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
 		Name: proto.String(string(name)), DataType: proto.Int32(int32(Float)),
 		FloatData: []float32{v},
@@ -294,6 +413,14 @@ func (b *Builder) node(op string, in []Value, out []Value, attrs ...Attr) {
 func (b *Builder) Op(op string, in []Value, attrs ...Attr) Value {
 	out := b.fresh(op)
 	b.node(op, in, []Value{out}, attrs...)
+	return out
+}
+
+// MSOp adds a com.microsoft contrib node with one output.
+func (b *Builder) MSOp(op string, in []Value, attrs ...Attr) Value {
+	out := b.Op(op, in, attrs...)
+	b.ms = true
+	b.graph.Node[len(b.graph.Node)-1].Domain = proto.String(MSDomain)
 	return out
 }
 

@@ -288,6 +288,13 @@ func NewSession(path, input string, dim int, outputs []Output, opt SessionOption
 			return nil, fmt.Errorf("runtime: disable prepacking: %w", err)
 		}
 	}
+	if prefix := os.Getenv("LMOOD_ORT_PROFILE"); prefix != "" {
+		// onnxruntime writes a chrome-trace JSON of every node's run time
+		// (prefix_<date>.json) when the session ends: for measurements.
+		if err := so.EnableProfiling(prefix); err != nil {
+			return nil, fmt.Errorf("runtime: enable profiling: %w", err)
+		}
+	}
 	names := make([]string, len(outputs))
 	widths := make([]int, len(outputs))
 	for i, o := range outputs {

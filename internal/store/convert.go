@@ -58,7 +58,7 @@ type ImportOptions struct {
 	Force bool
 	// Progress is told about each tensor written; nil is silent.
 	Progress ConvertProgress
-	// Precision is PrecisionAuto, PrecisionQuant, PrecisionQuant8, PrecisionF32 or "" (DefaultPrecision).
+	// Precision is PrecisionAuto, PrecisionQuant, PrecisionQuant8, PrecisionInt8, PrecisionF32 or "" (DefaultPrecision).
 	Precision string
 }
 
@@ -403,6 +403,40 @@ func (ww *weightWriter) nbits(name string, from gguf.Type, q *gguf.NBits) error 
 	return nil
 }
 
+// int8Linear writes a linear weight (per ql) as int8 codes per output
+// channel: its float32 values, prepared by the family as for a float32
+// store ([in, out]), quantized column by column. It reports false, writing
+// nothing, for a tensor that is not a linear weight.
+func (ww *weightWriter) int8Linear(f *gguf.File, t *gguf.TensorInfo, cfg arch.Config, ql arch.QuantLinear, name string) (bool, error) {
+	if _, ok := ql.LinearRows(name, t.Dims); !ok {
+		return false, nil
+	}
+	data, err := f.ReadTensorF32(t)
+	if err != nil {
+		return false, err
+	}
+	prepared, dims, err := cfg.PrepareWeight(name, t.Dims, data)
+	if err != nil {
+		return false, err
+	}
+	if len(dims) != 2 {
+		return false, fmt.Errorf("tensor %s: a linear weight prepared as %v, not [in, out]", name, dims)
+	}
+	q, err := gguf.QuantizeColumns8(prepared, int(dims[0]), int(dims[1]))
+	if err != nil {
+		return false, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	codes := make([]byte, len(q.Codes))
+	for i, c := range q.Codes {
+		codes[i] = byte(c)
+	}
+	info := &Int8{K: q.In, N: q.Out, From: t.Type.String()}
+	if err := ww.write(name, Tensor{Dims: dims, Type: "int8", Int8: info}, codes); err != nil {
+		return false, err
+	}
+	return true, ww.floats(name+".scales", Tensor{Dims: []int64{dims[1]}}, q.Scales)
+}
+
 // compactEmbedding returns the token embedding in MatMulNBits layout
 // ([vocab, dim], rows as in the GGUF) when its GGUF type maps onto it
 // exactly or up to float32 rounding, and nil to keep it float32 (types that
@@ -445,6 +479,9 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 		defer p.Finish()
 	}
 	ql, _ := cfg.(arch.QuantLinear)
+	if m.Precision == PrecisionInt8 && !Int8Dot {
+		m.Notes = append(m.Notes, "this CPU has no 8-bit dot-product instructions: onnxruntime's integer GEMM is slower here and its x86 kernel may saturate 16-bit sums with full-range int8 weights; f32 is the safer choice")
+	}
 	if m.Precision == PrecisionF32 {
 		ql = nil
 	} else if ql == nil {
@@ -478,7 +515,18 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 				continue
 			}
 		}
-		if ql != nil {
+		if ql != nil && m.Precision == PrecisionInt8 {
+			done, err := ww.int8Linear(f, t, cfg, ql, name)
+			if err != nil {
+				return err
+			}
+			if done {
+				if p != nil {
+					p.Add(1)
+				}
+				continue
+			}
+		} else if ql != nil {
 			q, note, err := quantized(f, t, ql, name, m.Precision)
 			if err != nil {
 				return err

@@ -135,7 +135,7 @@ func (m *Manifest) validate(weightsSize int64) error {
 	}
 	for name, t := range m.Tensors {
 		n, ok := t.Bytes()
-		if !ok || (t.Type != "" && t.Type != "uint8") {
+		if !ok || (t.Type != "" && t.Type != "uint8" && t.Type != "int8") || (t.Type == "int8") != (t.Int8 != nil) {
 			return fmt.Errorf("tensor %s has impossible dims %v or type %q", name, t.Dims, t.Type)
 		}
 		if q := t.NBits; q != nil {
@@ -151,6 +151,13 @@ func (m *Manifest) validate(weightsSize int64) error {
 				if !ok || len(a.Dims) != 2 || a.Dims[0] != t.Dims[0] || a.Dims[1] != t.Dims[1] || a.Type != "" {
 					return fmt.Errorf("quantized tensor %s has no consistent %s", name, aux)
 				}
+			}
+		}
+		if q := t.Int8; q != nil {
+			a, ok := m.Tensors[name+".scales"]
+			if len(t.Dims) != 2 || q.K <= 0 || q.N <= 0 || t.Dims[0] != int64(q.K) || t.Dims[1] != int64(q.N) ||
+				!ok || len(a.Dims) != 1 || a.Dims[0] != int64(q.N) || a.Type != "" {
+				return fmt.Errorf("int8 tensor %s has inconsistent dims %v or scales for %+v", name, t.Dims, *q)
 			}
 		}
 		if t.Offset < 0 || t.Offset > weightsSize-n {
@@ -385,8 +392,18 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 		return onnx.ExternalTensor{}, false
 	}
 	e := onnx.ExternalTensor{Location: m.Manifest.Weights, Offset: t.Offset, Dims: t.Dims}
-	if t.Type == "uint8" {
+	switch t.Type {
+	case "uint8":
 		e.Type = onnx.Uint8
+	case "int8":
+		e.Type = onnx.Int8
+	}
+	if q := t.Int8; q != nil {
+		s, ok := m.Lookup(name + ".scales")
+		if !ok {
+			return onnx.ExternalTensor{}, false
+		}
+		e.Int8 = &onnx.Int8Linear{K: int64(q.K), N: int64(q.N), Scales: s}
 	}
 	if q := t.NBits; q != nil {
 		nb := &onnx.NBits{K: int64(q.K), N: int64(q.N), Bits: int64(q.Bits), BlockSize: int64(q.BlockSize),
@@ -406,6 +423,17 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 		e.NBits = nb
 	}
 	return e, true
+}
+
+// Int8 reports whether the model keeps linear weights as int8 codes
+// (PrecisionInt8), which its graphs multiply anchored on batch row 0.
+func (m *Model) Int8() bool {
+	for _, t := range m.Manifest.Tensors {
+		if t.Int8 != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Quantized reports whether the model keeps any weight block-quantized.
@@ -581,7 +609,7 @@ func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
 	}
 	w.seen[name] = true
 	for _, n := range []string{name, name + ".scales", name + ".zero_points"} {
-		if t, ok := w.m.Manifest.Tensors[n]; ok && (n == name || e.NBits != nil) {
+		if t, ok := w.m.Manifest.Tensors[n]; ok && (n == name || e.NBits != nil || e.Int8 != nil && n == name+".scales") {
 			b, _ := t.Bytes()
 			w.bytes += b
 		}

@@ -357,3 +357,72 @@ func TestFloat32SessionSharesWeights(t *testing.T) {
 		t.Errorf("the session without prepacking differs from the prepacking one by %.3g", e)
 	}
 }
+
+// TestInt8ImportMatchesFloat32 imports tiny models at precision i8 and
+// f32 and compares the last hidden state of one copy (the anchor row of
+// the int8 linears, about 15-bit activations): what is left is the int8
+// weights' rounding. Every linear weight is int8 (the tied embedding stays
+// in its GGUF blocks), the store verifies, and it is smaller.
+func TestInt8ImportMatchesFloat32(t *testing.T) {
+	testutil.Runtime(t)
+	for _, tc := range []struct {
+		arch string
+		typ  gguf.Type
+	}{{"llama", gguf.Q4_K}, {"qwen2", gguf.Q4_0}, {"llama", gguf.F32}} {
+		t.Run(tc.arch+"/"+tc.typ.String(), func(t *testing.T) {
+			tiny := testutil.Tiny{Arch: tc.arch, Layers: 2, Dim: 256, FFN: 512, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 4, Quant: tc.typ}
+			if tc.typ == gguf.F32 {
+				tiny.Quant = 0
+			}
+			path := testutil.WriteTiny(t, tiny)
+			st := &Store{Root: t.TempDir()}
+			var models [2]*Model
+			var sizes [2]int64
+			for i, prec := range []string{PrecisionInt8, PrecisionF32} {
+				man, _, err := st.ImportWith(t.Context(), path, prec, Source{Kind: "file", Ref: path}, ImportOptions{Precision: prec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name, tn := range man.Tensors {
+					linear := strings.HasPrefix(name, "blk.") && strings.HasSuffix(name, ".weight") && !strings.Contains(name, "norm")
+					if prec == PrecisionInt8 && linear && (tn.Int8 == nil || tn.Type != "int8" || tn.Int8.From != tc.typ.String()) {
+						t.Errorf("i8: %s stored as %+v, want int8 codes from %s", name, tn, tc.typ)
+					}
+					if prec == PrecisionF32 && tn.Int8 != nil {
+						t.Errorf("f32: %s stored as int8", name)
+					}
+				}
+				m, err := st.Open(prec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				if m.Int8() != (prec == PrecisionInt8) {
+					t.Errorf("%s: Int8() = %v", prec, m.Int8())
+				}
+				fi, err := os.Stat(filepath.Join(m.Dir, m.Manifest.Weights))
+				if err != nil {
+					t.Fatal(err)
+				}
+				models[i], sizes[i] = m, fi.Size()
+				if _, err := st.Verify(t.Context(), prec); err != nil {
+					t.Errorf("verify %s: %v", prec, err)
+				}
+			}
+			if sizes[0] >= sizes[1]/2 {
+				t.Errorf("weights.bin: %d bytes int8, %d float32: not under half", sizes[0], sizes[1])
+			}
+			const seq = 7
+			r := rand.New(rand.NewPCG(5, 6))
+			x := make([]float32, seq*tiny.Dim)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			e := relErr(hidden(t, models[0], x, seq), hidden(t, models[1], x, seq))
+			t.Logf("weights.bin %d vs %d bytes; last hidden state relative error %.3g", sizes[0], sizes[1], e)
+			if e > 0.01 || math.IsNaN(e) {
+				t.Errorf("int8 graph differs from float32 by %.3g > 0.01", e)
+			}
+		})
+	}
+}

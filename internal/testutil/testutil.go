@@ -12,6 +12,7 @@
 package testutil
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,10 +83,18 @@ var (
 )
 
 // SharedModel imports the GGUF at path under name into a temporary store
-// shared by the whole test binary, once, and opens it: tests of one package
-// that need the same real model convert it only once. The caller closes the
-// model; Main removes the store.
+// shared by the whole test binary, once, at float32 precision (the
+// reference the numeric tests compare with), and opens it: tests of one
+// package that need the same real model convert it only once. The caller
+// closes the model; Main removes the store.
 func SharedModel(t testing.TB, path, name string) *store.Model {
+	t.Helper()
+	return SharedModelAt(t, path, name, store.PrecisionF32)
+}
+
+// SharedModelAt is SharedModel at the given import precision (names must
+// differ between precisions).
+func SharedModelAt(t testing.TB, path, name, precision string) *store.Model {
 	t.Helper()
 	sharedMu.Lock()
 	if sharedDir == "" {
@@ -104,7 +113,7 @@ func SharedModel(t testing.TB, path, name string) *store.Model {
 	st := &store.Store{Root: filepath.Join(sharedDir, "models")}
 	sharedMu.Unlock()
 	sh.once.Do(func() {
-		_, sh.err = st.Import(path, name, store.Source{Kind: "file", Ref: path}, nil)
+		_, _, sh.err = st.ImportWith(context.Background(), path, name, store.Source{Kind: "file", Ref: path}, store.ImportOptions{Precision: precision})
 	})
 	if sh.err != nil {
 		t.Fatalf("import %s: %v", path, sh.err)
