@@ -20,7 +20,7 @@ var ErrNoMemory = errors.New("not enough memory")
 // what is available, and what to try.
 type MemoryError struct {
 	Model     string
-	Precision string // the store's precision (f32, q, q8)
+	Precision string // the store's precision (f32, i8, q, q8)
 	Need      analyze.Memory
 	Available int64
 }
@@ -28,8 +28,11 @@ type MemoryError struct {
 // Error states the estimate, the memory available and what to try.
 func (e *MemoryError) Error() string {
 	try := "lower --batch-memory (MiB) or --max-tokens, measure at an earlier --layer"
-	if e.Precision == "f32" || e.Precision == "" {
+	switch e.Precision {
+	case "f32", "":
 		try = "re-import the model quantized (`lmood import FILE.gguf --precision q --force`, about half the memory), " + try
+	case "i8":
+		try = "re-import the model block-quantized (`lmood import FILE.gguf --precision q --force`, smaller for 4-bit GGUFs), " + try
 	}
 	return fmt.Sprintf("model %s (precision %s) needs about %s to analyze, but only %s is available (MemAvailable in /proc/meminfo); refused before loading it rather than risk the out-of-memory killer: %s, or free memory",
 		e.Model, e.Precision, e.Need, analyze.Bytes(e.Available), try)

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -23,12 +24,13 @@ import (
 //
 // and writes the points one after the other, each float32 [len(ids), width].
 
-// ImportTiny converts a synthetic GGUF into a temporary store and opens it.
-// The caller closes the model.
+// ImportTiny converts a synthetic GGUF into a temporary store at float32
+// precision (the reference the oracles compare with) and opens it. The
+// caller closes the model.
 func ImportTiny(t testing.TB, path string) *store.Model {
 	t.Helper()
 	st := &store.Store{Root: t.TempDir()}
-	if _, err := st.Import(path, "tiny", store.Source{Kind: "file"}, nil); err != nil {
+	if _, _, err := st.ImportWith(context.Background(), path, "tiny", store.Source{Kind: "file"}, store.ImportOptions{Precision: store.PrecisionF32}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := st.Open("tiny")
