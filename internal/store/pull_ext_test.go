@@ -88,6 +88,18 @@ func TestPullSplit(t *testing.T) {
 	if _, converted, err := st.Pull(ctx, "split-llama", nil, nil); err != nil || converted {
 		t.Errorf("second pull: converted=%v err=%v, want kept", converted, err)
 	}
+	// The default precision resolves differently (another CPU, another
+	// release): the next pull converts again at the new one, then keeps it.
+	saved := Int8Dot
+	defer func() { Int8Dot = saved }()
+	Int8Dot = !Int8Dot
+	want := ResolvePrecision(DefaultPrecision, m.Params)
+	if m2, converted, err := st.Pull(ctx, "split-llama", nil, nil); err != nil || !converted || m2.Precision != want || m2.Precision == m.Precision {
+		t.Errorf("pull after the default precision changed (%s to %s): converted=%v err=%v", m.Precision, want, converted, err)
+	}
+	if _, converted, err := st.Pull(ctx, "split-llama", nil, nil); err != nil || converted {
+		t.Errorf("pull at the new precision again: converted=%v err=%v, want kept", converted, err)
+	}
 
 	_, _, err = st.Pull(ctx, "split-mamba", nil, nil)
 	if !errors.Is(err, llama.ErrUnsupportedArch) || !strings.Contains(err.Error(), "downloaded and verified") || !strings.Contains(err.Error(), "split-mamba.gguf") {
