@@ -46,9 +46,10 @@ pct() { awk -v a="$1" -v p="$peak" 'BEGIN {printf "%.0f%%", 100*a/p}'; }
 f1() { awk -v a="$1" 'BEGIN {printf "%.1f", a}'; }
 f2() { awk -v a="$1" 'BEGIN {printf "%.2f", a}'; }
 
-score_ps="$(metric Score prompts/s)"; naive_ps="$(metric NaiveLoop prompts/s)"
+score_ps="$(metric Score/i8 prompts/s)"; naive_ps="$(metric NaiveLoop prompts/s)"
 speedup="$(awk -v a="$score_ps" -v b="$naive_ps" 'BEGIN {printf "%.1f", a/b}')"
 score_s="$(awk -v a="$score_ps" 'BEGIN {printf "%.2f", 1/a}')"
+f32_s="$(awk -v a="$(metric Score/f32 prompts/s)" 'BEGIN {printf "%.2f", 1/a}')"
 
 table="$(cat <<EOF
 Measured by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), onnxruntime 1.24.4, default model (SmolLM2-135M, 30 blocks, width 576).
@@ -62,9 +63,10 @@ Measured by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores ($(awk 
 | forward, full graph, batch 32 × 32 tokens | $(f1 "$(metric Forward/full/batch32 tokens/s)") tokens/s ($(f1 "$(metric Forward/full/batch32 GFLOP/s)") GFLOP/s, $(pct "$(metric Forward/full/batch32 GFLOP/s)") of peak) |
 | forward, truncated at 15, batch 1 × 32 tokens | $(f1 "$(metric Forward/mid/batch1 tokens/s)") tokens/s ($(f1 "$(metric Forward/mid/batch1 GFLOP/s)") GFLOP/s, $(pct "$(metric Forward/mid/batch1 GFLOP/s)") of peak) |
 | forward, truncated at 15, batch 32 × 32 tokens | $(f1 "$(metric Forward/mid/batch32 tokens/s)") tokens/s ($(f1 "$(metric Forward/mid/batch32 GFLOP/s)") GFLOP/s, $(pct "$(metric Forward/mid/batch32 GFLOP/s)") of peak) |
-| \`score\`, 20-token prompt, K=32, hidden state 15 | $score_s s per prompt ($(f1 "$(metric Score tokens/s)") prompt tokens/s) |
+| \`score\`, 20-token prompt, K=32, hidden state 15, default store (i8) | $score_s s per prompt ($(f1 "$(metric Score/i8 tokens/s)") prompt tokens/s) |
+| the same on a float32 store (\`--precision f32\`) | $f32_s s per prompt ($(f1 "$(metric Score/f32 tokens/s)") prompt tokens/s) |
 | naive reference loop (K × (clean + nudged), full model + logits, batch 1) | $(f2 "$(awk -v a="$naive_ps" 'BEGIN {print 1/a}')") s per prompt |
-| speed-up of batching + truncation over the naive loop | ${speedup}× |
+| speed-up of batching + truncation (+ i8) over the naive loop (f32) | ${speedup}× |
 | peak RSS, \`lmood score -f prompts/probes.txt\` ($nprompts prompts, K=32) | $(awk -v k="$rss_kb" 'BEGIN {printf "%.0f MiB", k/1024}') (wall $wall) |
 EOF
 )"

@@ -184,31 +184,43 @@ func f32le(v float32) []byte {
 }
 
 // BenchmarkScore measures lmood's scoring of a 20-token prompt at K=32,
-// middle layer: one clean + 32 nudged copies in batches, truncated graph.
+// middle layer: one clean + 32 nudged copies in batches, truncated graph;
+// on the model stored i8 (the default on CPUs with 8-bit dot products) and
+// f32.
 func BenchmarkScore(b *testing.B) {
-	m := testutil.RealModel(b)
-	defer m.Close()
-	an, err := analyze.New(m, analyze.Options{HiddenStates: []int{m.Config().Middle()}, Samples: 32, Sigma: 0.01, Seed: 1}, runtime.SessionOptions{})
-	if err != nil {
-		b.Fatal(err)
+	for _, prec := range []string{store.PrecisionInt8, store.PrecisionF32} {
+		b.Run(prec, func(b *testing.B) {
+			testutil.Runtime(b)
+			var m *store.Model
+			if prec == store.PrecisionF32 {
+				m = testutil.RealModel(b)
+			} else {
+				m = testutil.SharedModelAt(b, testutil.GGUF(b), "smollm2-"+prec, prec)
+			}
+			defer m.Close()
+			an, err := analyze.New(m, analyze.Options{HiddenStates: []int{m.Config().Middle()}, Samples: 32, Sigma: 0.01, Seed: 1}, runtime.SessionOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer an.Close()
+			toks, err := an.Tokenize(prompt20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := an.Analyze(prompt20); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := an.Analyze(prompt20); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(1/sec, "prompts/s")
+			b.ReportMetric(float64(len(toks))/sec, "tokens/s")
+			b.ReportMetric(float64(len(toks)), "prompt-tokens")
+		})
 	}
-	defer an.Close()
-	toks, err := an.Tokenize(prompt20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := an.Analyze(prompt20); err != nil { // warm-up
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := an.Analyze(prompt20); err != nil {
-			b.Fatal(err)
-		}
-	}
-	sec := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(1/sec, "prompts/s")
-	b.ReportMetric(float64(len(toks))/sec, "tokens/s")
-	b.ReportMetric(float64(len(toks)), "prompt-tokens")
 }
 
 // BenchmarkNaiveLoop is the reference implementation's loop, for the
