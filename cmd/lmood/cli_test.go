@@ -369,7 +369,13 @@ func readFileT(t *testing.T, path string) string {
 // run of n, and the table and footer show K; --matmul-accuracy on a
 // float32 model records level 0.
 func TestAdaptiveKFlags(t *testing.T) {
-	model := realCLI(t)
+	gguf := realCLI(t)
+	// A float32 store (the default may be i8, whose tied head is
+	// block-quantized and so takes the accuracy level).
+	model := "cli-f32"
+	if _, errOut, code := runCLI(t, "import", "--quiet", "--name", model, "--precision", "f32", gguf); code != 0 {
+		t.Fatalf("import --precision f32: exit %d: %s", code, errOut)
+	}
 	prompt := "Eggplants are fire-engine red."
 	// A 50% target is met after the first round of 8 nudges.
 	a, errOut, code := runCLI(t, "score", "-m", model, "-k", "32", "--precision-target", "0.5", "--matmul-accuracy", "4", "--json", prompt)

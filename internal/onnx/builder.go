@@ -86,6 +86,10 @@ type ExternalTensor struct {
 type Int8Linear struct {
 	K, N   int64
 	Scales ExternalTensor // float32 [N]
+	// Float multiplies in float32 instead: the codes dequantized
+	// (DequantizeLinear) and a float MatMul, with no activation rounding.
+	// For graphs too deep for the anchored form (see Builder.Linear).
+	Float bool
 }
 
 // NBits describes a block-quantized linear weight y = x @ W, W of K
@@ -285,6 +289,10 @@ func (b *Builder) Linear(x Value, name string) Value {
 // value, then its rounding error), about 15 bits. The result is right for
 // any batch; it is most precise when the rows are near row 0.
 func (b *Builder) linearInt8(x Value, name string, t ExternalTensor) Value {
+	if t.Int8.Float {
+		w := b.Op("DequantizeLinear", []Value{b.external(name, t), b.external(name+".scales", t.Int8.Scales)}, IntAttr("axis", 1))
+		return b.MatMul(x, w)
+	}
 	a := b.anchor(x)
 	w, ws := b.external(name, t), b.external(name+".scales", t.Int8.Scales)
 	mm := func(q rowCodes) Value {

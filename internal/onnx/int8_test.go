@@ -231,3 +231,68 @@ func TestLinearInt8KeepsSmallDifferences(t *testing.T) {
 		t.Errorf("the contrast does not show: plain row quantization is off by %.3g, anchored by %.3g", relPlain, rel)
 	}
 }
+
+// TestLinearInt8Float checks the float form of the int8 linear (codes
+// dequantized, then a float32 MatMul): x @ (codes × scales) to float32
+// rounding, whatever the rows, with no anchoring and no activation
+// rounding.
+func TestLinearInt8Float(t *testing.T) {
+	testutil.Runtime(t)
+	const in, out, batch, seq = 64, 24, 2, 3
+	r := rand.New(rand.NewPCG(9, 10))
+	q := randomInt8(t, r, in, out)
+	var wf weightsFile
+	w := wf.add([]int64{in, out}, onnx.Int8, q.Codes)
+	w.Int8 = &onnx.Int8Linear{K: in, N: out, Scales: wf.add([]int64{out}, onnx.Float, q.Scales), Float: true}
+	b := onnx.NewBuilder("t", mapSource{"w": w})
+	xv := b.Input("x", onnx.Float, "batch", "seq", in)
+	b.Output(b.Linear(xv, "w"), "y", onnx.Float, "batch", "seq", out)
+	m, err := b.Model("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.Graph.Node {
+		if n.GetOpType() == "MatMulIntegerToFloat" || n.GetOpType() == "ReduceMax" {
+			t.Fatalf("the float form has a %s node", n.GetOpType())
+		}
+	}
+	data, err := onnx.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "w.bin"), wf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "g.onnx")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtime.NewSession(path, "x", in, []runtime.Output{{Name: "y", Width: out}}, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	x := make([]float32, batch*seq*in)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	got, err := s.Run(x, batch, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deq := q.Dequantize()
+	for p := 0; p < batch*seq; p++ {
+		for n := 0; n < out; n++ {
+			var want, mag float64
+			for k := 0; k < in; k++ {
+				v := float64(x[p*in+k]) * float64(deq[k*out+n])
+				want += v
+				mag += math.Abs(v)
+			}
+			if e := math.Abs(float64(got[0][p*out+n])-want) / mag; e > 1e-6 {
+				t.Fatalf("row %d output %d: %g, want %g (error %.2g of the terms)", p, n, got[0][p*out+n], want, e)
+			}
+		}
+	}
+}

@@ -426,3 +426,95 @@ func TestInt8ImportMatchesFloat32(t *testing.T) {
 		})
 	}
 }
+
+// TestInt8GraphForm: an int8 model's graphs multiply in int8, anchored,
+// up to AnchoredInt8Blocks blocks, and in float32 on the dequantized codes
+// beyond (onnxruntime opens deep anchored graphs slowly); the two forms
+// agree on one copy's hidden state.
+func TestInt8GraphForm(t *testing.T) {
+	testutil.Runtime(t)
+	layers := AnchoredInt8Blocks + 2
+	tiny := testutil.Tiny{Arch: "llama", Layers: layers, Dim: 64, FFN: 128, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 5}
+	path := testutil.WriteTiny(t, tiny)
+	st := &Store{Root: t.TempDir()}
+	if _, _, err := st.ImportWith(t.Context(), path, "tiny", Source{Kind: "file", Ref: path}, ImportOptions{Precision: PrecisionInt8}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Open("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ops := func(opt arch.GraphOptions) map[string]bool {
+		p, err := m.Graph(opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, op := range []string{"MatMulIntegerToFloat", "DequantizeLinear"} {
+			seen[op] = strings.Contains(string(data), op)
+		}
+		return seen
+	}
+	for _, tc := range []struct {
+		opt      arch.GraphOptions
+		anchored bool
+	}{
+		{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(AnchoredInt8Blocks - 1)}}, true},
+		{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(AnchoredInt8Blocks)}}, false},
+		{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1), {Site: arch.SiteLogits}}}, false},
+	} {
+		got := ops(tc.opt)
+		if got["MatMulIntegerToFloat"] != tc.anchored || got["DequantizeLinear"] == tc.anchored {
+			t.Errorf("outputs %v: ops %v, want anchored int8 = %v", tc.opt.Outputs, got, tc.anchored)
+		}
+	}
+	const seq = 5
+	r := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, seq*tiny.Dim)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	run := func(p arch.Point) []float32 {
+		path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{p}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := runtime.NewSession(path, arch.InputEmbeds, tiny.Dim, []runtime.Output{{Name: p.Name(), Width: tiny.Dim}}, runtime.SessionOptions{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		out, err := s.Run(x, 1, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	// The same hidden state from an anchored graph and a float one (the
+	// second also outputs a point past the limit).
+	p := arch.Resid(2)
+	anchored := run(p)
+	deep, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{p, arch.Resid(layers)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtime.NewSession(deep, arch.InputEmbeds, tiny.Dim, []runtime.Output{{Name: p.Name(), Width: tiny.Dim}, {Name: arch.Resid(layers).Name(), Width: tiny.Dim}}, runtime.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run(x, 1, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(anchored, out[0]); e > 1e-3 || math.IsNaN(e) {
+		t.Errorf("hidden state 2: anchored int8 and float forms differ by %.3g", e)
+	} else {
+		t.Logf("hidden state 2: anchored int8 vs float form relative difference %.2g", e)
+	}
+}
