@@ -342,56 +342,36 @@ func (b *Builder) quantizeRows(x Value) rowCodes {
 
 // uint8Scalar adds a uint8 scalar constant to the graph.
 func (b *Builder) uint8Scalar(v uint8) Value {
-	key := fmt.Sprint("u8 ", v)
-	if c, ok := b.consts[key]; ok {
-		return c
-	}
-	name := b.fresh("u8")
-	b.constant(key, name)
-	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
-		Name: proto.String(string(name)), DataType: proto.Int32(int32(Uint8)),
-		RawData: []byte{v},
-	})
-	return name
+	return b.constant(fmt.Sprint("u8 ", v), "u8", &onnxpb.TensorProto{
+		DataType: proto.Int32(int32(Uint8)), RawData: []byte{v}})
 }
 
 // Ints adds a small int64 constant tensor (shape [len(v)]) to the graph.
 func (b *Builder) Ints(v ...int64) Value {
-	key := fmt.Sprint("i", v)
-	if c, ok := b.consts[key]; ok {
-		return c
-	}
-	name := b.fresh("ints")
-	b.constant(key, name)
-	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
-		Name: proto.String(string(name)), Dims: []int64{int64(len(v))},
-		DataType: proto.Int32(int32(Int64)), Int64Data: v,
-	})
-	return name
-}
-
-// constant remembers the small constant called name by its type and
-// value, so that the graph holds each such constant once (thousands of
-// one-element initializers make onnxruntime's session start slow).
-func (b *Builder) constant(key string, name Value) {
-	if b.consts == nil {
-		b.consts = map[string]Value{}
-	}
-	b.consts[key] = name
+	return b.constant(fmt.Sprint("i", v), "ints", &onnxpb.TensorProto{
+		Dims: []int64{int64(len(v))}, DataType: proto.Int32(int32(Int64)), Int64Data: v})
 }
 
 // Scalar adds a float32 scalar constant to the graph.
 func (b *Builder) Scalar(v float32) Value {
-	key := fmt.Sprint("f", math.Float32bits(v))
+	return b.constant(fmt.Sprint("f", math.Float32bits(v)), "scalar", &onnxpb.TensorProto{
+		DataType: proto.Int32(int32(Float)), FloatData: []float32{v}})
+}
+
+// constant adds the small constant t (identified by key: its type and
+// value) as an initializer named after prefix, once per graph: every
+// later use of the same value shares it.
+func (b *Builder) constant(key, prefix string, t *onnxpb.TensorProto) Value {
 	if c, ok := b.consts[key]; ok {
 		return c
 	}
-	name := b.fresh("scalar")
-	b.constant(key, name)
-	b.graph.Initializer = append(b.graph.Initializer, &onnxpb.TensorProto{
-		Name: proto.String(string(name)), DataType: proto.Int32(int32(Float)),
-		FloatData: []float32{v},
-	})
+	if b.consts == nil {
+		b.consts = map[string]Value{}
+	}
+	name := b.fresh(prefix)
+	t.Name = proto.String(string(name))
+	b.graph.Initializer = append(b.graph.Initializer, t)
+	b.consts[key] = name
 	return name
 }
 

@@ -3,8 +3,6 @@ package onnx_test
 import (
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/lmood/lmood/internal/gguf"
@@ -67,24 +65,7 @@ func int8Graph(t *testing.T, in int, ws map[string]*gguf.Int8Columns, names []st
 	if quantizers != 3 {
 		t.Errorf("the graph has %d row quantizers, want 3 (difference, anchor, its error) shared by all linears", quantizers)
 	}
-	data, err := onnx.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "w.bin"), wf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "g.onnx")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := runtime.NewSession(path, "x", in, outs, runtime.SessionOptions{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return wf.open(t, m, in, outs, runtime.SessionOptions{Threads: 1})
 }
 
 func randomInt8(t *testing.T, r *rand.Rand, in, out int) *gguf.Int8Columns {
@@ -244,35 +225,13 @@ func TestLinearInt8Float(t *testing.T) {
 	var wf weightsFile
 	w := wf.add([]int64{in, out}, onnx.Int8, q.Codes)
 	w.Int8 = &onnx.Int8Linear{K: in, N: out, Scales: wf.add([]int64{out}, onnx.Float, q.Scales), Float: true}
-	b := onnx.NewBuilder("t", mapSource{"w": w})
-	xv := b.Input("x", onnx.Float, "batch", "seq", in)
-	b.Output(b.Linear(xv, "w"), "y", onnx.Float, "batch", "seq", out)
-	m, err := b.Model("test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := linearModel(t, w, in, out)
 	for _, n := range m.Graph.Node {
 		if n.GetOpType() == "MatMulIntegerToFloat" || n.GetOpType() == "ReduceMax" {
 			t.Fatalf("the float form has a %s node", n.GetOpType())
 		}
 	}
-	data, err := onnx.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "w.bin"), wf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "g.onnx")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s, err := runtime.NewSession(path, "x", in, []runtime.Output{{Name: "y", Width: out}}, runtime.SessionOptions{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := wf.open(t, m, in, []runtime.Output{{Name: "y", Width: out}}, runtime.SessionOptions{Threads: 1})
 	x := make([]float32, batch*seq*in)
 	for i := range x {
 		x[i] = float32(r.NormFloat64())

@@ -3,8 +3,6 @@ package onnx_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/lmood/lmood/internal/gguf"
@@ -82,30 +80,7 @@ func BenchmarkLinear(b *testing.B) {
 						w.NBits.Zero = &z
 					}
 				}
-				bd := onnx.NewBuilder("t", mapSource{"w": w})
-				xv := bd.Input("x", onnx.Float, "batch", "seq", in)
-				bd.Output(bd.Linear(xv, "w"), "y", onnx.Float, "batch", "seq", out)
-				mod, err := bd.Model("bench")
-				if err != nil {
-					b.Fatal(err)
-				}
-				data, err := onnx.Marshal(mod)
-				if err != nil {
-					b.Fatal(err)
-				}
-				dir := b.TempDir()
-				if err := os.WriteFile(filepath.Join(dir, "w.bin"), wf.Bytes(), 0o644); err != nil {
-					b.Fatal(err)
-				}
-				path := filepath.Join(dir, "g.onnx")
-				if err := os.WriteFile(path, data, 0o644); err != nil {
-					b.Fatal(err)
-				}
-				s, err := runtime.NewSession(path, "x", in, []runtime.Output{{Name: "y", Width: out}}, runtime.SessionOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
+				s := wf.open(b, linearModel(b, w, in, out), in, []runtime.Output{{Name: "y", Width: out}}, runtime.SessionOptions{})
 				if _, err := s.Run(x, copies, seq); err != nil {
 					b.Fatal(err)
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lmood/lmood/internal/gguf"
 	"github.com/lmood/lmood/internal/onnx"
+	"github.com/lmood/lmood/internal/onnx/onnxpb"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/testutil"
 )
@@ -20,6 +21,45 @@ type mapSource map[string]onnx.ExternalTensor
 func (m mapSource) Lookup(name string) (onnx.ExternalTensor, bool) {
 	t, ok := m[name]
 	return t, ok
+}
+
+// linearModel is the graph y = Linear(x, "w") for a weight of in inputs
+// and out outputs.
+func linearModel(tb testing.TB, w onnx.ExternalTensor, in, out int) *onnxpb.ModelProto {
+	tb.Helper()
+	b := onnx.NewBuilder("t", mapSource{"w": w})
+	x := b.Input("x", onnx.Float, "batch", "seq", in)
+	b.Output(b.Linear(x, "w"), "y", onnx.Float, "batch", "seq", out)
+	m, err := b.Model("test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// open writes model m and the weights file into a temporary directory and
+// opens a session on it (input "x" of width in); the session closes with
+// the test.
+func (w *weightsFile) open(tb testing.TB, m *onnxpb.ModelProto, in int, outs []runtime.Output, so runtime.SessionOptions) *runtime.Session {
+	tb.Helper()
+	data, err := onnx.Marshal(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "w.bin"), w.Bytes(), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(dir, "g.onnx")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := runtime.NewSession(path, "x", in, outs, so)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
 }
 
 // weightsFile collects tensors into one external-data file.
@@ -67,30 +107,7 @@ func TestLinearNBitsRunsInOnnxruntime(t *testing.T) {
 					z := wf.add([]int64{rows, nb}, onnx.Float, q.ZeroPoints)
 					w.NBits.Zero = &z
 				}
-				b := onnx.NewBuilder("t", mapSource{"w": w})
-				in := b.Input("x", onnx.Float, "batch", "seq", cols)
-				b.Output(b.Linear(in, "w"), "y", onnx.Float, "batch", "seq", rows)
-				m, err := b.Model("test")
-				if err != nil {
-					t.Fatal(err)
-				}
-				data, err := onnx.Marshal(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				dir := t.TempDir()
-				if err := os.WriteFile(filepath.Join(dir, "w.bin"), wf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				path := filepath.Join(dir, "g.onnx")
-				if err := os.WriteFile(path, data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				s, err := runtime.NewSession(path, "x", cols, []runtime.Output{{Name: "y", Width: rows}}, runtime.SessionOptions{Threads: 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
+				s := wf.open(t, linearModel(t, w, cols, rows), cols, []runtime.Output{{Name: "y", Width: rows}}, runtime.SessionOptions{Threads: 1})
 				out, err := s.Run(x, batch, seq)
 				if err != nil {
 					t.Fatal(err)

@@ -19,13 +19,23 @@ import (
 // hidden runs the model's graph for the last hidden state on x.
 func hidden(t *testing.T, m *Model, x []float32, seq int) []float32 {
 	t.Helper()
+	return runPoints(t, m, x, seq, arch.Resid(m.Config().Layers))[0]
+}
+
+// runPoints runs one graph exposing the points on x (one copy of seq
+// tokens) and returns each point's output.
+func runPoints(t *testing.T, m *Model, x []float32, seq int, points ...arch.Point) [][]float32 {
+	t.Helper()
 	c := m.Config()
-	p := arch.Resid(c.Layers)
-	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{p}})
+	path, err := m.Graph(arch.GraphOptions{Outputs: points})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: p.Name(), Width: c.Dim}}, runtime.SessionOptions{Threads: 1})
+	outs := make([]runtime.Output, len(points))
+	for i, p := range points {
+		outs[i] = runtime.Output{Name: p.Name(), Width: c.Dim}
+	}
+	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, outs, runtime.SessionOptions{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +44,7 @@ func hidden(t *testing.T, m *Model, x []float32, seq int) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out[0]
+	return out
 }
 
 func relErr(a, b []float32) float64 {
@@ -479,39 +489,11 @@ func TestInt8GraphForm(t *testing.T) {
 	for i := range x {
 		x[i] = float32(r.NormFloat64())
 	}
-	run := func(p arch.Point) []float32 {
-		path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{p}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := runtime.NewSession(path, arch.InputEmbeds, tiny.Dim, []runtime.Output{{Name: p.Name(), Width: tiny.Dim}}, runtime.SessionOptions{Threads: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		out, err := s.Run(x, 1, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out[0]
-	}
 	// The same hidden state from an anchored graph and a float one (the
 	// second also outputs a point past the limit).
 	p := arch.Resid(2)
-	anchored := run(p)
-	deep, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{p, arch.Resid(layers)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := runtime.NewSession(deep, arch.InputEmbeds, tiny.Dim, []runtime.Output{{Name: p.Name(), Width: tiny.Dim}, {Name: arch.Resid(layers).Name(), Width: tiny.Dim}}, runtime.SessionOptions{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	out, err := s.Run(x, 1, seq)
-	if err != nil {
-		t.Fatal(err)
-	}
+	anchored := runPoints(t, m, x, seq, p)[0]
+	out := runPoints(t, m, x, seq, p, arch.Resid(layers))
 	if e := relErr(anchored, out[0]); e > 1e-3 || math.IsNaN(e) {
 		t.Errorf("hidden state 2: anchored int8 and float forms differ by %.3g", e)
 	} else {
