@@ -12,8 +12,8 @@ import (
 
 // TestInt8BatchIndependent: with int8 weights every batch carries the
 // clean copy (the int8 linears' anchor), so splitting the nudges over
-// batches, or drawing them in adaptive rounds, gives the same numbers bit
-// for bit as one batch.
+// batches (also in isolation mode), or drawing them in adaptive rounds,
+// gives the same numbers bit for bit as one batch.
 func TestInt8BatchIndependent(t *testing.T) {
 	m := tinyModelAt(t, store.PrecisionInt8)
 	if !m.Int8() {
@@ -26,6 +26,13 @@ func TestInt8BatchIndependent(t *testing.T) {
 		if got := analyzeOnce(t, m, split, "hello world", "abc def ghi"); !reflect.DeepEqual(whole, got) {
 			t.Errorf("batches of %d rows: results differ from one batch", rows)
 		}
+	}
+	iso := base()
+	iso.Isolate, iso.BatchRows = true, 3
+	isoSplit := analyzeOnce(t, m, iso, "hello world")
+	iso.BatchRows = 64
+	if isoWhole := analyzeOnce(t, m, iso, "hello world"); !reflect.DeepEqual(isoSplit, isoWhole) {
+		t.Error("isolation mode: results depend on the batch split")
 	}
 	fixed := base()
 	fixed.Samples = 16
