@@ -68,7 +68,12 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("tensor %q: %d values for %d elements", ti.Name, len(x), ti.NumElements())
 			}
 		}
-		// Whatever parses must survive a round trip through the Writer.
+		// Whatever parses must survive a round trip through the Writer;
+		// not with a huge alignment, for which the Writer pads with up to
+		// a GiB of zeros (seconds per input: the fuzzer stalled on them).
+		if gf.Alignment > 1<<16 {
+			return
+		}
 		w := NewWriter()
 		for _, k := range gf.Keys() {
 			v, _ := gf.Value(k)
