@@ -11,7 +11,7 @@
 #   scripts/eval.sh qwen-sites   only the Qwen site comparison
 #   scripts/eval.sh selfcal      only the self-generated calibration run
 #   scripts/eval.sh gemma        only the Gemma 3 270M run (a third model, another family)
-#   scripts/eval.sh precision    i8 against f32 stores (SmolLM2, Qwen), the same sets
+#   scripts/eval.sh precision    i8 and q against f32 stores (SmolLM2, Qwen), the same sets
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
@@ -78,14 +78,15 @@ if [ "$which" = all ] || [ "$which" = gemma ]; then
   run gemma3-prompt eval -m gemma3-270m "${sets[@]}" --limit 24 --layers 3,6,9,12,15 --aggregate all
 fi
 if [ "$which" = all ] || [ "$which" = precision ]; then
-  # i8 (the default on CPUs with 8-bit dot products) against f32 on the same
-  # sets and nudges: both models imported both ways under their own names
-  # (README "Precision": the AUROCs of the two runs side by side).
+  # i8 (the default on CPUs with 8-bit dot products) and q (block-quantized,
+  # MatMulNBits at accuracy level 4) against f32 on the same sets and
+  # nudges: both models imported each way under their own names (README
+  # "Precision": the AUROCs of the runs side by side).
   "$lmood" pull qwen2.5-coder-0.5b --quiet
   for m in smollm2-135m:15 qwen2.5-coder-0.5b:12; do
     name="${m%%:*}" layer="${m##*:}"
     gguf="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["source"]["gguf"])' "$cache/models/$name/manifest.json")"
-    for prec in f32 i8; do
+    for prec in f32 i8 q; do
       "$lmood" import --quiet --name "$name-$prec" --precision "$prec" "$gguf" >/dev/null
       run "$name-precision-$prec" eval -m "$name-$prec" "${sets[@]}" --limit 60 --layers "$layer"
     done
