@@ -434,9 +434,20 @@ func TestMemoryRefusalCLI(t *testing.T) {
 
 // checkScoreSchema validates each line of out, `lmood score --json`
 // records, against docs/score.schema.json.
-func checkScoreSchema(t *testing.T, out string) {
+func checkScoreSchema(t *testing.T, out string) { checkRecords(t, out, "score") }
+
+// schemas compiles each docs/<kind>.schema.json once.
+var schemas sync.Map // kind → func() (*jsonschema.Schema, error)
+
+// checkRecords validates each line of out, JSON Lines records of a kind
+// ("score", "layers"), against docs/<kind>.schema.json.
+func checkRecords(t *testing.T, out, kind string) {
 	t.Helper()
-	sch, err := jsonschema.NewCompiler().Compile("../../docs/score.schema.json")
+	file := "docs/" + kind + ".schema.json"
+	compile, _ := schemas.LoadOrStore(kind, sync.OnceValues(func() (*jsonschema.Schema, error) {
+		return jsonschema.NewCompiler().Compile("../../" + file)
+	}))
+	sch, err := compile.(func() (*jsonschema.Schema, error))()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +457,7 @@ func checkScoreSchema(t *testing.T, out string) {
 			t.Fatalf("line %d: %v", i+1, err)
 		}
 		if err := sch.Validate(v); err != nil {
-			t.Errorf("score record %d does not match docs/score.schema.json: %v\n%s", i+1, err, line)
+			t.Errorf("%s record %d does not match %s: %v\n%s", kind, i+1, file, err, line)
 		}
 	}
 }

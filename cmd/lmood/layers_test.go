@@ -10,10 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/lmood/lmood/internal/analyze"
 	"github.com/lmood/lmood/internal/arch"
@@ -152,28 +149,9 @@ func TestLayersRecord(t *testing.T) {
 	}
 }
 
-var layersSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	return jsonschema.NewCompiler().Compile("../../docs/layers.schema.json")
-})
-
 // checkLayersSchema validates each line of out, `lmood layers --json`
 // records, against docs/layers.schema.json.
-func checkLayersSchema(t *testing.T, out string) {
-	t.Helper()
-	sch, err := layersSchema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		v, err := jsonschema.UnmarshalJSON(strings.NewReader(line))
-		if err != nil {
-			t.Fatalf("line %d: %v", i+1, err)
-		}
-		if err := sch.Validate(v); err != nil {
-			t.Errorf("layers record %d does not match docs/layers.schema.json: %v\n%s", i+1, err, line)
-		}
-	}
-}
+func checkLayersSchema(t *testing.T, out string) { checkRecords(t, out, "layers") }
 
 func TestLayerSeriesSkipsFailuresAndInput(t *testing.T) {
 	items := []layersItem{

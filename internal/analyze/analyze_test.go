@@ -26,15 +26,7 @@ func tinyModel(t *testing.T) *store.Model {
 func tinyModelAt(t *testing.T, precision string) *store.Model {
 	t.Helper()
 	testutil.Runtime(t)
-	path := testutil.WriteTiny(t, testutil.DefaultTiny())
-	st := &store.Store{Root: t.TempDir()}
-	if _, _, err := st.ImportWith(t.Context(), path, "tiny", store.Source{Kind: "file"}, store.ImportOptions{Precision: precision}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Open("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testutil.ImportTinyAt(t, testutil.WriteTiny(t, testutil.DefaultTiny()), precision)
 	t.Cleanup(func() { m.Close() })
 	return m
 }

@@ -99,22 +99,7 @@ func BenchmarkForward(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, batch := range []int{1, 32} {
-			x := randomEmbeds(batch * T * c.Dim)
-			b.Run(fmt.Sprintf("%s/batch%d", tc.name, batch), func(b *testing.B) {
-				if _, err := s.Run(x, batch, T); err != nil { // warm-up
-					b.Fatal(err)
-				}
-				for b.Loop() {
-					if _, err := s.Run(x, batch, T); err != nil {
-						b.Fatal(err)
-					}
-				}
-				sec := b.Elapsed().Seconds() / float64(b.N)
-				b.ReportMetric(float64(batch*T)/sec, "tokens/s")
-				b.ReportMetric(flopsPerToken(c, tc.blocks, T)*float64(batch*T)/sec/1e9, "GFLOP/s")
-			})
-		}
+		benchBatches(b, tc.name+"/", s, c, tc.blocks, T, 1, 32)
 		s.Close()
 	}
 }
@@ -336,9 +321,16 @@ func BenchmarkShapeForward(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	for _, batch := range []int{1, 33} {
+	benchBatches(b, "", s, c, c.Middle(), T, 1, 33)
+}
+
+// benchBatches runs sub-benchmarks prefix+"batch<n>" of s (a graph through
+// blocks blocks of a model shaped like c) on random embeddings of batch
+// copies of T tokens, reporting tokens/s and GFLOP/s.
+func benchBatches(b *testing.B, prefix string, s *runtime.Session, c arch.Spec, blocks, T int, batches ...int) {
+	for _, batch := range batches {
 		x := randomEmbeds(batch * T * c.Dim)
-		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%sbatch%d", prefix, batch), func(b *testing.B) {
 			if _, err := s.Run(x, batch, T); err != nil { // warm-up
 				b.Fatal(err)
 			}
@@ -349,7 +341,7 @@ func BenchmarkShapeForward(b *testing.B) {
 			}
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			b.ReportMetric(float64(batch*T)/sec, "tokens/s")
-			b.ReportMetric(flopsPerToken(c, c.Middle(), T)*float64(batch*T)/sec/1e9, "GFLOP/s")
+			b.ReportMetric(flopsPerToken(c, blocks, T)*float64(batch*T)/sec/1e9, "GFLOP/s")
 		})
 	}
 }

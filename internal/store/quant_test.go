@@ -313,15 +313,7 @@ func residentKB(t *testing.T, path string) int {
 func TestFloat32SessionSharesWeights(t *testing.T) {
 	testutil.Runtime(t)
 	tiny := testutil.Tiny{Arch: "llama", Layers: 2, Dim: 256, FFN: 512, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 5, Untied: true}
-	path := testutil.WriteTiny(t, tiny)
-	st := &Store{Root: t.TempDir()}
-	if _, _, err := st.ImportWith(t.Context(), path, "tiny", Source{Kind: "file", Ref: path}, ImportOptions{Precision: PrecisionF32}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Open("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testutil.ImportTinyAt(t, testutil.WriteTiny(t, tiny), PrecisionF32)
 	defer m.Close()
 	weights, err := filepath.EvalSymlinks(filepath.Join(m.Dir, m.Manifest.Weights))
 	if err != nil {
@@ -445,15 +437,7 @@ func TestInt8GraphForm(t *testing.T) {
 	testutil.Runtime(t)
 	layers := AnchoredInt8Blocks + 2
 	tiny := testutil.Tiny{Arch: "llama", Layers: layers, Dim: 64, FFN: 128, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 5}
-	path := testutil.WriteTiny(t, tiny)
-	st := &Store{Root: t.TempDir()}
-	if _, _, err := st.ImportWith(t.Context(), path, "tiny", Source{Kind: "file", Ref: path}, ImportOptions{Precision: PrecisionInt8}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.Open("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testutil.ImportTinyAt(t, testutil.WriteTiny(t, tiny), PrecisionInt8)
 	defer m.Close()
 	ops := func(opt arch.GraphOptions) map[string]bool {
 		p, err := m.Graph(opt)

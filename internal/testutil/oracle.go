@@ -29,8 +29,14 @@ import (
 // caller closes the model.
 func ImportTiny(t testing.TB, path string) *store.Model {
 	t.Helper()
+	return ImportTinyAt(t, path, store.PrecisionF32)
+}
+
+// ImportTinyAt is ImportTiny at the given import precision.
+func ImportTinyAt(t testing.TB, path, precision string) *store.Model {
+	t.Helper()
 	st := &store.Store{Root: t.TempDir()}
-	if _, _, err := st.ImportWith(context.Background(), path, "tiny", store.Source{Kind: "file"}, store.ImportOptions{Precision: store.PrecisionF32}); err != nil {
+	if _, _, err := st.ImportWith(context.Background(), path, "tiny", store.Source{Kind: "file", Ref: path}, store.ImportOptions{Precision: precision}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := st.Open("tiny")
