@@ -29,7 +29,48 @@ type NBits struct {
 	// bit for bit; false when a float zero point stands in for a block
 	// minimum (the values then differ by float32 rounding only).
 	Exact bool
+	// Factors, when set, hold Scales and ZeroPoints in the GGUF type's
+	// own compact form, which a store keeps instead of them (nil for
+	// re-quantized matrices, whose scales are float32).
+	Factors *Factors
 }
+
+// Factors are the scales, and the block offsets when a type has them, of
+// a block-quantized matrix the way GGUF block types store them: a
+// half-precision factor per group of Group blocks, times a small integer
+// per block (the K-quants), or a half-precision value per block (Group 1
+// and no integers). For block b of a row, g = b/Group:
+//
+//	scale  = Scale[g]  · ScaleSub[b]    (ScaleSub nil: 1)
+//	offset = Offset[g] · OffsetSub[b]   (OffsetSub nil: 1)
+//
+// and a value is scale·code − offset. ScaleZero turns a block's scale and
+// offset into MatMulNBits's scale and zero point; NBits.Scales and
+// NBits.ZeroPoints are exactly that (products of a half-precision value
+// and an integer of at most 8 bits are exact in float32).
+type Factors struct {
+	Group     int
+	Scale     []uint16 // binary16 bits, [Rows, blocks/Group]
+	ScaleSub  []int8   // [Rows, blocks], or nil
+	Offset    []uint16 // binary16 bits, [Rows, blocks/Group]; nil: no offsets
+	OffsetSub []int8   // [Rows, blocks], or nil
+}
+
+// ScaleZero returns the MatMulNBits scale and zero point of a block whose
+// values are scale·code − offset: zero point offset/scale, or, for a
+// block of scale 0, scale offset and zero point 1 (the converter sets
+// such a block's codes to 0, so every value is −offset). One rule for the
+// converter, the store's embedding reader and the graph (which computes
+// it with Where, Equal and Div).
+func ScaleZero(scale, offset float32) (s, zp float32) {
+	if scale == 0 {
+		return offset, 1
+	}
+	return scale, offset / scale
+}
+
+// Half returns the float32 value of binary16 bits h.
+func Half(h uint16) float32 { return f16Table()[h] }
 
 // Blocks is the number of blocks in each row.
 func (q *NBits) Blocks() int { return q.Cols / q.BlockSize }
@@ -93,7 +134,26 @@ func (q *NBits) PermuteRows(order []int) (*NBits, error) {
 			copy(p.ZeroPoints[i*nb:(i+1)*nb], q.ZeroPoints[src*nb:(src+1)*nb])
 		}
 	}
+	if f := q.Factors; f != nil {
+		ng := nb / f.Group
+		p.Factors = &Factors{Group: f.Group,
+			Scale: permute(f.Scale, order, ng), ScaleSub: permute(f.ScaleSub, order, nb),
+			Offset: permute(f.Offset, order, ng), OffsetSub: permute(f.OffsetSub, order, nb)}
+	}
 	return &p, nil
+}
+
+// permute returns the rows of v (of n elements each) in the given order;
+// nil for nil.
+func permute[T any](v []T, order []int, n int) []T {
+	if v == nil {
+		return nil
+	}
+	out := make([]T, len(v))
+	for i, src := range order {
+		copy(out[i*n:(i+1)*n], v[src*n:(src+1)*n])
+	}
+	return out
 }
 
 // nbitsLayout says how one GGUF block type maps onto MatMulNBits.
@@ -101,17 +161,20 @@ func (q *NBits) PermuteRows(order []int) (*NBits, error) {
 // Types whose values are scale*(q - offset) with an integer offset keep
 // their codes, shifted so the operator's default zero point 2^(bits-1)
 // plays the offset: exact, bit for bit, with no zero-point tensor. Types
-// whose values are scale*q + min (Q4_1, Q5_1, Q4_K, Q5_K) get a float zero
-// point -min/scale per block: (q - (-min/scale)) * scale equals scale*q + min
-// up to float32 rounding.
+// whose values are scale*q - offset (Q4_1, Q4_K; Q5_1 and Q5_K are
+// re-quantized) get a float zero point offset/scale per block: (q -
+// offset/scale) * scale equals scale*q - offset up to float32 rounding.
 type nbitsLayout struct {
 	bits, block int
-	withMin     bool // float zero points stand in for block minimums
+	withMin     bool // float zero points stand in for block offsets
+	// subScale and subOffset: each block (sub-block of the GGUF block)
+	// has an integer factor of its own (Factors.ScaleSub, OffsetSub).
+	subScale, subOffset bool
 	// decode reads one GGUF block (ggml block of the type) into codes
-	// q (one per element, unshifted) and, per sub-block of `block`
-	// elements, its scale and either its integer offset (off) or its min
-	// (value = scale*q + min).
-	decode func(src []byte, q []uint8, scale, min []float32)
+	// q (one per element, unshifted), its half-precision scale factor d
+	// and offset factor dOff, and per sub-block of `block` elements the
+	// integer factors sc and off (see Factors).
+	decode func(src []byte, q []uint8, d, dOff *uint16, sc, off []int8)
 	offset int // integer offset of the offset types
 	// requant types are dequantized and quantized again to symmetric
 	// 8-bit blocks (onnxruntime computes 8-bit MatMulNBits only with
@@ -125,10 +188,10 @@ var nbitsLayouts = map[Type]nbitsLayout{
 	Q5_0: {bits: 8, block: 32, offset: 16, decode: nbQ5_0},
 	Q5_1: {bits: 8, block: 32, requant: true},
 	Q8_0: {bits: 8, block: 32, offset: 0, decode: nbQ8_0},
-	Q3_K: {bits: 4, block: 16, offset: 4, decode: nbQ3K},
-	Q4_K: {bits: 4, block: 32, withMin: true, decode: nbQ4K},
+	Q3_K: {bits: 4, block: 16, offset: 4, subScale: true, decode: nbQ3K},
+	Q4_K: {bits: 4, block: 32, withMin: true, subScale: true, subOffset: true, decode: nbQ4K},
 	Q5_K: {bits: 8, block: 32, requant: true},
-	Q6_K: {bits: 8, block: 16, offset: 32, decode: nbQ6K},
+	Q6_K: {bits: 8, block: 16, offset: 32, subScale: true, decode: nbQ6K},
 }
 
 // CanNBits reports whether tensors of type t can be kept block-quantized
@@ -191,36 +254,56 @@ func ToNBits(t Type, data []byte, rows, cols int) (*NBits, error) {
 		return Requantize8(v, rows, cols, l.block)
 	}
 	q := &NBits{Rows: rows, Cols: cols, Bits: l.bits, BlockSize: l.block, Exact: !l.withMin}
-	nb := cols / l.block
+	nb, ng := cols/l.block, cols/bs
+	sub := bs / l.block
 	q.Codes = make([]byte, rows*cols*l.bits/8)
 	q.Scales = make([]float32, rows*nb)
+	f := &Factors{Group: sub, Scale: make([]uint16, rows*ng)}
+	if l.subScale {
+		f.ScaleSub = make([]int8, rows*nb)
+	}
 	if l.withMin {
 		q.ZeroPoints = make([]float32, rows*nb)
+		f.Offset = make([]uint16, rows*ng)
+		if l.subOffset {
+			f.OffsetSub = make([]int8, rows*nb)
+		}
 	}
+	q.Factors = f
 	codes := make([]uint8, bs)
-	sub := bs / l.block
-	scale, minv := make([]float32, sub), make([]float32, sub)
+	zeros := make([]uint8, l.block)
+	var d, dOff uint16
+	sc, off := make([]int8, sub), make([]int8, sub)
 	shift := (1 << (l.bits - 1)) - l.offset
 	for r := 0; r < rows; r++ {
-		for g := 0; g < cols/bs; g++ {
-			off := (r*(cols/bs) + g) * ts
-			l.decode(data[off:off+ts], codes, scale, minv)
+		for g := 0; g < ng; g++ {
+			gi := r*ng + g
+			off0 := gi * ts
+			l.decode(data[off0:off0+ts], codes, &d, &dOff, sc, off)
+			f.Scale[gi] = d
+			if l.withMin {
+				f.Offset[gi] = dOff
+			}
 			for s := 0; s < sub; s++ {
 				bi := r*nb + g*sub + s // block index in the NBits layout
-				sc, c := scale[s], codes[s*l.block:(s+1)*l.block]
-				if l.withMin {
-					zp := float32(0)
-					switch {
-					case sc != 0:
-						zp = -minv[s] / sc
-					case minv[s] != 0:
-						// Every value is min: codes 0, scale -min, zero point 1.
-						sc, zp = -minv[s], 1
-						c = make([]uint8, l.block)
-					}
-					q.ZeroPoints[bi] = zp
+				c := codes[s*l.block : (s+1)*l.block]
+				scale := Half(d)
+				if l.subScale {
+					f.ScaleSub[bi] = sc[s]
+					scale *= float32(sc[s])
 				}
-				q.Scales[bi] = sc
+				if l.withMin {
+					o := Half(dOff)
+					if l.subOffset {
+						f.OffsetSub[bi] = off[s]
+						o *= float32(off[s])
+					}
+					if scale == 0 {
+						c = zeros // every value is -offset (see ScaleZero)
+					}
+					scale, q.ZeroPoints[bi] = ScaleZero(scale, o)
+				}
+				q.Scales[bi] = scale
 				e0 := r*cols + (g*sub+s)*l.block
 				for i, v := range c {
 					code := int(v)
@@ -276,25 +359,26 @@ func (q *NBits) put(e int, v uint8) {
 	}
 }
 
-// Decoders of single ggml blocks into codes, scales and offsets or mins.
+// Decoders of single ggml blocks into codes and scale (and offset)
+// factors.
 
-func nbQ4_0(b []byte, q []uint8, scale, _ []float32) {
-	scale[0] = f16Table()[le.Uint16(b)]
+func nbQ4_0(b []byte, q []uint8, d, _ *uint16, _, _ []int8) {
+	*d = le.Uint16(b)
 	for j := 0; j < 16; j++ {
 		q[j], q[j+16] = b[2+j]&0x0f, b[2+j]>>4
 	}
 }
 
-func nbQ4_1(b []byte, q []uint8, scale, minv []float32) {
-	tab := f16Table()
-	scale[0], minv[0] = tab[le.Uint16(b)], tab[le.Uint16(b[2:])]
+func nbQ4_1(b []byte, q []uint8, d, dOff *uint16, _, _ []int8) {
+	// value = d*q + m: the offset is -m (the sign bit flipped, exact).
+	*d, *dOff = le.Uint16(b), le.Uint16(b[2:])^0x8000
 	for j := 0; j < 16; j++ {
 		q[j], q[j+16] = b[4+j]&0x0f, b[4+j]>>4
 	}
 }
 
-func nbQ5_0(b []byte, q []uint8, scale, _ []float32) {
-	scale[0] = f16Table()[le.Uint16(b)]
+func nbQ5_0(b []byte, q []uint8, d, _ *uint16, _, _ []int8) {
+	*d = le.Uint16(b)
 	qh := le.Uint32(b[2:])
 	for j := 0; j < 16; j++ {
 		q[j] = b[6+j]&0x0f | uint8((qh>>j)&1)<<4
@@ -302,16 +386,16 @@ func nbQ5_0(b []byte, q []uint8, scale, _ []float32) {
 	}
 }
 
-func nbQ8_0(b []byte, q []uint8, scale, _ []float32) {
-	scale[0] = f16Table()[le.Uint16(b)]
+func nbQ8_0(b []byte, q []uint8, d, _ *uint16, _, _ []int8) {
+	*d = le.Uint16(b)
 	// An int8 code v is kept as its byte; the shift of 128 (offset 0)
 	// turns it into v+128 modulo 256, which the default zero point 128
 	// maps back to v.
 	copy(q, b[2:34])
 }
 
-func nbQ3K(b []byte, q []uint8, scale, _ []float32) {
-	d := f16Table()[le.Uint16(b[108:])]
+func nbQ3K(b []byte, q []uint8, d, _ *uint16, scale, _ []int8) {
+	*d = le.Uint16(b[108:])
 	hmask, qs, sc := b[0:32], b[32:96], b[96:108]
 	for k := 0; k < 16; k++ {
 		var lo byte
@@ -321,7 +405,7 @@ func nbQ3K(b []byte, q []uint8, scale, _ []float32) {
 			lo = sc[k-8] >> 4
 		}
 		hi := (sc[8+k%4] >> (2 * (k / 4))) & 3
-		scale[k] = d * float32(int32(lo|hi<<4)-32)
+		scale[k] = int8(int32(lo|hi<<4) - 32)
 	}
 	for c := 0; c < 2; c++ {
 		for s := 0; s < 4; s++ {
@@ -338,13 +422,12 @@ func nbQ3K(b []byte, q []uint8, scale, _ []float32) {
 	}
 }
 
-func nbQ4K(b []byte, q []uint8, scale, minv []float32) {
-	tab := f16Table()
-	d, dmin := tab[le.Uint16(b)], tab[le.Uint16(b[2:])]
+func nbQ4K(b []byte, q []uint8, d, dOff *uint16, scale, off []int8) {
+	*d, *dOff = le.Uint16(b), le.Uint16(b[2:])
 	var sc, mn [8]uint8
 	scaleMinK4(b[4:16], &sc, &mn)
 	for k := 0; k < 8; k++ {
-		scale[k], minv[k] = d*float32(sc[k]), -(dmin * float32(mn[k]))
+		scale[k], off[k] = int8(sc[k]), int8(mn[k]) // 6-bit values
 	}
 	qs := b[16:144]
 	for c := 0; c < 4; c++ {
@@ -354,11 +437,11 @@ func nbQ4K(b []byte, q []uint8, scale, minv []float32) {
 	}
 }
 
-func nbQ6K(b []byte, q []uint8, scale, _ []float32) {
-	d := f16Table()[le.Uint16(b[208:])]
+func nbQ6K(b []byte, q []uint8, d, _ *uint16, scale, _ []int8) {
+	*d = le.Uint16(b[208:])
 	ql, qh, sc := b[0:128], b[128:192], b[192:208]
 	for k := 0; k < 16; k++ {
-		scale[k] = d * float32(int8(sc[k]))
+		scale[k] = int8(sc[k])
 	}
 	for c := 0; c < 2; c++ {
 		for s := 0; s < 4; s++ {

@@ -3,6 +3,7 @@ package gguf
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -132,5 +133,62 @@ func TestNBitsPermuteRows(t *testing.T) {
 	}
 	if _, err := q.PermuteRows(order[1:]); err == nil {
 		t.Error("a short order was accepted")
+	}
+}
+
+// TestFactorsGiveScales checks that every mapped type's Factors (what a
+// store keeps) give its Scales and ZeroPoints bit for bit through the one
+// rule (ScaleZero), also after PermuteRows, including a block of scale 0;
+// re-quantized types have no factors.
+func TestFactorsGiveScales(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for typ := range nbitsLayouts {
+		t.Run(typ.String(), func(t *testing.T) {
+			const rows = 4
+			cols := 2 * int(typ.BlockSize())
+			raw, err := RandomBlocks(typ, rows*2, 1e-2, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ == Q4_1 || typ == Q4_K {
+				raw[0], raw[1] = 0, 0 // scale factor 0 in the first block
+			}
+			q, err := ToNBits(typ, raw, rows, cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ.NBitsRequantized() {
+				if q.Factors != nil {
+					t.Error("a re-quantized matrix has factors")
+				}
+				return
+			}
+			p, err := q.PermuteRows([]int{3, 1, 0, 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []*NBits{q, p} {
+				f := m.Factors
+				factor := func(half []uint16, sub []int8, b int) float32 {
+					v := Half(half[b/f.Group])
+					if sub != nil {
+						v *= float32(sub[b])
+					}
+					return v
+				}
+				for b := range m.Scales {
+					s, zp := factor(f.Scale, f.ScaleSub, b), float32(0)
+					if f.Offset != nil {
+						s, zp = ScaleZero(s, factor(f.Offset, f.OffsetSub, b))
+						if !sameFloat(zp, m.ZeroPoints[b]) {
+							t.Fatalf("block %d: zero point %g from factors, %g stored", b, zp, m.ZeroPoints[b])
+						}
+					}
+					if !sameFloat(s, m.Scales[b]) {
+						t.Fatalf("block %d: scale %g from factors, %g stored", b, s, m.Scales[b])
+					}
+				}
+			}
+		})
 	}
 }

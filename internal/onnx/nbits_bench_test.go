@@ -71,14 +71,7 @@ func BenchmarkLinear(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					nb := int64(q.Blocks())
-					w = wf.add([]int64{int64(out), nb, int64(q.BlobSize())}, onnx.Uint8, q.Codes)
-					w.NBits = &onnx.NBits{K: int64(in), N: int64(out), Bits: int64(q.Bits), BlockSize: int64(q.BlockSize), AccuracyLevel: k.level,
-						Scales: wf.add([]int64{int64(out), nb}, onnx.Float, q.Scales)}
-					if q.ZeroPoints != nil {
-						z := wf.add([]int64{int64(out), nb}, onnx.Float, q.ZeroPoints)
-						w.NBits.Zero = &z
-					}
+					w = wf.nbits(q, k.level)
 				}
 				s := wf.open(b, linearModel(b, w, in, out), in, []runtime.Output{{Name: "y", Width: out}}, runtime.SessionOptions{})
 				if _, err := s.Run(x, copies, seq); err != nil {

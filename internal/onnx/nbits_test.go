@@ -74,6 +74,35 @@ func (w *weightsFile) add(dims []int64, typ onnx.ElemType, data any) onnx.Extern
 	return onnx.ExternalTensor{Location: "w.bin", Offset: off, Dims: dims, Type: typ}
 }
 
+// nbits adds a ToNBits matrix (rows × cols) as a MatMulNBits weight: its
+// codes and its scales and offsets, factored as a store keeps them
+// (gguf.Factors) or float32 for a re-quantized matrix.
+func (w *weightsFile) nbits(q *gguf.NBits, level int64) onnx.ExternalTensor {
+	rows, nb := int64(q.Rows), int64(q.Blocks())
+	t := w.add([]int64{rows, nb, int64(q.BlobSize())}, onnx.Uint8, q.Codes)
+	t.NBits = &onnx.NBits{K: int64(q.Cols), N: rows, Bits: int64(q.Bits), BlockSize: int64(q.BlockSize), AccuracyLevel: level}
+	f := q.Factors
+	if f == nil {
+		t.NBits.Scales = onnx.Factored{Base: w.add([]int64{rows, nb}, onnx.Float, q.Scales)}
+		return t
+	}
+	factored := func(half []uint16, sub []int8) onnx.Factored {
+		g := int64(f.Group)
+		v := onnx.Factored{Base: w.add([]int64{rows, nb / g, 1}, onnx.Half, half)}
+		if sub != nil {
+			s := w.add([]int64{rows, nb / g, g}, onnx.Int8, sub)
+			v.Sub = &s
+		}
+		return v
+	}
+	t.NBits.Scales = factored(f.Scale, f.ScaleSub)
+	if f.Offset != nil {
+		o := factored(f.Offset, f.OffsetSub)
+		t.NBits.Offsets = &o
+	}
+	return t
+}
+
 // TestLinearNBitsRunsInOnnxruntime builds a one-node graph per GGUF type
 // (MatMulNBits on the ToNBits layout of random blocks) and checks
 // onnxruntime's product against x @ W computed in float64 from the
@@ -94,19 +123,17 @@ func TestLinearNBitsRunsInOnnxruntime(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if typ == gguf.Q4_1 || typ == gguf.Q4_K {
+					// A first block of scale 0 (and an offset) takes the
+					// graph's other branch (gguf.ScaleZero).
+					raw[0], raw[1] = 0, 0
+				}
 				q, err := gguf.ToNBits(typ, raw, rows, cols)
 				if err != nil {
 					t.Fatal(err)
 				}
 				var wf weightsFile
-				nb := int64(q.Blocks())
-				w := wf.add([]int64{rows, nb, int64(q.BlobSize())}, onnx.Uint8, q.Codes)
-				w.NBits = &onnx.NBits{K: cols, N: rows, Bits: int64(q.Bits), BlockSize: int64(q.BlockSize), AccuracyLevel: level,
-					Scales: wf.add([]int64{rows, nb}, onnx.Float, q.Scales)}
-				if q.ZeroPoints != nil {
-					z := wf.add([]int64{rows, nb}, onnx.Float, q.ZeroPoints)
-					w.NBits.Zero = &z
-				}
+				w := wf.nbits(q, level)
 				s := wf.open(t, linearModel(t, w, cols, rows), cols, []runtime.Output{{Name: "y", Width: rows}}, runtime.SessionOptions{Threads: 1})
 				out, err := s.Run(x, batch, seq)
 				if err != nil {

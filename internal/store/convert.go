@@ -386,21 +386,45 @@ func quantized(f *gguf.File, t *gguf.TensorInfo, ql arch.QuantLinear, name, prec
 	return q, "", nil
 }
 
-// nbits writes a block-quantized weight: its codes, scales and zero points.
+// nbits writes a block-quantized weight: its codes, and its scales and
+// offsets as the GGUF type stores them (float32 scales for a re-quantized
+// weight).
 func (ww *weightWriter) nbits(name string, from gguf.Type, q *gguf.NBits) error {
 	nb := int64(q.Blocks())
-	info := &NBits{K: q.Cols, N: q.Rows, Bits: q.Bits, BlockSize: q.BlockSize, Zero: q.ZeroPoints != nil,
+	f := q.Factors
+	info := &NBits{K: q.Cols, N: q.Rows, Bits: q.Bits, BlockSize: q.BlockSize, Offsets: f != nil && f.Offset != nil,
 		From: from.String(), Mapping: mapping(from, q)}
 	if err := ww.write(name, Tensor{Dims: []int64{int64(q.Rows), nb, int64(q.BlobSize())}, Type: "uint8", NBits: info}, q.Codes); err != nil {
 		return err
 	}
-	if err := ww.floats(name+".scales", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.Scales); err != nil {
+	if f == nil {
+		return ww.floats(name+".scales", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.Scales)
+	}
+	g := int64(f.Group)
+	factored := func(aux string, half []uint16, sub []int8) error {
+		b := make([]byte, 2*len(half))
+		for i, h := range half {
+			binary.LittleEndian.PutUint16(b[2*i:], h)
+		}
+		if err := ww.write(name+aux, Tensor{Dims: []int64{int64(q.Rows), nb / g, 1}, Type: "float16"}, b); err != nil {
+			return err
+		}
+		if sub == nil {
+			return nil
+		}
+		b = make([]byte, len(sub))
+		for i, v := range sub {
+			b[i] = byte(v)
+		}
+		return ww.write(name+aux+".sub", Tensor{Dims: []int64{int64(q.Rows), nb / g, g}, Type: "int8"}, b)
+	}
+	if err := factored(".scales", f.Scale, f.ScaleSub); err != nil {
 		return err
 	}
-	if q.ZeroPoints != nil {
-		return ww.floats(name+".zero_points", Tensor{Dims: []int64{int64(q.Rows), nb}}, q.ZeroPoints)
+	if f.Offset == nil {
+		return nil
 	}
-	return nil
+	return factored(".offsets", f.Offset, f.OffsetSub)
 }
 
 // int8Linear writes a linear weight (per ql) as int8 codes per output
@@ -460,7 +484,7 @@ func mapping(t gguf.Type, q *gguf.NBits) string {
 	switch {
 	case t.NBitsExact():
 		return "exact"
-	case t.NBitsRequantized() || q.ZeroPoints == nil:
+	case t.NBitsRequantized() || q.Factors == nil:
 		return "requantized"
 	}
 	return "rounding"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/fetch"
+	"github.com/lmood/lmood/internal/gguf"
 	"github.com/lmood/lmood/internal/onnx"
 	"github.com/lmood/lmood/internal/runtime"
 	"github.com/lmood/lmood/internal/tokenize"
@@ -135,7 +136,7 @@ func (m *Manifest) validate(weightsSize int64) error {
 	}
 	for name, t := range m.Tensors {
 		n, ok := t.Bytes()
-		if !ok || (t.Type != "" && t.Type != "uint8" && t.Type != "int8") || (t.Type == "int8") != (t.Int8 != nil) {
+		if !ok || (t.Type != "" && t.Type != "float16" && t.Type != "uint8" && t.Type != "int8") {
 			return fmt.Errorf("tensor %s has impossible dims %v or type %q", name, t.Dims, t.Type)
 		}
 		if q := t.NBits; q != nil {
@@ -143,19 +144,18 @@ func (m *Manifest) validate(weightsSize int64) error {
 				t.Dims[0] != int64(q.N) || t.Dims[1] != int64(q.K/q.BlockSize) || t.Dims[2] != int64(q.BlockSize*q.Bits/8) {
 				return fmt.Errorf("quantized tensor %s has inconsistent dims %v for %+v", name, t.Dims, *q)
 			}
-			for _, aux := range []string{".scales", ".zero_points"} {
-				a, ok := m.Tensors[name+aux]
-				if aux == ".zero_points" && !q.Zero {
-					continue
-				}
-				if !ok || len(a.Dims) != 2 || a.Dims[0] != t.Dims[0] || a.Dims[1] != t.Dims[1] || a.Type != "" {
-					return fmt.Errorf("quantized tensor %s has no consistent %s", name, aux)
+			if err := m.checkFactored(name+".scales", t.Dims[0], t.Dims[1]); err != nil {
+				return err
+			}
+			if q.Offsets {
+				if err := m.checkFactored(name+".offsets", t.Dims[0], t.Dims[1]); err != nil {
+					return err
 				}
 			}
 		}
 		if q := t.Int8; q != nil {
 			a, ok := m.Tensors[name+".scales"]
-			if len(t.Dims) != 2 || q.K <= 0 || q.N <= 0 || t.Dims[0] != int64(q.K) || t.Dims[1] != int64(q.N) ||
+			if t.Type != "int8" || len(t.Dims) != 2 || q.K <= 0 || q.N <= 0 || t.Dims[0] != int64(q.K) || t.Dims[1] != int64(q.N) ||
 				!ok || len(a.Dims) != 1 || a.Dims[0] != int64(q.N) || a.Type != "" {
 				return fmt.Errorf("int8 tensor %s has inconsistent dims %v or scales for %+v", name, t.Dims, *q)
 			}
@@ -173,6 +173,26 @@ func (m *Manifest) validate(weightsSize int64) error {
 		return fmt.Errorf("embedding matrix dims %v do not match vocab %d × width %d", e.Dims, c.Vocab, c.Dim)
 	}
 	return nil
+}
+
+// checkFactored checks the manifest's entry for name, the scales or
+// offsets of a block-quantized weight of n rows of nb blocks (see NBits).
+func (m *Manifest) checkFactored(name string, n, nb int64) error {
+	a, ok := m.Tensors[name]
+	sub, hasSub := m.Tensors[name+".sub"]
+	switch {
+	case !ok:
+	case a.Type == "" && len(a.Dims) == 2 && a.Dims[0] == n && a.Dims[1] == nb:
+		if !hasSub {
+			return nil
+		}
+	case a.Type == "float16" && len(a.Dims) == 3 && a.Dims[0] == n && a.Dims[1] > 0 && nb%a.Dims[1] == 0 && a.Dims[2] == 1:
+		g := nb / a.Dims[1]
+		if !hasSub && g == 1 || hasSub && sub.Type == "int8" && slices.Equal(sub.Dims, []int64{n, a.Dims[1], g}) {
+			return nil
+		}
+	}
+	return fmt.Errorf("quantized tensor %s is missing or has inconsistent dims or types", name)
 }
 
 // Close releases the model's files. If an import replaced the model while
@@ -246,26 +266,18 @@ func (m *Model) embeddingRow(id int, row []float32) error {
 	if _, err := m.weights.ReadAt(codes, m.embd.Offset+int64(id)*int64(len(codes))); err != nil {
 		return err
 	}
-	aux := func(suffix string) ([]float32, error) {
-		t := m.Manifest.Tensors[arch.TokenEmbd+suffix]
-		b := make([]byte, 4*nb)
-		if _, err := m.weights.ReadAt(b, t.Offset+int64(id)*int64(len(b))); err != nil {
-			return nil, err
-		}
-		v := make([]float32, nb)
-		for j := range v {
-			v[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
-		}
-		return v, nil
-	}
-	scales, err := aux(".scales")
-	if err != nil {
+	scales := make([]float32, nb)
+	if err := m.factoredRow(arch.TokenEmbd+".scales", id, scales); err != nil {
 		return err
 	}
 	var zps []float32
-	if q.Zero {
-		if zps, err = aux(".zero_points"); err != nil {
+	if q.Offsets {
+		zps = make([]float32, nb)
+		if err := m.factoredRow(arch.TokenEmbd+".offsets", id, zps); err != nil {
 			return err
+		}
+		for b, o := range zps {
+			scales[b], zps[b] = gguf.ScaleZero(scales[b], o)
 		}
 	}
 	def := float32(int(1) << (q.Bits - 1))
@@ -281,6 +293,45 @@ func (m *Model) embeddingRow(id int, row []float32) error {
 			zp = zps[e/q.BlockSize]
 		}
 		row[e] = (float32(c) - zp) * scales[e/q.BlockSize]
+	}
+	return nil
+}
+
+// factoredRow reads row id of the scales or offsets called name (see
+// NBits) into v, one value per block: float32 as stored, or a float16
+// factor times the block's integer (gguf.Factors), as the graph
+// computes it.
+func (m *Model) factoredRow(name string, id int, v []float32) error {
+	t := m.Manifest.Tensors[name]
+	nb := len(v)
+	if t.Type == "" {
+		b := make([]byte, 4*nb)
+		if _, err := m.weights.ReadAt(b, t.Offset+int64(id)*int64(len(b))); err != nil {
+			return err
+		}
+		for j := range v {
+			v[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+		}
+		return nil
+	}
+	ng := int(t.Dims[1])
+	h := make([]byte, 2*ng)
+	if _, err := m.weights.ReadAt(h, t.Offset+int64(id)*int64(len(h))); err != nil {
+		return err
+	}
+	for j := range v {
+		v[j] = gguf.Half(binary.LittleEndian.Uint16(h[2*(j/(nb/ng)):]))
+	}
+	sub, ok := m.Manifest.Tensors[name+".sub"]
+	if !ok {
+		return nil
+	}
+	b := make([]byte, nb)
+	if _, err := m.weights.ReadAt(b, sub.Offset+int64(id)*int64(nb)); err != nil {
+		return err
+	}
+	for j := range v {
+		v[j] *= float32(int8(b[j]))
 	}
 	return nil
 }
@@ -393,6 +444,8 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 	}
 	e := onnx.ExternalTensor{Location: m.Manifest.Weights, Offset: t.Offset, Dims: t.Dims}
 	switch t.Type {
+	case "float16":
+		e.Type = onnx.Half
 	case "uint8":
 		e.Type = onnx.Uint8
 	case "int8":
@@ -408,17 +461,23 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 	if q := t.NBits; q != nil {
 		nb := &onnx.NBits{K: int64(q.K), N: int64(q.N), Bits: int64(q.Bits), BlockSize: int64(q.BlockSize),
 			AccuracyLevel: int64(m.AccuracyLevel)}
-		s, ok := m.Lookup(name + ".scales")
-		if !ok {
+		factored := func(aux string) (onnx.Factored, bool) {
+			base, ok := m.Lookup(name + aux)
+			f := onnx.Factored{Base: base}
+			if sub, ok := m.Lookup(name + aux + ".sub"); ok {
+				f.Sub = &sub
+			}
+			return f, ok
+		}
+		if nb.Scales, ok = factored(".scales"); !ok {
 			return onnx.ExternalTensor{}, false
 		}
-		nb.Scales = s
-		if q.Zero {
-			z, ok := m.Lookup(name + ".zero_points")
+		if q.Offsets {
+			o, ok := factored(".offsets")
 			if !ok {
 				return onnx.ExternalTensor{}, false
 			}
-			nb.Zero = &z
+			nb.Offsets = &o
 		}
 		e.NBits = nb
 	}
@@ -627,8 +686,8 @@ func firstN(s []string, n int) []string {
 
 // GraphWeightBytes returns the bytes of stored weights the graph for opt
 // reads, each tensor counted once as stored (a block-quantized tensor with
-// its scales and zero points): what an onnxruntime session on that graph
-// loads. The graph is built in memory, not written.
+// its scales and zero points at float32, as a session expands them): what
+// an onnxruntime session on that graph loads. The graph is built in memory, not written.
 func (m *Model) GraphWeightBytes(opt arch.GraphOptions) (int64, error) {
 	rec := &weightCounter{m: m, seen: map[string]bool{}}
 	if _, err := m.Manifest.Config.Build(rec, opt); err != nil {
@@ -650,11 +709,20 @@ func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
 		return e, ok
 	}
 	w.seen[name] = true
-	for _, n := range []string{name, name + ".scales", name + ".zero_points"} {
-		if t, ok := w.m.Manifest.Tensors[n]; ok && (n == name || e.NBits != nil || e.Int8 != nil && n == name+".scales") {
-			b, _ := t.Bytes()
-			w.bytes += b
+	b, _ := w.m.Manifest.Tensors[name].Bytes()
+	w.bytes += b
+	switch {
+	case e.Int8 != nil:
+		b, _ = w.m.Manifest.Tensors[name+".scales"].Bytes()
+		w.bytes += b
+	case e.NBits != nil:
+		// A session holds the scales and zero points as float32, one of
+		// each per block, whatever their stored form.
+		n := e.NBits.N * e.NBits.K / e.NBits.BlockSize * 4
+		if e.NBits.Offsets != nil {
+			n *= 2
 		}
+		w.bytes += n
 	}
 	return e, ok
 }

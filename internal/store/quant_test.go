@@ -98,8 +98,8 @@ func TestQuantizedImportMatchesFloat32(t *testing.T) {
 				if (q != nil) != (prec != PrecisionF32) {
 					t.Fatalf("precision %s: attn_q quantized = %v", prec, q != nil)
 				}
-				if q != nil && (q.Mapping != tc.mapping || q.From != tc.typ.String() || q.Zero != (tc.mapping == "rounding")) {
-					t.Errorf("mapping %s from %s (zero points %v), want %s from %s", q.Mapping, q.From, q.Zero, tc.mapping, tc.typ)
+				if q != nil && (q.Mapping != tc.mapping || q.From != tc.typ.String() || q.Offsets != (tc.mapping == "rounding")) {
+					t.Errorf("mapping %s from %s (offsets %v), want %s from %s", q.Mapping, q.From, q.Offsets, tc.mapping, tc.typ)
 				}
 				if man.Tensors[arch.TokenEmbd].NBits != nil {
 					t.Error("the embedding matrix was quantized")

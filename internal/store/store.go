@@ -41,7 +41,10 @@ import (
 // Version 4: linear weights may be kept block-quantized (uint8 codes,
 // float32 scales and zero points for MatMulNBits); the manifest says which
 // precision was chosen.
-const ConverterVersion = 4
+// Version 5: block-quantized scales and offsets kept in the GGUF type's
+// own compact form (float16 factors times int8s) instead of float32
+// scales and zero points.
+const ConverterVersion = 5
 
 // Converter names the converter in manifests.
 const Converter = "lmood-convert"
@@ -64,11 +67,12 @@ type Tensor struct {
 	Offset int64   `json:"offset"`
 	Dims   []int64 `json:"dims"`
 	SHA256 string  `json:"sha256"` // of its bytes in weights.bin, for `lmood verify`
-	// Type is the element type: "" (float32), "uint8" or "int8".
+	// Type is the element type: "" (float32), "float16", "uint8" or "int8".
 	Type string `json:"type,omitempty"`
 	// NBits is set for a linear weight kept block-quantized: the tensor
-	// holds MatMulNBits codes [N, blocks, blob]; its scales and zero points
-	// are the tensors name+".scales" and name+".zero_points".
+	// holds MatMulNBits codes [N, blocks, blob]; its scales are the tensor
+	// name+".scales", and its block offsets, if it has them,
+	// name+".offsets" (see NBits).
 	NBits *NBits `json:"nbits,omitempty"`
 	// Int8 is set for a linear weight kept as int8 codes per output
 	// channel (PrecisionInt8): the tensor holds the codes [K, N]; its
@@ -83,14 +87,19 @@ type Int8 struct {
 	From string `json:"from"` // the GGUF type it came from
 }
 
-// NBits describes a linear weight kept block-quantized.
+// NBits describes a linear weight kept block-quantized. Its scales,
+// name+".scales", are float32 [N, blocks] (a re-quantized weight) or, as
+// the GGUF type stores them (gguf.Factors), float16 [N, groups, 1] times
+// the int8 tensor name+".scales.sub" [N, groups, blocks/groups] when the
+// type has one integer per block; its offsets (value = scale·code −
+// offset), name+".offsets" and name+".offsets.sub", likewise.
 type NBits struct {
 	K         int    `json:"k"` // inputs
 	N         int    `json:"n"` // outputs
 	Bits      int    `json:"bits"`
 	BlockSize int    `json:"block_size"`
-	Zero      bool   `json:"zero_points,omitempty"` // a zero-point tensor is stored
-	From      string `json:"from"`                  // the GGUF type it came from
+	Offsets   bool   `json:"offsets,omitempty"` // block offsets are stored
+	From      string `json:"from"`              // the GGUF type it came from
 	// Mapping is "exact" (bit for bit the GGUF dequantization),
 	// "rounding" (float zero points: equal up to float32 rounding) or
 	// "requantized" (quantized again to 8 bits).
@@ -100,8 +109,11 @@ type NBits struct {
 // Bytes is the tensor's byte length in weights.bin.
 func (t Tensor) Bytes() (int64, bool) {
 	n := int64(4)
-	if t.Type == "uint8" || t.Type == "int8" {
+	switch t.Type {
+	case "uint8", "int8":
 		n = 1
+	case "float16":
+		n = 2
 	}
 	for _, d := range t.Dims {
 		if d <= 0 || n > math.MaxInt64/d {
@@ -316,7 +328,7 @@ func parseManifest(name string, data []byte) (*Manifest, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("store: manifest of %q is corrupt (%v); re-convert it with `lmood import` or `lmood pull`", name, err)
 	}
-	if m.Converter != Converter || m.ConverterVersion != ConverterVersion {
+	if !m.current() {
 		return &m, fmt.Errorf("store: %w: %q was made by %s v%d, this lmood is %s v%d; re-convert it (`lmood pull` or `lmood import --force`)",
 			ErrStale, name, m.Converter, m.ConverterVersion, Converter, ConverterVersion)
 	}
@@ -326,6 +338,24 @@ func parseManifest(name string, data []byte) (*Manifest, error) {
 	}
 	m.Config, m.rawConfig = spec, nil
 	return &m, nil
+}
+
+// current reports whether this lmood reads the manifest's model as it is:
+// made by this converter version, or by version 4 without block-quantized
+// tensors (version 5 changed only how those are stored).
+func (m *Manifest) current() bool {
+	if m.Converter != Converter {
+		return false
+	}
+	if m.ConverterVersion == 4 {
+		for _, t := range m.Tensors {
+			if t.NBits != nil {
+				return false
+			}
+		}
+		return true
+	}
+	return m.ConverterVersion == ConverterVersion
 }
 
 // UnmarshalJSON decodes a manifest, keeping its configuration as raw JSON

@@ -164,6 +164,28 @@ func TestStaleManifest(t *testing.T) {
 	if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "re-convert") {
 		t.Fatalf("Open of stale model: %v", err)
 	}
+	// Version 4 stored block-quantized scales differently, and nothing
+	// else: its models without such tensors are read as they are.
+	m["converter_version"] = 4
+	raw, _ = json.Marshal(m)
+	if err := os.WriteFile(mpath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if mod, err := st.Open("tiny"); err != nil {
+		t.Fatalf("Open of a version-4 model without quantized tensors: %v", err)
+	} else {
+		mod.Close()
+	}
+	tensors := m["tensors"].(map[string]any)
+	tensors["blk.0.attn_q.weight"].(map[string]any)["nbits"] = map[string]any{"k": 1}
+	raw, _ = json.Marshal(m)
+	if err := os.WriteFile(mpath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Open("tiny"); !errors.Is(err, ErrStale) {
+		t.Fatalf("Open of a version-4 model with quantized tensors: %v, want ErrStale", err)
+	}
+	delete(tensors["blk.0.attn_q.weight"].(map[string]any), "nbits")
 	// The manifest names the architecture whose family decodes its config.
 	m["converter_version"] = ConverterVersion
 	if m["arch"] != "llama" {
