@@ -90,11 +90,7 @@ func TestMatchesLogitsGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := m.Config()
-	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Logits()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: arch.LogitsName, Width: c.Vocab}}, runtime.SessionOptions{Threads: 1})
+	s, err := m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{arch.Logits()}}, arch.InputEmbeds, []runtime.Output{{Name: arch.LogitsName, Width: c.Vocab}}, runtime.SessionOptions{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

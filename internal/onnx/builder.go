@@ -34,7 +34,6 @@ const (
 	Bool  ElemType = ElemType(onnxpb.TensorProto_BOOL)
 	Uint8 ElemType = ElemType(onnxpb.TensorProto_UINT8)
 	Int8  ElemType = ElemType(onnxpb.TensorProto_INT8)
-	Half  ElemType = ElemType(onnxpb.TensorProto_FLOAT16)
 )
 
 // Size is the byte size of one element (float32 for an unset type).
@@ -42,8 +41,6 @@ func (t ElemType) Size() int64 {
 	switch t {
 	case Uint8, Int8, Bool:
 		return 1
-	case Half:
-		return 2
 	case Int64:
 		return 8
 	}
@@ -97,32 +94,16 @@ type Int8Linear struct {
 
 // NBits describes a block-quantized linear weight y = x @ W, W of K
 // inputs and N outputs, for onnxruntime's com.microsoft MatMulNBits.
-//
-// A block's values are scale·(code − 2^(bits−1)) without offsets, and
-// scale·code − offset with them; the graph passes the latter to
-// MatMulNBits as the zero point offset/scale (gguf.ScaleZero: for a block
-// of scale 0, scale offset and zero point 1).
 type NBits struct {
 	K, N      int64
 	Bits      int64 // 4 or 8
 	BlockSize int64
-	Scales    Factored  // [N, blocks]
-	Offsets   *Factored // [N, blocks]; nil: the default zero point 2^(bits-1)
+	Scales    ExternalTensor  // float32 [N, blocks]
+	Zero      *ExternalTensor // float32 [N, blocks]; nil: the default zero point 2^(bits-1)
 	// AccuracyLevel is MatMulNBits's accuracy_level: 0 computes in
 	// float32, 4 lets onnxruntime quantize the activations to int8 per
 	// block.
 	AccuracyLevel int64
-}
-
-// Factored is a float tensor of one value per block, [N, blocks]: float32
-// as stored (Base of type Float, Sub nil), or a half-precision factor per
-// group of blocks, Base [N, groups, 1] of type Half, times an int8 per
-// block, Sub [N, groups, blocks/groups] (gguf.Factors). The graph expands
-// it to float32 from constants only, so onnxruntime folds it once when a
-// session opens.
-type Factored struct {
-	Base ExternalTensor
-	Sub  *ExternalTensor
 }
 
 // Bytes returns the byte length of the tensor's data.
@@ -268,7 +249,7 @@ func (b *Builder) BlockQuantized(name string) bool {
 // Linear returns x @ W for the linear weight called name: a MatMul by a
 // float32 [in, out] weight, or, when the weight source keeps it
 // block-quantized (ExternalTensor.NBits), onnxruntime's MatMulNBits on its
-// codes, scales and zero points (from name+".scales" and name+".offsets").
+// codes, scales and zero points (named name+".scales", name+".zero_points").
 func (b *Builder) Linear(x Value, name string) Value {
 	t, ok := b.weights.Lookup(name)
 	if ok && t.Int8 != nil {
@@ -278,15 +259,9 @@ func (b *Builder) Linear(x Value, name string) Value {
 		return b.MatMul(x, b.Weight(name))
 	}
 	q := t.NBits
-	scales := b.factored(name+".scales", q.Scales, q.N)
-	in := []Value{x, b.external(name, t), scales}
-	if q.Offsets != nil {
-		// gguf.ScaleZero: zero point offset/scale; a block of scale 0 gets
-		// scale offset and zero point 1 (its codes are 0).
-		off := b.factored(name+".offsets", *q.Offsets, q.N)
-		zero := b.Op("Equal", []Value{scales, b.Scalar(0)})
-		zp := b.Op("Where", []Value{zero, b.Scalar(1), b.Div(off, scales)})
-		in = append(in[:2], b.Op("Where", []Value{zero, off, scales}), zp)
+	in := []Value{x, b.external(name, t), b.external(name+".scales", q.Scales)}
+	if q.Zero != nil {
+		in = append(in, b.external(name+".zero_points", *q.Zero))
 	}
 	b.ms = true
 	out := b.fresh("MatMulNBits")
@@ -295,20 +270,6 @@ func (b *Builder) Linear(x Value, name string) Value {
 		IntAttr("block_size", q.BlockSize), IntAttr("accuracy_level", q.AccuracyLevel))
 	b.graph.Node[len(b.graph.Node)-1].Domain = proto.String(MSDomain)
 	return out
-}
-
-// factored returns the float32 [n, blocks] value of f, named name (and
-// name+".sub" for its integers) in the graph.
-func (b *Builder) factored(name string, f Factored, n int64) Value {
-	v := b.external(name, f.Base)
-	if f.Base.Type == Half {
-		v = b.Op("Cast", []Value{v}, IntAttr("to", int64(Float)))
-	}
-	if f.Sub == nil {
-		return b.Reshape(v, n, -1)
-	}
-	sub := b.Op("Cast", []Value{b.external(name+".sub", *f.Sub)}, IntAttr("to", int64(Float)))
-	return b.Reshape(b.Mul(v, sub), n, -1)
 }
 
 // linearInt8 is x @ W for an int8 weight, computed in onnxruntime's

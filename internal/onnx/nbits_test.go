@@ -75,30 +75,15 @@ func (w *weightsFile) add(dims []int64, typ onnx.ElemType, data any) onnx.Extern
 }
 
 // nbits adds a ToNBits matrix (rows × cols) as a MatMulNBits weight: its
-// codes and its scales and offsets, factored as a store keeps them
-// (gguf.Factors) or float32 for a re-quantized matrix.
+// codes, float32 scales and zero points.
 func (w *weightsFile) nbits(q *gguf.NBits, level int64) onnx.ExternalTensor {
 	rows, nb := int64(q.Rows), int64(q.Blocks())
 	t := w.add([]int64{rows, nb, int64(q.BlobSize())}, onnx.Uint8, q.Codes)
-	t.NBits = &onnx.NBits{K: int64(q.Cols), N: rows, Bits: int64(q.Bits), BlockSize: int64(q.BlockSize), AccuracyLevel: level}
-	f := q.Factors
-	if f == nil {
-		t.NBits.Scales = onnx.Factored{Base: w.add([]int64{rows, nb}, onnx.Float, q.Scales)}
-		return t
-	}
-	factored := func(half []uint16, sub []int8) onnx.Factored {
-		g := int64(f.Group)
-		v := onnx.Factored{Base: w.add([]int64{rows, nb / g, 1}, onnx.Half, half)}
-		if sub != nil {
-			s := w.add([]int64{rows, nb / g, g}, onnx.Int8, sub)
-			v.Sub = &s
-		}
-		return v
-	}
-	t.NBits.Scales = factored(f.Scale, f.ScaleSub)
-	if f.Offset != nil {
-		o := factored(f.Offset, f.OffsetSub)
-		t.NBits.Offsets = &o
+	t.NBits = &onnx.NBits{K: int64(q.Cols), N: rows, Bits: int64(q.Bits), BlockSize: int64(q.BlockSize), AccuracyLevel: level,
+		Scales: w.add([]int64{rows, nb}, onnx.Float, q.Scales)}
+	if q.ZeroPoints != nil {
+		z := w.add([]int64{rows, nb}, onnx.Float, q.ZeroPoints)
+		t.NBits.Zero = &z
 	}
 	return t
 }

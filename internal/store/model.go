@@ -44,6 +44,9 @@ type Model struct {
 	// view marks a model made by WithAccuracy: it shares the files of the
 	// model it came from and does not close them.
 	view bool
+	// expanded places the float32 scales of factored block-quantized
+	// weights in the file sessions read them from (nil: none).
+	expanded *expandedLayout
 }
 
 // WithAccuracy returns m with graphs at MatMulNBits accuracy level n: m
@@ -118,7 +121,7 @@ func (s *Store) openAt(name, dir string, m *Manifest) (*Model, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: model %q: %w; re-convert it (`lmood pull` or `lmood import --force`)", name, err)
 	}
-	return &Model{Dir: dir, Manifest: m, weights: w, embd: embd, link: s.Dir(name)}, nil
+	return &Model{Dir: dir, Manifest: m, weights: w, embd: embd, link: s.Dir(name), expanded: newExpandedLayout(m)}, nil
 }
 
 // validate checks a manifest's numbers before anything is sized from them,
@@ -267,13 +270,13 @@ func (m *Model) embeddingRow(id int, row []float32) error {
 		return err
 	}
 	scales := make([]float32, nb)
-	if err := m.factoredRow(arch.TokenEmbd+".scales", id, scales); err != nil {
+	if err := m.factoredRows(arch.TokenEmbd+".scales", id, 1, scales); err != nil {
 		return err
 	}
 	var zps []float32
 	if q.Offsets {
 		zps = make([]float32, nb)
-		if err := m.factoredRow(arch.TokenEmbd+".offsets", id, zps); err != nil {
+		if err := m.factoredRows(arch.TokenEmbd+".offsets", id, 1, zps); err != nil {
 			return err
 		}
 		for b, o := range zps {
@@ -293,45 +296,6 @@ func (m *Model) embeddingRow(id int, row []float32) error {
 			zp = zps[e/q.BlockSize]
 		}
 		row[e] = (float32(c) - zp) * scales[e/q.BlockSize]
-	}
-	return nil
-}
-
-// factoredRow reads row id of the scales or offsets called name (see
-// NBits) into v, one value per block: float32 as stored, or a float16
-// factor times the block's integer (gguf.Factors), as the graph
-// computes it.
-func (m *Model) factoredRow(name string, id int, v []float32) error {
-	t := m.Manifest.Tensors[name]
-	nb := len(v)
-	if t.Type == "" {
-		b := make([]byte, 4*nb)
-		if _, err := m.weights.ReadAt(b, t.Offset+int64(id)*int64(len(b))); err != nil {
-			return err
-		}
-		for j := range v {
-			v[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
-		}
-		return nil
-	}
-	ng := int(t.Dims[1])
-	h := make([]byte, 2*ng)
-	if _, err := m.weights.ReadAt(h, t.Offset+int64(id)*int64(len(h))); err != nil {
-		return err
-	}
-	for j := range v {
-		v[j] = gguf.Half(binary.LittleEndian.Uint16(h[2*(j/(nb/ng)):]))
-	}
-	sub, ok := m.Manifest.Tensors[name+".sub"]
-	if !ok {
-		return nil
-	}
-	b := make([]byte, nb)
-	if _, err := m.weights.ReadAt(b, sub.Offset+int64(id)*int64(nb)); err != nil {
-		return err
-	}
-	for j := range v {
-		v[j] *= float32(int8(b[j]))
 	}
 	return nil
 }
@@ -444,8 +408,6 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 	}
 	e := onnx.ExternalTensor{Location: m.Manifest.Weights, Offset: t.Offset, Dims: t.Dims}
 	switch t.Type {
-	case "float16":
-		e.Type = onnx.Half
 	case "uint8":
 		e.Type = onnx.Uint8
 	case "int8":
@@ -461,23 +423,14 @@ func (m *Model) Lookup(name string) (onnx.ExternalTensor, bool) {
 	if q := t.NBits; q != nil {
 		nb := &onnx.NBits{K: int64(q.K), N: int64(q.N), Bits: int64(q.Bits), BlockSize: int64(q.BlockSize),
 			AccuracyLevel: int64(m.AccuracyLevel)}
-		factored := func(aux string) (onnx.Factored, bool) {
-			base, ok := m.Lookup(name + aux)
-			f := onnx.Factored{Base: base}
-			if sub, ok := m.Lookup(name + aux + ".sub"); ok {
-				f.Sub = &sub
+		if x, ok := m.expanded.entry(name); ok {
+			dims := []int64{int64(x.rows), int64(x.blocks)}
+			nb.Scales = onnx.ExternalTensor{Location: expandedFile, Offset: x.scales, Dims: dims}
+			if x.zero >= 0 {
+				nb.Zero = &onnx.ExternalTensor{Location: expandedFile, Offset: x.zero, Dims: dims}
 			}
-			return f, ok
-		}
-		if nb.Scales, ok = factored(".scales"); !ok {
+		} else if nb.Scales, ok = m.Lookup(name + ".scales"); !ok { // float32, as stored
 			return onnx.ExternalTensor{}, false
-		}
-		if q.Offsets {
-			o, ok := factored(".offsets")
-			if !ok {
-				return onnx.ExternalTensor{}, false
-			}
-			nb.Offsets = &o
 		}
 		e.NBits = nb
 	}
@@ -540,7 +493,7 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 	if err != nil {
 		return nil, err
 	}
-	s, err := runtime.NewSession(path, input, m.Config().Dim, outs, so)
+	s, err := m.newSession(opt, path, input, outs, so)
 	if err == nil {
 		return s, nil
 	}
@@ -548,7 +501,7 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 	if rerr != nil {
 		return nil, err
 	}
-	return runtime.NewSession(path, input, m.Config().Dim, outs, so)
+	return m.newSession(opt, path, input, outs, so)
 }
 
 // graphPath names the cached graph file for opt. The name lists the
@@ -719,7 +672,7 @@ func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
 		// A session holds the scales and zero points as float32, one of
 		// each per block, whatever their stored form.
 		n := e.NBits.N * e.NBits.K / e.NBits.BlockSize * 4
-		if e.NBits.Offsets != nil {
+		if e.NBits.Zero != nil {
 			n *= 2
 		}
 		w.bytes += n

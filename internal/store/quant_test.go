@@ -27,15 +27,11 @@ func hidden(t *testing.T, m *Model, x []float32, seq int) []float32 {
 func runPoints(t *testing.T, m *Model, x []float32, seq int, points ...arch.Point) [][]float32 {
 	t.Helper()
 	c := m.Config()
-	path, err := m.Graph(arch.GraphOptions{Outputs: points})
-	if err != nil {
-		t.Fatal(err)
-	}
 	outs := make([]runtime.Output, len(points))
 	for i, p := range points {
 		outs[i] = runtime.Output{Name: p.Name(), Width: c.Dim}
 	}
-	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, outs, runtime.SessionOptions{Threads: 1})
+	s, err := m.OpenSession(arch.GraphOptions{Outputs: points}, arch.InputEmbeds, outs, runtime.SessionOptions{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,11 +199,7 @@ func TestQuantizedFallbackNotes(t *testing.T) {
 func logitsOf(t *testing.T, m *Model, x []float32, seq int) []float32 {
 	t.Helper()
 	c := m.Config()
-	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Logits()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: arch.LogitsName, Width: c.Vocab}}, runtime.SessionOptions{Threads: 1})
+	s, err := m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{arch.Logits()}}, arch.InputEmbeds, []runtime.Output{{Name: arch.LogitsName, Width: c.Vocab}}, runtime.SessionOptions{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

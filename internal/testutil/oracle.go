@@ -124,15 +124,11 @@ func Oracle(t testing.TB, py, script, gguf string, c arch.Spec, ids []int, point
 func RunPoints(t testing.TB, m *store.Model, points []arch.Point, emb []float32, T int) map[arch.Point][]float32 {
 	t.Helper()
 	c := m.Config()
-	path, err := m.Graph(arch.GraphOptions{Outputs: points})
-	if err != nil {
-		t.Fatal(err)
-	}
 	outs := make([]runtime.Output, len(points))
 	for i, p := range points {
 		outs[i] = runtime.Output{Name: p.Name(), Width: c.Width(p.Site)}
 	}
-	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, outs, runtime.SessionOptions{})
+	s, err := m.OpenSession(arch.GraphOptions{Outputs: points}, arch.InputEmbeds, outs, runtime.SessionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,7 @@ var oracleScript = filepath.Join("testdata", "oracle.py")
 
 func runGraph(t *testing.T, m *store.Model, opt llama.GraphOptions, outs []runtime.Output, embeds []float32, batch, seq int) [][]float32 {
 	t.Helper()
-	path, err := m.Graph(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := runtime.NewSession(path, llama.InputEmbeds, m.Config().Dim, outs, runtime.SessionOptions{})
+	s, err := m.OpenSession(opt, llama.InputEmbeds, outs, runtime.SessionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
