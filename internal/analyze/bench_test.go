@@ -288,12 +288,12 @@ func BenchmarkShapeSessionOpen(b *testing.B) {
 	defer m.Close()
 	c := m.Config()
 	h := arch.Resid(c.Middle())
-	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{h}})
-	if err != nil {
+	opt := arch.GraphOptions{Outputs: []arch.Point{h}}
+	if _, err := m.Graph(opt); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{Threads: 2})
+		s, err := m.OpenSession(opt, arch.InputEmbeds, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{Threads: 2})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -312,11 +312,7 @@ func BenchmarkShapeForward(b *testing.B) {
 	c := m.Config()
 	const T = 20
 	h := arch.Resid(c.Middle())
-	path, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{h}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{Threads: 2})
+	s, err := m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{h}}, arch.InputEmbeds, []runtime.Output{{Name: h.Name(), Width: c.Dim}}, runtime.SessionOptions{Threads: 2})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -73,11 +73,7 @@ func TestSitesMatchGraph(t *testing.T) {
 				points = append(points, p)
 				outs = append(outs, runtime.Output{Name: p.Name(), Width: c.Width(site)})
 			}
-			path, err := m.Graph(arch.GraphOptions{Outputs: points})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := runtime.NewSession(path, arch.InputEmbeds, c.Dim, outs, runtime.SessionOptions{Threads: 1})
+			s, err := m.OpenSession(arch.GraphOptions{Outputs: points}, arch.InputEmbeds, outs, runtime.SessionOptions{Threads: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
