@@ -21,9 +21,10 @@ import (
 // computed when a session opens, by the converter's own rule
 // (gguf.ScaleZero), into a scratch file in memory that the graph reads as
 // external data, expandedFile, beside weights.bin; onnxruntime maps it
-// like weights.bin, and the file is removed once it has. (Computing them in the graph instead, from constants,
-// made onnxruntime's constant folding take 8.7 s to open the middle graph
-// of an 8B model, against 1.4 s, and double the memory it peaked at.)
+// like weights.bin, and the file is removed once it has. (Computing them
+// in the graph instead, from constants, made onnxruntime's constant
+// folding take 8.7 s to open the middle graph of an 8B model, against
+// 1.4 s, and left 4.7 GB of heap after opening, against 0.8 GB.)
 const expandedFile = "expanded-scales.bin"
 
 // expandedLayout places each factored weight's float32 scales and zero
