@@ -535,12 +535,14 @@ func (m *Model) accSuffix() string {
 
 // AnchoredInt8Blocks is the deepest graph (in blocks run) whose int8
 // linears compute in int8, anchored on the clean copy; deeper graphs of an
-// int8 model multiply in float32 on the dequantized int8 weights. The
-// anchored form makes onnxruntime's session start grow with the square of
-// the depth (SmolLM2-135M: 0.4 s at 4 blocks, 1.0 s at 8, 3.7 s at 16,
-// 13.8 s at 30), while the float form opens like a float32 model. 16
+// int8 model multiply in float32 on the dequantized int8 weights. 16
 // covers the middle hidden state of models up to 32 blocks; `layers`,
-// `heatmap --grid` and the logit baselines run deeper.
+// `heatmap --grid` and the logit baselines run deeper. The limit was set
+// when the anchored form made onnxruntime's session start grow with the
+// square of the depth (SmolLM2-135M: 3.7 s at 16 blocks, 13.8 s at 30);
+// since the graphs keep the symbolic seq length (nn.Graph.Positions) it
+// grows linearly, so the limit could go, at the price of re-measuring what
+// the deeper graphs report (README, "Precision").
 const AnchoredInt8Blocks = 16
 
 // blocksRun is the number of blocks a graph for opt runs.
