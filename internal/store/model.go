@@ -504,13 +504,21 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 	return m.newSession(opt, path, input, outs, so)
 }
 
+// graphRevision is bumped when the graphs change form without changing
+// what they compute (which would bump ConverterVersion): cached graphs of
+// another revision are not reused. Revision 2: the symbolic seq length is
+// kept through attention (nn.Graph.Positions), so int8 graphs open in
+// time linear in their depth.
+const graphRevision = 2
+
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of
-// it when long; a head-only graph is "graph-head.onnx". Graphs cached under
-// the older "graph-b<blocks>-h<states>" names are not reused.
+// it when long, and the graph revision; a head-only graph is
+// "graph-head.r2.onnx". Graphs cached under older names are not reused.
 func (m *Model) graphPath(opt arch.GraphOptions) string {
+	rev := fmt.Sprintf(".r%d.onnx", graphRevision)
 	if opt.Head {
-		return filepath.Join(m.Dir, "graph-head"+m.accSuffix()+".onnx")
+		return filepath.Join(m.Dir, "graph-head"+m.accSuffix()+rev)
 	}
 	names := make([]string, len(opt.Outputs))
 	for i, p := range opt.Outputs {
@@ -522,7 +530,7 @@ func (m *Model) graphPath(opt arch.GraphOptions) string {
 		sum := sha256.Sum256([]byte(key))
 		key = "set-" + hex.EncodeToString(sum[:8])
 	}
-	return filepath.Join(m.Dir, "graph-"+key+m.accSuffix()+".onnx")
+	return filepath.Join(m.Dir, "graph-"+key+m.accSuffix()+rev)
 }
 
 // accSuffix tells graphs of another accuracy level apart.
