@@ -109,7 +109,7 @@ weights take at most 4 GiB (up to about 1B parameters) as i8 on a CPU with
 and as f32 on others, and keeps a larger one block-quantized (q).
   i8   int8 weights, one scale per output; onnxruntime's integer GEMM on 8-bit
        activations anchored on the clean copy (float32 compute on the same
-       weights for graphs deeper than 16 blocks). About 2.3x faster than f32,
+       weights for the logit baselines' graphs). About 2.3x faster than f32,
        a quarter of its store, 60% of its memory; drift ratios move by under
        a fifth of their spread over K (README, "Precision").
   q    linear weights kept in their GGUF blocks for onnxruntime's MatMulNBits

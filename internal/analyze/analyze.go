@@ -120,11 +120,11 @@ type Analyzer struct {
 	final, head *runtime.Session
 	// budget is the batch memory bound in bytes (BatchMiB).
 	budget int
-	// anchored is set for an int8 model, whose graphs (up to
-	// store.AnchoredInt8Blocks blocks) anchor their int8 linears on row 0
-	// of each batch (onnx.Builder.Linear): every batch then carries the
-	// clean copy first, not only the first one (one row more per later
-	// batch, also for its deeper float-form graphs, where it is harmless).
+	// anchored is set for an int8 model, whose drift graphs anchor their
+	// int8 linears on row 0 of each batch (onnx.Builder.Linear): every
+	// batch then carries the clean copy first, not only the first one (one
+	// row more per later batch, also for graphs on the way to logits, which
+	// are in the float form and where it is harmless).
 	anchored bool
 	// maxTokenBytes is the longest token's text in bytes: a prompt longer
 	// than MaxTokens*maxTokenBytes bytes cannot fit and is refused before

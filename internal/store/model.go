@@ -508,13 +508,14 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 // what they compute (which would bump ConverterVersion): cached graphs of
 // another revision are not reused. Revision 2: the symbolic seq length is
 // kept through attention (nn.Graph.Positions), so int8 graphs open in
-// time linear in their depth.
-const graphRevision = 2
+// time linear in their depth. Revision 3: an int8 model's drift graphs are
+// anchored at any depth (int8FloatForm).
+const graphRevision = 3
 
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of
 // it when long, and the graph revision; a head-only graph is
-// "graph-head.r2.onnx". Graphs cached under older names are not reused.
+// "graph-head.r3.onnx". Graphs cached under older names are not reused.
 func (m *Model) graphPath(opt arch.GraphOptions) string {
 	rev := fmt.Sprintf(".r%d.onnx", graphRevision)
 	if opt.Head {
@@ -541,31 +542,25 @@ func (m *Model) accSuffix() string {
 	return fmt.Sprintf("-acc%d", m.AccuracyLevel)
 }
 
-// AnchoredInt8Blocks is the deepest graph (in blocks run) whose int8
-// linears compute in int8, anchored on the clean copy; deeper graphs of an
-// int8 model multiply in float32 on the dequantized int8 weights. 16
-// covers the middle hidden state of models up to 32 blocks; `layers`,
-// `heatmap --grid` and the logit baselines run deeper. The limit was set
-// when the anchored form made onnxruntime's session start grow with the
-// square of the depth (SmolLM2-135M: 3.7 s at 16 blocks, 13.8 s at 30);
-// since the graphs keep the symbolic seq length (nn.Graph.Positions) it
-// grows linearly, so the limit could go, at the price of re-measuring what
-// the deeper graphs report (README, "Precision").
-const AnchoredInt8Blocks = 16
-
-// blocksRun is the number of blocks a graph for opt runs.
-func blocksRun(opt arch.GraphOptions, layers int) int {
+// int8FloatForm reports whether a graph of an int8 model multiplies in
+// float32 on the dequantized int8 weights instead of in int8 anchored on
+// the clean copy: the graphs on the way to logits (the output head, logits,
+// the final norm), which give the logit baselines and surprisal from the
+// clean copy alone, keep float32 activations, as the precision evaluation
+// measured them (README, "Precision"). Drift graphs at any depth are
+// anchored. (Until graph revision 3 graphs deeper than 16 blocks were in
+// the float form too: the anchored form then opened in time quadratic in
+// depth.)
+func int8FloatForm(opt arch.GraphOptions, layers int) bool {
 	if opt.Head {
-		return 0
+		return true
 	}
-	n := 0
 	for _, p := range opt.Outputs {
-		if !p.Site.Indexed() {
-			return layers
+		if p.Site == arch.SiteLogits || p.Site == arch.SiteNorm && p.Index >= layers {
+			return true
 		}
-		n = max(n, p.Index+1) // norm.i reads block i+1's input norm; others at most block i
 	}
-	return min(n, layers)
+	return false
 }
 
 // floatInt8 serves a model's int8 linear weights for float32 compute.
@@ -583,7 +578,7 @@ func (f floatInt8) Lookup(name string) (onnx.ExternalTensor, bool) {
 
 func (m *Model) buildGraph(opt arch.GraphOptions, path string) (string, error) {
 	var src onnx.WeightSource = m
-	if m.Int8() && blocksRun(opt, m.Config().Layers) > AnchoredInt8Blocks {
+	if m.Int8() && int8FloatForm(opt, m.Config().Layers) {
 		src = floatInt8{m}
 	}
 	model, err := m.Manifest.Config.Build(src, opt)

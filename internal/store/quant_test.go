@@ -421,13 +421,13 @@ func TestInt8ImportMatchesFloat32(t *testing.T) {
 	}
 }
 
-// TestInt8GraphForm: an int8 model's graphs multiply in int8, anchored,
-// up to AnchoredInt8Blocks blocks, and in float32 on the dequantized codes
-// beyond (onnxruntime opens deep anchored graphs slowly); the two forms
+// TestInt8GraphForm: an int8 model's drift graphs multiply in int8,
+// anchored, at any depth, and the graphs on the way to logits (logits, the
+// final norm, the head) in float32 on the dequantized codes; the two forms
 // agree on one copy's hidden state.
 func TestInt8GraphForm(t *testing.T) {
 	testutil.Runtime(t)
-	layers := AnchoredInt8Blocks + 2
+	const layers = 18
 	tiny := testutil.Tiny{Arch: "llama", Layers: layers, Dim: 64, FFN: 128, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 5}
 	m := testutil.ImportTinyAt(t, testutil.WriteTiny(t, tiny), PrecisionInt8)
 	defer m.Close()
@@ -450,14 +450,19 @@ func TestInt8GraphForm(t *testing.T) {
 		opt      arch.GraphOptions
 		anchored bool
 	}{
-		{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(AnchoredInt8Blocks - 1)}}, true},
-		{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(AnchoredInt8Blocks)}}, false},
+		{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(2)}}, true},
+		{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(layers)}}, true},
+		{arch.GraphOptions{Outputs: []arch.Point{{Site: arch.SiteNorm, Index: layers - 1}}}, true},
 		{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1), {Site: arch.SiteLogits}}}, false},
+		{arch.GraphOptions{Outputs: []arch.Point{{Site: arch.SiteNorm, Index: layers}}}, false},
 	} {
 		got := ops(tc.opt)
 		if got["MatMulIntegerToFloat"] != tc.anchored || got["DequantizeLinear"] == tc.anchored {
 			t.Errorf("outputs %v: ops %v, want anchored int8 = %v", tc.opt.Outputs, got, tc.anchored)
 		}
+	}
+	if ops(arch.GraphOptions{Head: true})["MatMulIntegerToFloat"] {
+		t.Error("the head graph multiplies in int8")
 	}
 	const seq = 5
 	r := rand.New(rand.NewPCG(1, 2))
@@ -466,10 +471,10 @@ func TestInt8GraphForm(t *testing.T) {
 		x[i] = float32(r.NormFloat64())
 	}
 	// The same hidden state from an anchored graph and a float one (the
-	// second also outputs a point past the limit).
+	// second also outputs the final norm).
 	p := arch.Resid(2)
 	anchored := runPoints(t, m, x, seq, p)[0]
-	out := runPoints(t, m, x, seq, p, arch.Resid(layers))
+	out := runPoints(t, m, x, seq, p, arch.Point{Site: arch.SiteNorm, Index: layers})
 	if e := relErr(anchored, out[0]); e > 1e-3 || math.IsNaN(e) {
 		t.Errorf("hidden state 2: anchored int8 and float forms differ by %.3g", e)
 	} else {
