@@ -60,8 +60,8 @@ type Factors struct {
 // values are scale·code − offset: zero point offset/scale, or, for a
 // block of scale 0, scale offset and zero point 1 (the converter sets
 // such a block's codes to 0, so every value is −offset). One rule for the
-// converter, the store's embedding reader and the graph (which computes
-// it with Where, Equal and Div).
+// converter, the store's embedding reader and the expanded scales a
+// session reads (store).
 func ScaleZero(scale, offset float32) (s, zp float32) {
 	if scale == 0 {
 		return offset, 1
