@@ -55,7 +55,7 @@ for m in "${models[@]}"; do
     done
     wait "${pids[@]}"
     wall=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.0f", e-s}')
-    ready=$(grep -ho 'session ready in [0-9.]*s' "$out/$m.$mode".*.err | awk '{print $4}' | paste -sd/ -)
+    ready=$(grep -hoE 'session ready in [0-9.]+(ms|s)' "$out/$m.$mode".*.err | awk '{print $4}' | paste -sd/ -)
     awk -v m="$m" -v mode="$mode" -v rd="$ready" -v r="$rss" -v p="$pss" -v a="$map1" -v b="$map2" -v w="$wall" \
       'BEGIN {printf "| %s | %s | %s | %.0f MiB | %.0f MiB | %.0f / %.0f MiB | %s s |\n", m, mode, rd, r/1024, p/1024, a/1024, b/1024, w}'
   done
