@@ -3,6 +3,7 @@ package store_test
 import (
 	"math"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/lmood/lmood/internal/arch"
@@ -20,6 +21,11 @@ func TestExpandedScales(t *testing.T) {
 	testutil.Runtime(t)
 	shm := t.TempDir()
 	defer SetShmDir(shm)()
+	// A scratch directory left by a process that no longer runs (a PID
+	// above the kernel's limit) goes with the next session.
+	if err := os.Mkdir(filepath.Join(shm, "lmood-session-2147483647-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, typ := range []gguf.Type{gguf.Q4_0, gguf.Q4_1, gguf.Q8_0, gguf.Q4_K, gguf.Q6_K, gguf.Q5_K} {
 		t.Run(typ.String(), func(t *testing.T) {
 			tiny := testutil.Tiny{Arch: "llama", Layers: 1, Dim: 256, FFN: 512, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 5, Untied: true, Quant: typ}
