@@ -41,6 +41,16 @@ type expandedEntry struct {
 	scales, zero int64 // offsets; zero is -1 without offsets
 }
 
+// bytes is the size of the entry's scales, one float32 per block, and of
+// its zero points if it has them.
+func (e expandedEntry) bytes() int64 {
+	n := 4 * int64(e.rows) * int64(e.blocks)
+	if e.zero >= 0 {
+		n *= 2
+	}
+	return n
+}
+
 // newExpandedLayout lays out the factored weights of m's manifest; nil
 // when it has none.
 func newExpandedLayout(m *Manifest) *expandedLayout {
@@ -86,16 +96,24 @@ func (l *expandedLayout) entry(name string) (expandedEntry, bool) {
 // expandedScales returns the float32 MatMulNBits scales and zero points
 // (nil without offsets) of the factored weight name, [rows, blocks].
 func (m *Model) expandedScales(name string) (scales, zero []float32, err error) {
-	e := m.expanded.entries[name]
-	scales = make([]float32, e.rows*e.blocks)
-	if err := m.factoredRows(name+".scales", 0, e.rows, scales); err != nil {
+	q := m.Manifest.Tensors[name].NBits
+	return m.scalesZeros(name, q, 0, q.N)
+}
+
+// scalesZeros returns rows [row0, row0+rows) of the MatMulNBits scales and
+// zero points (nil without offsets) of the block-quantized weight name
+// (described by q), computed from what the store keeps by the converter's
+// rule (gguf.ScaleZero).
+func (m *Model) scalesZeros(name string, q *NBits, row0, rows int) (scales, zero []float32, err error) {
+	scales = make([]float32, rows*q.K/q.BlockSize)
+	if err := m.factoredRows(name+".scales", row0, rows, scales); err != nil {
 		return nil, nil, err
 	}
-	if e.zero < 0 {
+	if !q.Offsets {
 		return scales, nil, nil
 	}
 	zero = make([]float32, len(scales))
-	if err := m.factoredRows(name+".offsets", 0, e.rows, zero); err != nil {
+	if err := m.factoredRows(name+".offsets", row0, rows, zero); err != nil {
 		return nil, nil, err
 	}
 	for b, o := range zero {
@@ -177,12 +195,7 @@ func (m *Model) newSession(opt arch.GraphOptions, path, input string, outs []run
 	}
 	var need int64
 	for _, name := range names {
-		e := m.expanded.entries[name]
-		n := 4 * int64(e.rows) * int64(e.blocks)
-		if e.zero >= 0 {
-			n *= 2
-		}
-		need += n
+		need += m.expanded.entries[name].bytes()
 	}
 	// onnxruntime reads external data only from the graph's directory
 	// (as named, or after resolving links): the expanded scales are a file

@@ -264,39 +264,16 @@ func (m *Model) embeddingRow(id int, row []float32) error {
 		}
 		return nil
 	}
-	nb := q.K / q.BlockSize
 	codes := make([]byte, q.K*q.Bits/8)
 	if _, err := m.weights.ReadAt(codes, m.embd.Offset+int64(id)*int64(len(codes))); err != nil {
 		return err
 	}
-	scales := make([]float32, nb)
-	if err := m.factoredRows(arch.TokenEmbd+".scales", id, 1, scales); err != nil {
+	scales, zero, err := m.scalesZeros(arch.TokenEmbd, q, id, 1)
+	if err != nil {
 		return err
 	}
-	var zps []float32
-	if q.Offsets {
-		zps = make([]float32, nb)
-		if err := m.factoredRows(arch.TokenEmbd+".offsets", id, 1, zps); err != nil {
-			return err
-		}
-		for b, o := range zps {
-			scales[b], zps[b] = gguf.ScaleZero(scales[b], o)
-		}
-	}
-	def := float32(int(1) << (q.Bits - 1))
-	for e := range row {
-		var c int
-		if q.Bits == 4 {
-			c = int(codes[e/2]>>(4*(e%2))) & 0x0f
-		} else {
-			c = int(codes[e])
-		}
-		zp := def
-		if zps != nil {
-			zp = zps[e/q.BlockSize]
-		}
-		row[e] = (float32(c) - zp) * scales[e/q.BlockSize]
-	}
+	blocks := gguf.NBits{Rows: 1, Cols: q.K, Bits: q.Bits, BlockSize: q.BlockSize, Codes: codes, Scales: scales, ZeroPoints: zero}
+	copy(row, blocks.Dequantize())
 	return nil
 }
 

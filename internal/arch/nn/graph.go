@@ -43,9 +43,10 @@ func (g *Graph) intScalar(v int64) onnx.Value {
 // opened the int8 graphs in time growing with the square of their depth
 // (SmolLM2-135M, 30 blocks: 13.8 s); with both fixed, in time linear in it.
 func (g *Graph) Positions(x onnx.Value) onnx.Value {
-	first := g.Op("Gather", []onnx.Value{g.Op("Gather", []onnx.Value{x, g.intScalar(0)}, onnx.IntAttr("axis", 0)), g.intScalar(0)}, onnx.IntAttr("axis", 1))
+	zero := g.intScalar(0)
+	first := g.Op("Gather", []onnx.Value{g.Op("Gather", []onnx.Value{x, zero}, onnx.IntAttr("axis", 0)), zero}, onnx.IntAttr("axis", 1))
 	ones := g.Pow(first, 0)
-	count := g.Op("CumSum", []onnx.Value{ones, g.intScalar(0)})
+	count := g.Op("CumSum", []onnx.Value{ones, zero})
 	return g.Op("Cast", []onnx.Value{g.Sub(count, g.Scalar(1))}, onnx.IntAttr("to", int64(onnx.Int64)))
 }
 
