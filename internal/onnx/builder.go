@@ -51,11 +51,13 @@ func (t ElemType) Size() int64 {
 // (MatMulNBits).
 const MSDomain = "com.microsoft"
 
-// Opset is the default-domain operator set version the builder targets.
-const Opset = 18
+// Opset is the default-domain operator set version the builder targets
+// (21: QuantizeLinear with blocks, see quantizeRows).
+const Opset = 21
 
-// IRVersion is the ONNX IR version written into models (IR 8 goes with opset 18).
-const IRVersion = 8
+// IRVersion is the ONNX IR version written into models (IR 10 goes with
+// opset 21).
+const IRVersion = 10
 
 // Value names a tensor flowing through the graph.
 type Value string
@@ -333,12 +335,22 @@ func (b *Builder) anchor(x Value) anchored {
 // round(x/s)+128 in 1..255 (uint8, symmetric around the zero point 128)
 // and the per-row scales s = max|x|/127 (a row of zeros gets a tiny scale
 // and codes 128).
+//
+// The codes come from one QuantizeLinear with a block per row (opset 21
+// blocked quantization; its zero point must then have the scale's shape),
+// where Div, Round, Add and Cast took four passes over x. It rounds halves
+// to even as Round does: the codes are the same.
 func (b *Builder) quantizeRows(x Value) rowCodes {
 	absmax := b.Op("ReduceMax", []Value{b.Op("Abs", []Value{x}), b.Ints(-1)}, IntAttr("keepdims", 1))
 	s := b.Div(b.Op("Max", []Value{absmax, b.Scalar(1e-30)}), b.Scalar(127))
-	r := b.Add(b.Op("Round", []Value{b.Div(x, s)}), b.Scalar(128))
-	return rowCodes{codes: b.Op("Cast", []Value{r}, IntAttr("to", int64(Uint8))), scale: s}
+	zp := b.Op("Expand", []Value{b.uint8Scalar(128), b.Op("Shape", []Value{s})})
+	codes := b.Op("QuantizeLinear", []Value{x, s, zp}, IntAttr("axis", -1), IntAttr("block_size", rowBlock))
+	return rowCodes{codes: codes, scale: s}
 }
+
+// rowBlock is QuantizeLinear's block_size for one block per row: with one
+// scale along the axis, any size at least the row's length is valid.
+const rowBlock = math.MaxInt32
 
 // uint8Scalar adds a uint8 scalar constant to the graph.
 func (b *Builder) uint8Scalar(v uint8) Value {

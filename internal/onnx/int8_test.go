@@ -86,7 +86,8 @@ func randomInt8(t *testing.T, r *rand.Rand, in, out int) *gguf.Int8Columns {
 // Q quantizing a row to 8 bits with its own scale. onnxruntime's int32
 // sums are exact, so the two agree to float32 rounding. Two linears read
 // the same input (the graph quantizes it once), one row equals row 0 (its
-// difference is all zeros) and one row has an outlier.
+// difference is all zeros), one row has an outlier, one is all zeros and
+// one differs from it by values halfway between two codes.
 func TestLinearInt8RunsInOnnxruntime(t *testing.T) {
 	testutil.Runtime(t)
 	const in, out, batch, seq = 96, 40, 3, 2
@@ -95,8 +96,17 @@ func TestLinearInt8RunsInOnnxruntime(t *testing.T) {
 	for i := range x {
 		x[i] = float32(r.NormFloat64())
 	}
+	clear(x[in : 2*in])                  // copy 0, token 1: zeros
 	copy(x[seq*in:2*seq*in], x[:seq*in]) // copy 1 = copy 0
 	x[2*seq*in+7] = 40                   // copy 2, token 0: an outlier
+	// Copy 2, token 1 (a difference from zeros): max 127 gives the scale 1,
+	// and k+0.5 are ties, which the quantizer must round to even.
+	tie := x[(2*seq+1)*in : (2*seq+2)*in]
+	clear(tie)
+	tie[0] = 127
+	for k := 1; k <= 20; k++ {
+		tie[k] = float32(math.Copysign(float64(k)+0.5, float64(k%3-1)))
+	}
 	ws := map[string]*gguf.Int8Columns{"a": randomInt8(t, r, in, out), "b": randomInt8(t, r, in, 24)}
 	s := int8Graph(t, in, ws, []string{"a", "b"})
 	got, err := s.Run(x, batch, seq)
@@ -138,6 +148,12 @@ func TestLinearInt8RunsInOnnxruntime(t *testing.T) {
 					g := float64(got[oi][(c*seq+p)*q.Out+n])
 					if c == 1 && g != float64(got[oi][p*q.Out+n]) {
 						t.Errorf("%s: copy 1 equals copy 0 but output %d of token %d differs: %g vs %g", name, n, p, g, got[oi][p*q.Out+n])
+					}
+					if mag == 0 { // a row of zeros
+						if g != 0 {
+							t.Errorf("%s: copy %d, token %d is zeros but output %d is %g", name, c, p, n, g)
+						}
+						continue
 					}
 					worst = math.Max(worst, math.Abs(g-want)/mag)
 					worstFloat = math.Max(worstFloat, math.Abs(g-exact)/mag)

@@ -486,8 +486,9 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 // another revision are not reused. Revision 2: the symbolic seq length is
 // kept through attention (nn.Graph.Positions), so int8 graphs open in
 // time linear in their depth. Revision 3: an int8 model's drift graphs are
-// anchored at any depth (int8FloatForm).
-const graphRevision = 3
+// anchored at any depth (int8FloatForm). Revision 4: opset 21, int8
+// activations quantized by one QuantizeLinear per row block (same codes).
+const graphRevision = 4
 
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of
