@@ -488,7 +488,9 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 // time linear in their depth. Revision 3: an int8 model's drift graphs are
 // anchored at any depth (int8FloatForm). Revision 4: opset 21, int8
 // activations quantized by one QuantizeLinear per row block (same codes).
-const graphRevision = 4
+// Revision 5: heads kept token-major until attention (one transpose per
+// operand), queries scaled by their rotary tables.
+const graphRevision = 5
 
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of

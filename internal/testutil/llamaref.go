@@ -71,12 +71,21 @@ type LogitStats struct {
 	MaxAbs, Scale float64
 	// Top1 counts the positions whose highest logit is the same token.
 	Top1, Positions int
+	// Top1Gap is the largest amount by which the reference's logit of
+	// got's top token falls short of the reference's highest logit (0 when
+	// every top-1 agrees): a disagreement by less than the logits' float32
+	// error is a tie.
+	Top1Gap float64
 }
 
 // String reports the statistics in one line.
 func (s LogitStats) String() string {
-	return fmt.Sprintf("worst position relative error %.2e, max |Δlogit| %.2e (logit std up to %.2f), top-1 agrees at %d/%d positions",
+	msg := fmt.Sprintf("worst position relative error %.2e, max |Δlogit| %.2e (logit std up to %.2f), top-1 agrees at %d/%d positions",
 		s.RelErr, s.MaxAbs, s.Scale, s.Top1, s.Positions)
+	if s.Top1 < s.Positions {
+		msg += fmt.Sprintf(" (the reference's logit of lmood's top token is at most %.2e below its top)", s.Top1Gap)
+	}
+	return msg
 }
 
 // CompareLogits compares got with the reference want, both [T, vocab].
@@ -99,8 +108,10 @@ func CompareLogits(got, want []float32, vocab int) LogitStats {
 			sq += (float64(b[i]) - mean) * (float64(b[i]) - mean)
 		}
 		s.Scale = max(s.Scale, math.Sqrt(sq/float64(vocab)))
-		if argmax(a) == argmax(b) {
+		if ia, ib := argmax(a), argmax(b); ia == ib {
 			s.Top1++
+		} else {
+			s.Top1Gap = max(s.Top1Gap, float64(b[ib])-float64(b[ia]))
 		}
 	}
 	return s
@@ -127,10 +138,16 @@ func ModelLogits(t testing.TB, m *store.Model, ids []int) []float32 {
 	return RunPoints(t, m, []arch.Point{arch.Logits()}, emb, len(ids))[arch.Logits()]
 }
 
+// TieGap is how far below llama.cpp's highest logit the logit of lmood's
+// top token may be for CheckLlamaRef's top-1 check to call it a tie: the
+// synthetic models' logits agree to about 5e-6 (float32 through a few
+// blocks), and a soft-capped head squeezes them close together.
+const TieGap = 2e-5
+
 // CheckLlamaRef compares m's logits on ids with llama.cpp's on the GGUF m
 // was imported from (path): it requires a relative error of at most tol at
 // every position and, when top1 is set, the same top-1 token at every
-// position; it logs and returns the statistics.
+// position up to ties (TieGap); it logs and returns the statistics.
 func CheckLlamaRef(t *testing.T, m *store.Model, path string, ids []int, tol float64, top1 bool) LogitStats {
 	t.Helper()
 	bin := LlamaRef(t)
@@ -142,8 +159,8 @@ func CheckLlamaRef(t *testing.T, m *store.Model, path string, ids []int, tol flo
 	if !(s.RelErr <= tol) {
 		t.Errorf("logits differ from llama.cpp's: worst position relative error %.2e > %.0e", s.RelErr, tol)
 	}
-	if top1 && s.Top1 != s.Positions {
-		t.Errorf("top-1 token differs from llama.cpp's at %d of %d positions", s.Positions-s.Top1, s.Positions)
+	if top1 && s.Top1 != s.Positions && !(s.Top1Gap <= TieGap) {
+		t.Errorf("top-1 token differs from llama.cpp's at %d of %d positions, by up to %.2e in llama.cpp's logits (ties: %.0e)", s.Positions-s.Top1, s.Positions, s.Top1Gap, TieGap)
 	}
 	return s
 }

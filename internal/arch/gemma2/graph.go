@@ -34,7 +34,7 @@ type model struct {
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	r, mask := m.Layer(i)
-	q, k, v := m.QKV(i, x) // [b, heads, s, hd], [b, kv, s, hd] twice
+	q, k, v := m.QKV(i, x) // [b, s, heads, hd], [b, s, kv, hd] twice
 	q = m.Mul(m.Rope(q, r, c.HeadDim), m.Scalar(float32(c.QueryScale)))
 	k = m.Rope(k, r, c.HeadDim)
 	ctx := m.SoftCappedAttention(q, k, v, mask, c.AttnSoftcap, c.Heads, c.KVHeads, c.HeadDim)

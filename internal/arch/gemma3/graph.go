@@ -34,7 +34,7 @@ type model struct {
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	r, mask := m.Layer(i)
-	q, k, v := m.QKV(i, x) // [b, heads, s, hd], [b, kv, s, hd] twice
+	q, k, v := m.QKV(i, x) // [b, s, heads, hd], [b, s, kv, hd] twice
 	q = m.Rope(m.RMS(q, nn.Block(i, "attn_q_norm.weight")), r, c.HeadDim)
 	k = m.Rope(m.RMS(k, nn.Block(i, "attn_k_norm.weight")), r, c.HeadDim)
 	q = m.Mul(q, m.Scalar(float32(c.QueryScale)))

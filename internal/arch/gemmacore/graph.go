@@ -66,7 +66,7 @@ func (g *Graph) BlockLinear(i int, name string, x onnx.Value) onnx.Value {
 }
 
 // QKV returns block i's query, key and value heads of its normed input x:
-// [batch, heads, seq, head_dim] and twice [batch, kv_heads, seq, head_dim].
+// [batch, seq, heads, head_dim] and twice [batch, seq, kv_heads, head_dim].
 func (g *Graph) QKV(i int, x onnx.Value) (q, k, v onnx.Value) {
 	c := g.c
 	q = g.Heads(g.BlockLinear(i, "attn_q", x), c.Heads, c.HeadDim)

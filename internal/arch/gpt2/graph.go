@@ -57,7 +57,7 @@ func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	b := func(n string) string { return nn.Block(i, n) }
 	qkv := m.Split(m.Linear(x, b("attn_qkv.weight"), b("attn_qkv.bias")), c.Dim, c.Dim, c.Dim)
-	q := m.Mul(m.Heads(qkv[0], c.Heads, c.HeadDim), m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim))))) // [b, heads, s, hd]
+	q := m.Mul(m.Heads(qkv[0], c.Heads, c.HeadDim), m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim))))) // [b, s, heads, hd]
 	k := m.Heads(qkv[1], c.Heads, c.HeadDim)
 	v := m.Heads(qkv[2], c.Heads, c.HeadDim)
 	ctx := m.Attention(q, k, v, m.mask, c.Heads, c.Heads, c.HeadDim)

@@ -1,8 +1,6 @@
 package llama
 
 import (
-	"math"
-
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/onnx"
@@ -67,14 +65,13 @@ func (m *model) linear(i int, name string, x onnx.Value, bias bool) onnx.Value {
 }
 
 // attention is causal grouped-query self-attention: q, k, v projections
-// (with biases in Qwen2), rotary embeddings, queries scaled by
-// 1/√head_dim, output projection.
+// (with biases in Qwen2), rotary embeddings (queries also scaled by
+// 1/√head_dim: m.Query), output projection.
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
-	q := m.Rope(m.Heads(m.linear(i, "attn_q", x, c.QKVBias), c.Heads, c.HeadDim), m.Rotary, c.HeadDim)   // [b, heads, s, hd]
-	k := m.Rope(m.Heads(m.linear(i, "attn_k", x, c.QKVBias), c.KVHeads, c.HeadDim), m.Rotary, c.HeadDim) // [b, kv, s, hd]
-	v := m.Heads(m.linear(i, "attn_v", x, c.QKVBias), c.KVHeads, c.HeadDim)                              // [b, kv, s, hd]
-	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim)))))
+	q := m.Rope(m.Heads(m.linear(i, "attn_q", x, c.QKVBias), c.Heads, c.HeadDim), m.Query, c.HeadDim)    // [b, s, heads, hd]
+	k := m.Rope(m.Heads(m.linear(i, "attn_k", x, c.QKVBias), c.KVHeads, c.HeadDim), m.Rotary, c.HeadDim) // [b, s, kv, hd]
+	v := m.Heads(m.linear(i, "attn_v", x, c.QKVBias), c.KVHeads, c.HeadDim)                              // [b, s, kv, hd]
 	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.linear(i, "attn_output", ctx, false)
 }

@@ -1,6 +1,10 @@
 package nn
 
-import "github.com/lmood/lmood/internal/onnx"
+import (
+	"math"
+
+	"github.com/lmood/lmood/internal/onnx"
+)
 
 // OutputNorm is the GGUF name of the final norm's weight.
 const OutputNorm = "output_norm.weight"
@@ -18,6 +22,7 @@ type Causal struct {
 	Eps      float64 // RMSNorm epsilon
 
 	Rotary Rotary     // built by Embed
+	Query  Rotary     // Rotary scaled by 1/√RopeDim: rotates and scales queries
 	Mask   onnx.Value // [seq, seq]: 0 on and below the diagonal, -max above
 }
 
@@ -26,6 +31,7 @@ type Causal struct {
 func (c *Causal) Embed(h onnx.Value, blocks bool) onnx.Value {
 	if blocks {
 		c.Rotary, c.Mask = c.CausalRotary(h, c.RopeDim, c.RopeBase)
+		c.Query = c.ScaledRotary(c.Rotary, 1/math.Sqrt(float64(c.RopeDim)))
 	}
 	return h
 }

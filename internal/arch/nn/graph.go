@@ -79,8 +79,11 @@ func (g *Graph) CausalRotary(x onnx.Value, headDim int, base float64) (Rotary, o
 	return g.NewRotary(pos, headDim, base), g.CausalMask(pos)
 }
 
-// Rotary holds the cos and sin tables of rotate-half rotary embeddings,
-// [seq, head_dim].
+// Rotary holds the tables of rotate-half rotary embeddings, [seq, 1,
+// head_dim] (they broadcast over the heads of [batch, seq, heads,
+// head_dim]): Cos is cos of each dimension's angle, Sin its sin with
+// rotate_half's sign folded in (negated in the first half), so that
+// Rope needs no negation.
 type Rotary struct{ Cos, Sin onnx.Value }
 
 // NewRotary builds the tables for positions pos: position p, frequency j,
@@ -97,17 +100,26 @@ func (g *Graph) NewScaledRotary(pos onnx.Value, headDim int, base, scale float64
 		invFreq[j] = float32(math.Pow(base, -2*float64(j)/float64(headDim)) / scale)
 	}
 	p := g.Op("Unsqueeze", []onnx.Value{g.Op("Cast", []onnx.Value{pos}, onnx.IntAttr("to", int64(onnx.Float))), g.Ints(1)})
-	angles := g.MatMul(p, g.Floats([]int64{1, int64(headDim / 2)}, invFreq)) // [seq, hd/2]
-	emb := g.Concat(-1, angles, angles)
-	return Rotary{Cos: g.Op("Cos", []onnx.Value{emb}), Sin: g.Op("Sin", []onnx.Value{emb})}
+	angles := g.Op("Unsqueeze", []onnx.Value{g.MatMul(p, g.Floats([]int64{1, int64(headDim / 2)}, invFreq)), g.Ints(1)}) // [seq, 1, hd/2]
+	cos, sin := g.Op("Cos", []onnx.Value{angles}), g.Op("Sin", []onnx.Value{angles})
+	return Rotary{Cos: g.Concat(-1, cos, cos), Sin: g.Concat(-1, g.Neg(sin), sin)}
+}
+
+// ScaledRotary is r with both tables multiplied by s: Rope with it rotates
+// and scales (queries by 1/√head_dim, in one pass with the rotation).
+func (g *Graph) ScaledRotary(r Rotary, s float64) Rotary {
+	f := g.Scalar(float32(s))
+	return Rotary{Cos: g.Mul(r.Cos, f), Sin: g.Mul(r.Sin, f)}
 }
 
 // Rope rotates each head's dimension pairs (j, j + head_dim/2) of x
-// [batch, heads, seq, head_dim]: x·cos + rotate_half(x)·sin.
+// [batch, seq, heads, head_dim]: x·cos + rotate_half(x)·sin, where
+// rotate_half(x) = [-x₂, x₁] is computed as the halves swapped, [x₂, x₁],
+// times r.Sin's signs.
 func (g *Graph) Rope(x onnx.Value, r Rotary, headDim int) onnx.Value {
 	hd, half := int64(headDim), int64(headDim/2)
-	rotated := g.Concat(-1, g.Neg(g.Slice(x, -1, half, hd)), g.Slice(x, -1, 0, half))
-	return g.Add(g.Mul(x, r.Cos), g.Mul(rotated, r.Sin))
+	swapped := g.Concat(-1, g.Slice(x, -1, half, hd), g.Slice(x, -1, 0, half))
+	return g.Add(g.Mul(x, r.Cos), g.Mul(swapped, r.Sin))
 }
 
 // RMSNorm is x / sqrt(mean(x²) + eps) · weight over the last axis.
@@ -136,13 +148,15 @@ func (g *Graph) Linear(x onnx.Value, weight, bias string) onnx.Value {
 	return y
 }
 
-// Heads splits [batch, seq, n·head_dim] into [batch, n, seq, head_dim].
+// Heads splits [batch, seq, n·head_dim] into [batch, seq, n, head_dim]
+// (a reshape: heads stay in the token-major order of the projections;
+// Attention moves them where its products need them).
 func (g *Graph) Heads(x onnx.Value, n, headDim int) onnx.Value {
-	return g.Transpose(g.Reshape(x, 0, 0, int64(n), int64(headDim)), 0, 2, 1, 3)
+	return g.Reshape(x, 0, 0, int64(n), int64(headDim))
 }
 
-// Attention is masked grouped-query attention of queries q [b, heads, s, hd]
-// (already scaled) over keys and values [b, kv, s, hd]: query heads are
+// Attention is masked grouped-query attention of queries q [b, s, heads, hd]
+// (already scaled) over keys and values [b, s, kv, hd]: query heads are
 // grouped heads/kv to a key/value head, shared by broadcasting in MatMul.
 // It returns the heads' contexts concatenated, [b, s, heads·hd], before the
 // output projection.
@@ -155,13 +169,14 @@ func (g *Graph) Attention(q, k, v, mask onnx.Value, heads, kvHeads, headDim int)
 // attn_logit_softcapping). A cap of 0 leaves the scores as they are.
 func (g *Graph) SoftCappedAttention(q, k, v, mask onnx.Value, softcap float64, heads, kvHeads, headDim int) onnx.Value {
 	kv, group, hd := int64(kvHeads), int64(heads/kvHeads), int64(headDim)
-	// Heads are grouped by reshapes that copy the batch and seq axes (0)
-	// rather than infer one (-1), so shape inference keeps the symbolic seq
-	// length (see Positions).
-	qg := g.Transpose(g.Reshape(g.Transpose(q, 0, 2, 1, 3), 0, 0, kv, group, hd), 0, 2, 3, 1, 4) // [b, kv, g, s, hd]
-	kg := g.Op("Unsqueeze", []onnx.Value{k, g.Ints(2)})                                          // [b, kv, 1, s, hd]
-	vg := g.Op("Unsqueeze", []onnx.Value{v, g.Ints(2)})
-	scores := g.MatMul(qg, g.Transpose(kg, 0, 1, 2, 4, 3)) // [b, kv, g, s, s]
+	// One transpose per operand: queries to [b, kv, g, s, hd], keys to
+	// [b, kv, 1, hd, s] (transposed for q·k), values to [b, kv, 1, s, hd].
+	// Reshapes copy the batch and seq axes (0) rather than infer one (-1),
+	// so shape inference keeps the symbolic seq length (see Positions).
+	qg := g.Transpose(g.Reshape(q, 0, 0, kv, group, hd), 0, 2, 3, 1, 4)
+	kt := g.Op("Unsqueeze", []onnx.Value{g.Transpose(k, 0, 2, 3, 1), g.Ints(2)})
+	vg := g.Op("Unsqueeze", []onnx.Value{g.Transpose(v, 0, 2, 1, 3), g.Ints(2)})
+	scores := g.MatMul(qg, kt) // [b, kv, g, s, s]
 	if softcap != 0 {
 		scores = g.SoftCap(scores, softcap)
 	}

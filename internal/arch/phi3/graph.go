@@ -1,8 +1,6 @@
 package phi3
 
 import (
-	"math"
-
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/onnx"
@@ -43,10 +41,9 @@ func (m *model) qkv(i int, x onnx.Value) (q, k, v onnx.Value) {
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	q, k, v := m.qkv(i, x)
-	q = m.Rope(m.Heads(q, c.Heads, c.HeadDim), m.Rotary, c.HeadDim) // [b, heads, s, hd]
+	q = m.Rope(m.Heads(q, c.Heads, c.HeadDim), m.Query, c.HeadDim) // [b, s, heads, hd], scaled by 1/√head_dim
 	k = m.Rope(m.Heads(k, c.KVHeads, c.HeadDim), m.Rotary, c.HeadDim)
 	v = m.Heads(v, c.KVHeads, c.HeadDim)
-	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim)))))
 	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.Linear(ctx, nn.Block(i, "attn_output.weight"), "")
 }

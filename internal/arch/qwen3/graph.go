@@ -1,8 +1,6 @@
 package qwen3
 
 import (
-	"math"
-
 	"github.com/lmood/lmood/internal/arch"
 	"github.com/lmood/lmood/internal/arch/nn"
 	"github.com/lmood/lmood/internal/onnx"
@@ -31,12 +29,11 @@ type model struct {
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	b := func(n string) string { return nn.Block(i, n) }
-	q := m.Heads(m.Linear(x, b("attn_q.weight"), ""), c.Heads, c.HeadDim) // [b, heads, s, hd]
+	q := m.Heads(m.Linear(x, b("attn_q.weight"), ""), c.Heads, c.HeadDim) // [b, s, heads, hd]
 	k := m.Heads(m.Linear(x, b("attn_k.weight"), ""), c.KVHeads, c.HeadDim)
 	v := m.Heads(m.Linear(x, b("attn_v.weight"), ""), c.KVHeads, c.HeadDim)
-	q = m.Rope(m.RMSNorm(q, m.Weight(b("attn_q_norm.weight")), c.RMSEps), m.Rotary, c.HeadDim)
+	q = m.Rope(m.RMSNorm(q, m.Weight(b("attn_q_norm.weight")), c.RMSEps), m.Query, c.HeadDim) // scaled by 1/√head_dim too
 	k = m.Rope(m.RMSNorm(k, m.Weight(b("attn_k_norm.weight")), c.RMSEps), m.Rotary, c.HeadDim)
-	q = m.Mul(q, m.Scalar(float32(1/math.Sqrt(float64(c.HeadDim)))))
 	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.Linear(ctx, b("attn_output.weight"), "")
 }
