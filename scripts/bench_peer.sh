@@ -9,15 +9,17 @@
 # lmood and the batched peer run in alternation, LMOOD_PEER_ROUNDS times
 # each, and a prompt's time is its fastest run (the median run is shown
 # too): on this shared virtual machine everything slows down by up to 1.7x
-# for seconds at a time, and a single run of each side can land in
-# different such periods. The published loop (minutes) runs once.
+# for seconds to minutes at a time (often after a second or two of full
+# load), and a single run of each side can land in different such periods.
+# The published loop (minutes) runs once. Run nothing else meanwhile.
 #
 # Environment:
 #   LMOOD_PEER_PYTHON   a python with torch, numpy and gguf (default: a venv
 #                       under $XDG_CACHE_HOME/lmood/peer-venv made from
 #                       scripts/peer-requirements.txt)
 #   LMOOD_PEER_K        nudges per prompt (default 32)
-#   LMOOD_PEER_PROMPTS  how many prompts of prompts/probes.txt (default 5)
+#   LMOOD_PEER_PROMPTS  how many prompts of prompts/probes.txt (default all 20;
+#                       about 15 minutes in all, most of it the published loop)
 #   LMOOD_PEER_ROUNDS   alternated runs of lmood and the batched peer (default 5)
 #   LMOOD_PEER_MODELS   models (default "smollm2-135m qwen2.5-coder-0.5b")
 set -euo pipefail
@@ -26,7 +28,7 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/lmood"
 out="bench/out/peer"
 mkdir -p "$out"
 K="${LMOOD_PEER_K:-32}"
-N="${LMOOD_PEER_PROMPTS:-5}"
+N="${LMOOD_PEER_PROMPTS:-20}"
 R="${LMOOD_PEER_ROUNDS:-5}"
 lmood="$cache/bin/lmood"
 go build -o "$lmood" ./cmd/lmood
@@ -52,9 +54,9 @@ fi
 
 grep -v '^#' prompts/probes.txt | grep -v '^$' | head -n "$N" >"$out/prompts.txt"
 # lmood's input: the first prompt once more in front, its warm-up (the
-# peer warms up the same way before timing; a process's first forward pass
-# pays onnxruntime's first-run allocations, about 25 ms), left out of the
-# times and records.
+# peer warms up before timing too; lmood's first forward pass in a process
+# takes about 25 ms longer than the same pass again), left out of the times
+# and records.
 { head -n 1 "$out/prompts.txt"; cat "$out/prompts.txt"; } >"$out/prompts-warm.txt"
 declare -A gguf=(
   [smollm2-135m]="$cache/downloads/SmolLM2-135M-Instruct.Q4_1.gguf"
