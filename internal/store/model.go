@@ -495,7 +495,7 @@ const graphRevision = 5
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of
 // it when long, and the graph revision; a head-only graph is
-// "graph-head.r3.onnx". Graphs cached under older names are not reused.
+// "graph-head.r5.onnx". Graphs cached under older names are not reused.
 func (m *Model) graphPath(opt arch.GraphOptions) string {
 	rev := fmt.Sprintf(".r%d.onnx", graphRevision)
 	if opt.Head {
