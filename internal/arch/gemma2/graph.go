@@ -33,9 +33,9 @@ type model struct {
 // projection, and the post-attention norm.
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
-	r, mask := m.Layer(i)
-	q, k, v := m.QKV(i, x) // [b, s, heads, hd], [b, s, kv, hd] twice
-	q = m.Mul(m.Rope(q, r, c.HeadDim), m.Scalar(float32(c.QueryScale)))
+	r, rq, mask := m.Layer(i)
+	q, k, v := m.QKV(i, x)       // [b, s, heads, hd], [b, s, kv, hd] twice
+	q = m.Rope(q, rq, c.HeadDim) // scaled by QueryScale too
 	k = m.Rope(k, r, c.HeadDim)
 	ctx := m.SoftCappedAttention(q, k, v, mask, c.AttnSoftcap, c.Heads, c.KVHeads, c.HeadDim)
 	return m.AttnOut(i, ctx)

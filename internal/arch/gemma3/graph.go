@@ -33,11 +33,10 @@ type model struct {
 // post-attention norm.
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
-	r, mask := m.Layer(i)
-	q, k, v := m.QKV(i, x) // [b, s, heads, hd], [b, s, kv, hd] twice
-	q = m.Rope(m.RMS(q, nn.Block(i, "attn_q_norm.weight")), r, c.HeadDim)
+	r, rq, mask := m.Layer(i)
+	q, k, v := m.QKV(i, x)                                                 // [b, s, heads, hd], [b, s, kv, hd] twice
+	q = m.Rope(m.RMS(q, nn.Block(i, "attn_q_norm.weight")), rq, c.HeadDim) // scaled by QueryScale too
 	k = m.Rope(m.RMS(k, nn.Block(i, "attn_k_norm.weight")), r, c.HeadDim)
-	q = m.Mul(q, m.Scalar(float32(c.QueryScale)))
 	return m.AttnOut(i, m.Attention(q, k, v, mask, c.Heads, c.KVHeads, c.HeadDim))
 }
 

@@ -12,7 +12,10 @@ type Graph struct {
 	*nn.Graph
 	c             Config
 	local, global nn.Rotary
-	causal, slide onnx.Value // [seq, seq]: 0 where a query may attend, -max elsewhere
+	// localQ and globalQ are local and global scaled by QueryScale: they
+	// rotate and scale queries.
+	localQ, globalQ nn.Rotary
+	causal, slide   onnx.Value // [seq, seq]: 0 where a query may attend, -max elsewhere
 }
 
 // NewGraph starts the graph of c.
@@ -30,18 +33,20 @@ func (g *Graph) Embed(h onnx.Value, blocks bool) onnx.Value {
 	pos := g.Positions(h) // [seq]
 	g.local = g.NewRotary(pos, g.c.HeadDim, g.c.RopeLocal)
 	g.global = g.NewScaledRotary(pos, g.c.HeadDim, g.c.RopeGlobal, g.c.RopeScale)
+	g.localQ, g.globalQ = g.ScaledRotary(g.local, g.c.QueryScale), g.ScaledRotary(g.global, g.c.QueryScale)
 	g.causal = g.CausalMask(pos)
 	g.slide = g.SlidingMask(pos, g.c.Window)
 	return h
 }
 
-// Layer returns block i's rotary tables and attention mask: those of a
-// global layer (causal over the whole prompt) or of a sliding-window one.
-func (g *Graph) Layer(i int) (nn.Rotary, onnx.Value) {
+// Layer returns block i's rotary tables (for keys, and for queries with
+// the query scale folded in) and attention mask: those of a global layer
+// (causal over the whole prompt) or of a sliding-window one.
+func (g *Graph) Layer(i int) (keys, queries nn.Rotary, mask onnx.Value) {
 	if g.c.Global(i) {
-		return g.global, g.causal
+		return g.global, g.globalQ, g.causal
 	}
-	return g.local, g.slide
+	return g.local, g.localQ, g.slide
 }
 
 // RMS is RMSNorm with the weight as stored: llama.cpp's converter folded
