@@ -133,7 +133,11 @@ type Builder struct {
 	// anchors caches the int8 form of a value that several int8 linears
 	// read (q, k and v; gate and up).
 	anchors map[Value]anchored
-	consts  map[string]Value // small constants by type and value
+	// zeros holds the zero points of the int8 codes, one per kind of row
+	// set (the batch's rows, the anchor row): every anchored linear
+	// quantizes rows of the same shape.
+	zeros  map[rowSet]Value
+	consts map[string]Value // small constants by type and value
 }
 
 // NewBuilder starts a graph. Weights referenced with Weight are resolved
@@ -297,11 +301,14 @@ func (b *Builder) linearInt8(x Value, name string, t ExternalTensor) Value {
 	}
 	a := b.anchor(x)
 	w, ws := b.external(name, t), b.external(name+".scales", t.Int8.Scales)
-	mm := func(q rowCodes) Value {
-		y := b.MSOp("MatMulIntegerToFloat", []Value{q.codes, w, b.Scalar(1), ws, b.uint8Scalar(128)})
-		return b.Mul(y, q.scale)
+	// codes @ W with every code counted step times (a constant).
+	mm := func(codes Value, step float32) Value {
+		return b.MSOp("MatMulIntegerToFloat", []Value{codes, w, b.Scalar(step), ws, b.uint8Scalar(128)})
 	}
-	return b.Add(mm(a.diff), b.Add(mm(a.hi), mm(a.lo)))
+	// Row 0's product: hi's codes plus lo's (whose step is hi's over
+	// loSteps), times hi's step.
+	x0W := b.Mul(b.Add(mm(a.hi.codes, 1), mm(a.lo.codes, 1.0/loSteps)), a.hi.scale)
+	return b.Add(b.Mul(mm(a.diff.codes, 1), a.diff.scale), x0W)
 }
 
 // rowCodes are 8-bit codes of a value along its last axis with a scale
@@ -314,6 +321,21 @@ type rowCodes struct{ codes, scale Value }
 // read it (q, k and v; gate and up).
 type anchored struct{ diff, hi, lo rowCodes }
 
+// loSteps is how many steps of the anchor's rounding error (lo) make one
+// step of its value (hi): 2·127, so that an error of up to half a step
+// of hi codes to at most ±127.
+const loSteps = 254
+
+// rowSet tells which rows a quantization covers: those of the whole batch
+// ([batch, seq, 1] scales) or those of the anchor row ([1, seq, 1]).
+type rowSet int
+
+const (
+	batchRows rowSet = iota
+	anchorRows
+)
+
+// anchor returns the int8 form of x (see anchored), built on first use.
 func (b *Builder) anchor(x Value) anchored {
 	if a, ok := b.anchors[x]; ok {
 		return a
@@ -321,9 +343,12 @@ func (b *Builder) anchor(x Value) anchored {
 	// Gather keeps the batch axis a plain 1 (a Slice of the symbolic batch
 	// axis makes onnxruntime's session start quadratic in graph size).
 	x0 := b.Op("Gather", []Value{x, b.Ints(0)}, IntAttr("axis", 0))
-	a := anchored{diff: b.quantizeRows(b.Sub(x, x0)), hi: b.quantizeRows(x0)}
+	a := anchored{diff: b.quantizeRows(b.Sub(x, x0), batchRows), hi: b.quantizeRows(x0, anchorRows)}
 	back := b.Mul(b.Sub(b.Op("Cast", []Value{a.hi.codes}, IntAttr("to", int64(Float))), b.Scalar(128)), a.hi.scale)
-	a.lo = b.quantizeRows(b.Sub(x0, back))
+	// The rounding error x0 - back is at most half of hi's step: with a
+	// step of hi's over loSteps its codes lie in ±127, no maximum to find.
+	loScale := b.Mul(a.hi.scale, b.Scalar(1.0/loSteps))
+	a.lo = rowCodes{codes: b.quantize(b.Sub(x0, back), loScale, anchorRows), scale: loScale}
 	if b.anchors == nil {
 		b.anchors = map[Value]anchored{}
 	}
@@ -335,17 +360,28 @@ func (b *Builder) anchor(x Value) anchored {
 // round(x/s)+128 in 1..255 (uint8, symmetric around the zero point 128)
 // and the per-row scales s = max|x|/127 (a row of zeros gets a tiny scale
 // and codes 128).
-//
-// The codes come from one QuantizeLinear with a block per row (opset 21
-// blocked quantization; its zero point must then have the scale's shape),
-// where Div, Round, Add and Cast took four passes over x. It rounds halves
-// to even as Round does: the codes are the same.
-func (b *Builder) quantizeRows(x Value) rowCodes {
+func (b *Builder) quantizeRows(x Value, rows rowSet) rowCodes {
 	absmax := b.Op("ReduceMax", []Value{b.Op("Abs", []Value{x}), b.Ints(-1)}, IntAttr("keepdims", 1))
 	s := b.Div(b.Op("Max", []Value{absmax, b.Scalar(1e-30)}), b.Scalar(127))
-	zp := b.Op("Expand", []Value{b.uint8Scalar(128), b.Op("Shape", []Value{s})})
-	codes := b.Op("QuantizeLinear", []Value{x, s, zp}, IntAttr("axis", -1), IntAttr("block_size", rowBlock))
-	return rowCodes{codes: codes, scale: s}
+	return rowCodes{codes: b.quantize(x, s, rows), scale: s}
+}
+
+// quantize returns the codes round(x/s)+128 (uint8, saturated) of x with
+// one scale per row, s shaped like x but for a last axis of 1. They come
+// from one QuantizeLinear with a block per row (opset 21 blocked
+// quantization), where Div, Round, Add and Cast took four passes over x;
+// it rounds halves to even as Round does. Its zero point must have the
+// scale's shape: one tensor of 128s per rowSet serves the whole graph.
+func (b *Builder) quantize(x, s Value, rows rowSet) Value {
+	zp, ok := b.zeros[rows]
+	if !ok {
+		zp = b.Op("Expand", []Value{b.uint8Scalar(128), b.Op("Shape", []Value{s})})
+		if b.zeros == nil {
+			b.zeros = map[rowSet]Value{}
+		}
+		b.zeros[rows] = zp
+	}
+	return b.Op("QuantizeLinear", []Value{x, s, zp}, IntAttr("axis", -1), IntAttr("block_size", rowBlock))
 }
 
 // rowBlock is QuantizeLinear's block_size for one block per row: with one

@@ -19,11 +19,17 @@ func quantRow(v []float64) (codes []int64, s float64) {
 		amax = math.Max(amax, math.Abs(x))
 	}
 	s = float64(float32(math.Max(amax, 1e-30)) / 127)
-	codes = make([]int64, len(v))
+	return quantStep(v, s), s
+}
+
+// quantStep is the graph's quantization with a given step s: codes
+// round-half-even(v/s), saturated to the int8 range.
+func quantStep(v []float64, s float64) []int64 {
+	codes := make([]int64, len(v))
 	for i, x := range v {
-		codes[i] = int64(math.RoundToEven(float64(float32(x / s))))
+		codes[i] = min(127, max(-128, int64(math.RoundToEven(float64(float32(x/s))))))
 	}
-	return codes, s
+	return codes
 }
 
 // int8Product is codes·W(column n) in exact integers, times the scales.
@@ -56,14 +62,15 @@ func int8Graph(t *testing.T, in int, ws map[string]*gguf.Int8Columns, names []st
 	if err != nil {
 		t.Fatal(err)
 	}
-	quantizers := 0
+	ops := map[string]int{}
 	for _, n := range m.Graph.Node {
-		if n.GetOpType() == "ReduceMax" {
-			quantizers++
-		}
+		ops[n.GetOpType()]++
 	}
-	if quantizers != 3 {
-		t.Errorf("the graph has %d row quantizers, want 3 (difference, anchor, its error) shared by all linears", quantizers)
+	// The difference, the anchor and its error are quantized once for all
+	// linears; only the first two search for their scale, and the two row
+	// shapes (batch, anchor) have one zero-point tensor each.
+	if ops["QuantizeLinear"] != 3 || ops["ReduceMax"] != 2 || ops["Expand"] != 2 {
+		t.Errorf("the graph has %d QuantizeLinear, %d ReduceMax and %d Expand nodes, want 3, 2 and 2", ops["QuantizeLinear"], ops["ReduceMax"], ops["Expand"])
 	}
 	return wf.open(t, m, in, outs, runtime.SessionOptions{Threads: 1})
 }
@@ -82,8 +89,9 @@ func randomInt8(t *testing.T, r *rand.Rand, in, out int) *gguf.Int8Columns {
 
 // TestLinearInt8RunsInOnnxruntime checks the int8 Linear against the
 // product it defines, computed in float64 with exact integer sums: for
-// each row i of the batch, Q(x_i - x_0)·W + Q(x_0)·W + Q(x_0 - Q(x_0))·W,
-// Q quantizing a row to 8 bits with its own scale. onnxruntime's int32
+// each row i of the batch, Q(x_i - x_0)·W + Q(x_0)·W + Q'(x_0 - Q(x_0))·W,
+// Q quantizing a row to 8 bits with its own scale, Q' with Q(x_0)'s step
+// over 254. onnxruntime's int32
 // sums are exact, so the two agree to float32 rounding. Two linears read
 // the same input (the graph quantizes it once), one row equals row 0 (its
 // difference is all zeros), one row has an outlier, one is all zeros and
@@ -137,7 +145,8 @@ func TestLinearInt8RunsInOnnxruntime(t *testing.T) {
 				for k := range lo {
 					lo[k] = float64(float32(x0[k] - float64(float32(float64(hc[k])*hs))))
 				}
-				lc, ls := quantRow(lo)
+				ls := float64(float32(hs) * float32(1.0/254))
+				lc := quantStep(lo, ls)
 				for n := 0; n < q.Out; n++ {
 					want := int8Product(dc, ds, q, n) + int8Product(hc, hs, q, n) + int8Product(lc, ls, q, n)
 					var exact, mag float64

@@ -489,13 +489,18 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 // anchored at any depth (int8FloatForm). Revision 4: opset 21, int8
 // activations quantized by one QuantizeLinear per row block (same codes).
 // Revision 5: heads kept token-major until attention (one transpose per
-// operand), queries scaled by their rotary tables.
-const graphRevision = 5
+// operand), queries scaled by their rotary tables. Revision 6: rotary
+// embeddings by onnxruntime's RotaryEmbedding (one node where there were
+// five), the anchor row's rounding error quantized with a fixed step, one
+// zero-point tensor per row shape (SmolLM2's middle graph: 2241 nodes run
+// per forward pass, 2946 before); ratios move by about 0.01 of their
+// spread over K.
+const graphRevision = 6
 
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of
 // it when long, and the graph revision; a head-only graph is
-// "graph-head.r5.onnx". Graphs cached under older names are not reused.
+// "graph-head.r6.onnx". Graphs cached under older names are not reused.
 func (m *Model) graphPath(opt arch.GraphOptions) string {
 	rev := fmt.Sprintf(".r%d.onnx", graphRevision)
 	if opt.Head {

@@ -34,9 +34,9 @@ type model struct {
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	r, rq, mask := m.Layer(i)
-	q, k, v := m.QKV(i, x)       // [b, s, heads, hd], [b, s, kv, hd] twice
-	q = m.Rope(q, rq, c.HeadDim) // scaled by QueryScale too
-	k = m.Rope(k, r, c.HeadDim)
+	q, k, v := m.QKV(i, x)                // [b, s, heads, hd], [b, s, kv, hd] twice
+	q = m.Rope(q, rq, c.Heads, c.HeadDim) // scaled by QueryScale too
+	k = m.Rope(k, r, c.KVHeads, c.HeadDim)
 	ctx := m.SoftCappedAttention(q, k, v, mask, c.AttnSoftcap, c.Heads, c.KVHeads, c.HeadDim)
 	return m.AttnOut(i, ctx)
 }

@@ -34,9 +34,9 @@ type model struct {
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	r, rq, mask := m.Layer(i)
-	q, k, v := m.QKV(i, x)                                                 // [b, s, heads, hd], [b, s, kv, hd] twice
-	q = m.Rope(m.RMS(q, nn.Block(i, "attn_q_norm.weight")), rq, c.HeadDim) // scaled by QueryScale too
-	k = m.Rope(m.RMS(k, nn.Block(i, "attn_k_norm.weight")), r, c.HeadDim)
+	q, k, v := m.QKV(i, x)                                                          // [b, s, heads, hd], [b, s, kv, hd] twice
+	q = m.Rope(m.RMS(q, nn.Block(i, "attn_q_norm.weight")), rq, c.Heads, c.HeadDim) // scaled by QueryScale too
+	k = m.Rope(m.RMS(k, nn.Block(i, "attn_k_norm.weight")), r, c.KVHeads, c.HeadDim)
 	return m.AttnOut(i, m.Attention(q, k, v, mask, c.Heads, c.KVHeads, c.HeadDim))
 }
 

@@ -69,9 +69,9 @@ func (m *model) linear(i int, name string, x onnx.Value, bias bool) onnx.Value {
 // 1/√head_dim: m.Query), output projection.
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
-	q := m.Rope(m.Heads(m.linear(i, "attn_q", x, c.QKVBias), c.Heads, c.HeadDim), m.Query, c.HeadDim)    // [b, s, heads, hd]
-	k := m.Rope(m.Heads(m.linear(i, "attn_k", x, c.QKVBias), c.KVHeads, c.HeadDim), m.Rotary, c.HeadDim) // [b, s, kv, hd]
-	v := m.Heads(m.linear(i, "attn_v", x, c.QKVBias), c.KVHeads, c.HeadDim)                              // [b, s, kv, hd]
+	q := m.Rope(m.Heads(m.linear(i, "attn_q", x, c.QKVBias), c.Heads, c.HeadDim), m.Query, c.Heads, c.HeadDim)      // [b, s, heads, hd]
+	k := m.Rope(m.Heads(m.linear(i, "attn_k", x, c.QKVBias), c.KVHeads, c.HeadDim), m.Rotary, c.KVHeads, c.HeadDim) // [b, s, kv, hd]
+	v := m.Heads(m.linear(i, "attn_v", x, c.QKVBias), c.KVHeads, c.HeadDim)                                         // [b, s, kv, hd]
 	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.linear(i, "attn_output", ctx, false)
 }

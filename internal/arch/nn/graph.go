@@ -79,15 +79,13 @@ func (g *Graph) CausalRotary(x onnx.Value, headDim int, base float64) (Rotary, o
 	return g.NewRotary(pos, headDim, base), g.CausalMask(pos)
 }
 
-// Rotary holds the tables of rotate-half rotary embeddings, [seq, 1,
-// head_dim] (they broadcast over the heads of [batch, seq, heads,
-// head_dim]): Cos is cos of each dimension's angle, Sin its sin with
-// rotate_half's sign folded in (negated in the first half), so that
-// Rope needs no negation.
+// Rotary holds the tables of rotate-half rotary embeddings for the
+// positions of a prompt, [seq, head_dim/2]: the cos and sin of each
+// frequency's angle, possibly scaled (ScaledRotary).
 type Rotary struct{ Cos, Sin onnx.Value }
 
 // NewRotary builds the tables for positions pos: position p, frequency j,
-// angle p · base^(-2j/headDim), duplicated for the two halves.
+// angle p · base^(-2j/headDim).
 func (g *Graph) NewRotary(pos onnx.Value, headDim int, base float64) Rotary {
 	return g.NewScaledRotary(pos, headDim, base, 1)
 }
@@ -100,9 +98,8 @@ func (g *Graph) NewScaledRotary(pos onnx.Value, headDim int, base, scale float64
 		invFreq[j] = float32(math.Pow(base, -2*float64(j)/float64(headDim)) / scale)
 	}
 	p := g.Op("Unsqueeze", []onnx.Value{g.Op("Cast", []onnx.Value{pos}, onnx.IntAttr("to", int64(onnx.Float))), g.Ints(1)})
-	angles := g.Op("Unsqueeze", []onnx.Value{g.MatMul(p, g.Floats([]int64{1, int64(headDim / 2)}, invFreq)), g.Ints(1)}) // [seq, 1, hd/2]
-	cos, sin := g.Op("Cos", []onnx.Value{angles}), g.Op("Sin", []onnx.Value{angles})
-	return Rotary{Cos: g.Concat(-1, cos, cos), Sin: g.Concat(-1, g.Neg(sin), sin)}
+	angles := g.MatMul(p, g.Floats([]int64{1, int64(headDim / 2)}, invFreq)) // [seq, hd/2]
+	return Rotary{Cos: g.Op("Cos", []onnx.Value{angles}), Sin: g.Op("Sin", []onnx.Value{angles})}
 }
 
 // ScaledRotary is r with both tables multiplied by s: Rope with it rotates
@@ -113,13 +110,20 @@ func (g *Graph) ScaledRotary(r Rotary, s float64) Rotary {
 }
 
 // Rope rotates each head's dimension pairs (j, j + head_dim/2) of x
-// [batch, seq, heads, head_dim]: x·cos + rotate_half(x)·sin, where
-// rotate_half(x) = [-x₂, x₁] is computed as the halves swapped, [x₂, x₁],
-// times r.Sin's signs.
-func (g *Graph) Rope(x onnx.Value, r Rotary, headDim int) onnx.Value {
-	hd, half := int64(headDim), int64(headDim/2)
-	swapped := g.Concat(-1, g.Slice(x, -1, half, hd), g.Slice(x, -1, 0, half))
-	return g.Add(g.Mul(x, r.Cos), g.Mul(swapped, r.Sin))
+// [batch, seq, heads, head_dim] by its position's angles:
+// x·cos + rotate_half(x)·sin, rotate_half(x) = [-x₂, x₁]. The whole head
+// rotates (r's tables are head_dim/2 wide; families refuse partial rotary
+// embeddings when reading their configuration).
+//
+// It runs as onnxruntime's RotaryEmbedding (com.microsoft): one pass over
+// x where the slices, concatenation, products and sum of the formula took
+// five. The operator reads the heads flattened, [batch, seq,
+// heads·head_dim], and positions counted from 0 (position_ids [0]).
+func (g *Graph) Rope(x onnx.Value, r Rotary, heads, headDim int) onnx.Value {
+	flat := g.Reshape(x, 0, 0, int64(heads*headDim))
+	y := g.MSOp("RotaryEmbedding", []onnx.Value{flat, g.Ints(0), r.Cos, r.Sin},
+		onnx.IntAttr("interleaved", 0), onnx.IntAttr("num_heads", int64(heads)), onnx.IntAttr("rotary_embedding_dim", int64(headDim)))
+	return g.Reshape(y, 0, 0, int64(heads), int64(headDim))
 }
 
 // RMSNorm is x / sqrt(mean(x²) + eps) · weight over the last axis.

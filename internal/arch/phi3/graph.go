@@ -41,8 +41,8 @@ func (m *model) qkv(i int, x onnx.Value) (q, k, v onnx.Value) {
 func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	c := m.c
 	q, k, v := m.qkv(i, x)
-	q = m.Rope(m.Heads(q, c.Heads, c.HeadDim), m.Query, c.HeadDim) // [b, s, heads, hd], scaled by 1/√head_dim
-	k = m.Rope(m.Heads(k, c.KVHeads, c.HeadDim), m.Rotary, c.HeadDim)
+	q = m.Rope(m.Heads(q, c.Heads, c.HeadDim), m.Query, c.Heads, c.HeadDim) // [b, s, heads, hd], scaled by 1/√head_dim
+	k = m.Rope(m.Heads(k, c.KVHeads, c.HeadDim), m.Rotary, c.KVHeads, c.HeadDim)
 	v = m.Heads(v, c.KVHeads, c.HeadDim)
 	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.Linear(ctx, nn.Block(i, "attn_output.weight"), "")

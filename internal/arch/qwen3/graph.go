@@ -32,8 +32,8 @@ func (m *model) attention(i int, x onnx.Value) onnx.Value {
 	q := m.Heads(m.Linear(x, b("attn_q.weight"), ""), c.Heads, c.HeadDim) // [b, s, heads, hd]
 	k := m.Heads(m.Linear(x, b("attn_k.weight"), ""), c.KVHeads, c.HeadDim)
 	v := m.Heads(m.Linear(x, b("attn_v.weight"), ""), c.KVHeads, c.HeadDim)
-	q = m.Rope(m.RMSNorm(q, m.Weight(b("attn_q_norm.weight")), c.RMSEps), m.Query, c.HeadDim) // scaled by 1/√head_dim too
-	k = m.Rope(m.RMSNorm(k, m.Weight(b("attn_k_norm.weight")), c.RMSEps), m.Rotary, c.HeadDim)
+	q = m.Rope(m.RMSNorm(q, m.Weight(b("attn_q_norm.weight")), c.RMSEps), m.Query, c.Heads, c.HeadDim) // scaled by 1/√head_dim too
+	k = m.Rope(m.RMSNorm(k, m.Weight(b("attn_k_norm.weight")), c.RMSEps), m.Rotary, c.KVHeads, c.HeadDim)
 	ctx := m.Attention(q, k, v, m.Mask, c.Heads, c.KVHeads, c.HeadDim)
 	return m.Linear(ctx, b("attn_output.weight"), "")
 }
