@@ -344,7 +344,8 @@ func (b *Builder) anchor(x Value) anchored {
 	// axis makes onnxruntime's session start quadratic in graph size).
 	x0 := b.Op("Gather", []Value{x, b.Ints(0)}, IntAttr("axis", 0))
 	a := anchored{diff: b.quantizeRows(b.Sub(x, x0), batchRows), hi: b.quantizeRows(x0, anchorRows)}
-	back := b.Mul(b.Sub(b.Op("Cast", []Value{a.hi.codes}, IntAttr("to", int64(Float))), b.Scalar(128)), a.hi.scale)
+	back := b.Op("DequantizeLinear", []Value{a.hi.codes, a.hi.scale, b.zero(a.hi.scale, anchorRows)},
+		IntAttr("axis", -1), IntAttr("block_size", rowBlock))
 	// The rounding error x0 - back is at most half of hi's step: with a
 	// step of hi's over loSteps its codes lie in ±127, no maximum to find.
 	loScale := b.Mul(a.hi.scale, b.Scalar(1.0/loSteps))
@@ -370,9 +371,15 @@ func (b *Builder) quantizeRows(x Value, rows rowSet) rowCodes {
 // one scale per row, s shaped like x but for a last axis of 1. They come
 // from one QuantizeLinear with a block per row (opset 21 blocked
 // quantization), where Div, Round, Add and Cast took four passes over x;
-// it rounds halves to even as Round does. Its zero point must have the
-// scale's shape: one tensor of 128s per rowSet serves the whole graph.
+// it rounds halves to even as Round does.
 func (b *Builder) quantize(x, s Value, rows rowSet) Value {
+	return b.Op("QuantizeLinear", []Value{x, s, b.zero(s, rows)}, IntAttr("axis", -1), IntAttr("block_size", rowBlock))
+}
+
+// zero returns the zero point (128) of codes with the row scales s: with
+// blocked quantization it must have the scale's shape, and one tensor per
+// rowSet serves the whole graph.
+func (b *Builder) zero(s Value, rows rowSet) Value {
 	zp, ok := b.zeros[rows]
 	if !ok {
 		zp = b.Op("Expand", []Value{b.uint8Scalar(128), b.Op("Shape", []Value{s})})
@@ -381,7 +388,7 @@ func (b *Builder) quantize(x, s Value, rows rowSet) Value {
 		}
 		b.zeros[rows] = zp
 	}
-	return b.Op("QuantizeLinear", []Value{x, s, zp}, IntAttr("axis", -1), IntAttr("block_size", rowBlock))
+	return zp
 }
 
 // rowBlock is QuantizeLinear's block_size for one block per row: with one
