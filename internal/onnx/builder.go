@@ -307,7 +307,7 @@ func (b *Builder) linearInt8(x Value, name string, t ExternalTensor) Value {
 	}
 	// Row 0's product: hi's codes plus lo's (whose step is hi's over
 	// loSteps), times hi's step.
-	x0W := b.Mul(b.Add(mm(a.hi.codes, 1), mm(a.lo.codes, 1.0/loSteps)), a.hi.scale)
+	x0W := b.Mul(b.Add(mm(a.hi.codes, 1), mm(a.lo, 1.0/loSteps)), a.hi.scale)
 	return b.Add(b.Mul(mm(a.diff.codes, 1), a.diff.scale), x0W)
 }
 
@@ -319,7 +319,10 @@ type rowCodes struct{ codes, scale Value }
 // of the batch, and x[0] ([1, ...]) as its 8-bit value plus its 8-bit
 // rounding error. It is built once per x and shared by the linears that
 // read it (q, k and v; gate and up).
-type anchored struct{ diff, hi, lo rowCodes }
+type anchored struct {
+	diff, hi rowCodes
+	lo       Value // codes of x[0]'s rounding error; step: hi's over loSteps
+}
 
 // loSteps is how many steps of the anchor's rounding error (lo) make one
 // step of its value (hi): 2·127, so that an error of up to half a step
@@ -348,8 +351,7 @@ func (b *Builder) anchor(x Value) anchored {
 		IntAttr("axis", -1), IntAttr("block_size", rowBlock))
 	// The rounding error x0 - back is at most half of hi's step: with a
 	// step of hi's over loSteps its codes lie in ±127, no maximum to find.
-	loScale := b.Mul(a.hi.scale, b.Scalar(1.0/loSteps))
-	a.lo = rowCodes{codes: b.quantize(b.Sub(x0, back), loScale, anchorRows), scale: loScale}
+	a.lo = b.quantize(b.Sub(x0, back), b.Mul(a.hi.scale, b.Scalar(1.0/loSteps)), anchorRows)
 	if b.anchors == nil {
 		b.anchors = map[Value]anchored{}
 	}

@@ -91,8 +91,8 @@ func randomInt8(t *testing.T, r *rand.Rand, in, out int) *gguf.Int8Columns {
 // product it defines, computed in float64 with exact integer sums: for
 // each row i of the batch, Q(x_i - x_0)·W + Q(x_0)·W + Q'(x_0 - Q(x_0))·W,
 // Q quantizing a row to 8 bits with its own scale, Q' with Q(x_0)'s step
-// over 254. onnxruntime's int32
-// sums are exact, so the two agree to float32 rounding. Two linears read
+// over 254. onnxruntime's int32 sums are exact, so the two agree to
+// float32 rounding. Two linears read
 // the same input (the graph quantizes it once), one row equals row 0 (its
 // difference is all zeros), one row has an outlier, one is all zeros and
 // one differs from it by values halfway between two codes.

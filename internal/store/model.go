@@ -491,8 +491,8 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 // Revision 5: heads kept token-major until attention (one transpose per
 // operand), queries scaled by their rotary tables. Revision 6: rotary
 // embeddings by onnxruntime's RotaryEmbedding (one node where there were
-// five), the anchor row's rounding error quantized with a fixed step and
-// found by DequantizeLinear, one zero-point tensor per row shape
+// five), the anchor row's rounding error computed by DequantizeLinear and
+// quantized with a fixed step, one zero-point tensor per row shape
 // (SmolLM2's middle graph: 2121 nodes run per forward pass, 2946 before);
 // ratios move by about 0.01 of their spread over K.
 const graphRevision = 6
