@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,6 +208,17 @@ func TestCalibrateThenScore(t *testing.T) {
 	os.WriteFile(old, data, 0o644)
 	if _, _, err := score("--calibration", old); !errors.Is(err, calibrate.ErrMismatch) || !strings.Contains(err.Error(), "converter version: calibrated 1") {
 		t.Errorf("converter version 1: err = %v", err)
+	}
+	// So is one measured on graphs of another revision (they may round
+	// differently).
+	json.Unmarshal(data, &doc)
+	doc["identity"].(map[string]any)["converter_version"] = float64(store.ConverterVersion)
+	doc["identity"].(map[string]any)["graph_revision"] = store.GraphRevision - 1
+	data, _ = json.Marshal(doc)
+	os.WriteFile(old, data, 0o644)
+	want := fmt.Sprintf("graph revision: calibrated %d, asked %d", store.GraphRevision-1, store.GraphRevision)
+	if _, _, err := score("--calibration", old); !errors.Is(err, calibrate.ErrMismatch) || !strings.Contains(err.Error(), want) {
+		t.Errorf("graph revision %d: err = %v", store.GraphRevision-1, err)
 	}
 }
 

@@ -94,6 +94,7 @@ type Identity struct {
 	Model            string  `json:"model"`             // store name
 	GGUFSHA256       string  `json:"gguf_sha256"`       // the converted GGUF's digest
 	ConverterVersion int     `json:"converter_version"` // store.ConverterVersion at conversion
+	GraphRevision    int     `json:"graph_revision"`    // store.GraphRevision of the graphs measured
 	Site             string  `json:"site"`              // measurement site
 	HiddenStates     []int   `json:"hidden_states"`     // indices at Site
 	Samples          int     `json:"samples"`           // K
@@ -121,6 +122,7 @@ func (id Identity) mismatches(want Identity) []string {
 	diff("model", id.Model, want.Model)
 	diff("GGUF sha256", id.GGUFSHA256, want.GGUFSHA256)
 	diff("converter version", id.ConverterVersion, want.ConverterVersion)
+	diff("graph revision", id.GraphRevision, want.GraphRevision)
 	diff("site", id.Site, want.Site)
 	diff("samples", id.Samples, want.Samples)
 	if id.Sigma != want.Sigma {

@@ -16,7 +16,7 @@ import (
 
 func testIdentity() Identity {
 	return Identity{
-		Model: "m", GGUFSHA256: "abc", ConverterVersion: 1, Site: "resid", HiddenStates: []int{3, 5},
+		Model: "m", GGUFSHA256: "abc", ConverterVersion: 1, GraphRevision: 6, Site: "resid", HiddenStates: []int{3, 5},
 		Samples: 8, Sigma: 0.05, Noise: "per-token", Aggregation: "angle", Reference: "self-generated test",
 	}
 }
@@ -211,6 +211,7 @@ func TestSaveLoad(t *testing.T) {
 		{"model", func(i *Identity) { i.Model = "other" }, "model"},
 		{"gguf", func(i *Identity) { i.GGUFSHA256 = "def" }, "GGUF sha256"},
 		{"converter", func(i *Identity) { i.ConverterVersion = 2 }, "converter version"},
+		{"graph revision", func(i *Identity) { i.GraphRevision = 7 }, "graph revision: calibrated 6, asked 7"},
 		{"site", func(i *Identity) { i.Site = "mlp" }, "site"},
 		{"layers", func(i *Identity) { i.HiddenStates = []int{3, 7} }, "[7] not calibrated"},
 		{"samples", func(i *Identity) { i.Samples = 4 }, "samples"},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lmood/lmood/internal/eval"
 	"github.com/lmood/lmood/internal/report"
+	"github.com/lmood/lmood/internal/store"
 )
 
 // Batch scoring: a corpus of prompts scored into a JSON Lines file that a
@@ -192,8 +193,9 @@ func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.I, s.N) }
 // SetupID fingerprints everything that shapes a score record's numbers at
 // hidden state layer: the record's setup (model name, samples, sigma,
 // seed, noise, isolation, direction, aggregation), the layer, position 0's
-// treatment, the token limit, surprisal, and the model's weights (the
-// SHA-256 of its GGUF and the converter version); with a calibration c
+// treatment, the token limit, surprisal, the model's weights (the SHA-256
+// of its GGUF and the converter version) and the graphs' revision; with a
+// calibration c
 // (nil: none), also c (its reference texts, build time and size), which
 // shapes the calibrated values. 16 hex digits.
 func (s *Session) SetupID(layer int, c *Calibration) string {
@@ -212,9 +214,10 @@ func (s *Session) SetupID(layer int, c *Calibration) string {
 		Surprisal        bool           `json:"surprisal"`
 		GGUF             string         `json:"gguf_sha256"`
 		ConverterVersion int            `json:"converter_version"`
+		GraphRevision    int            `json:"graph_revision"`
 		Calibration      *calibrationID `json:"calibration,omitempty"`
 	}{Setup: s.Setup(), Layer: layer, IncludeFirst: s.opt.IncludeFirst, MaxTokens: s.opt.MaxTokens, Surprisal: s.opt.Surprisal,
-		GGUF: m.Source.SHA256, ConverterVersion: m.ConverterVersion}
+		GGUF: m.Source.SHA256, ConverterVersion: m.ConverterVersion, GraphRevision: store.GraphRevision}
 	if c != nil && c.Ref != nil {
 		v.Calibration = &calibrationID{c.Ref.Identity.Reference, c.Ref.Created, c.Ref.Prompts, c.Ref.Prefixes}
 	}

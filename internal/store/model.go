@@ -481,9 +481,11 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 	return m.newSession(opt, path, input, outs, so)
 }
 
-// graphRevision is bumped when the graphs change form without changing
+// GraphRevision is bumped when the graphs change form without changing
 // what they compute (which would bump ConverterVersion): cached graphs of
-// another revision are not reused. Revision 2: the symbolic seq length is
+// another revision are not reused. A new form may round differently, so
+// calibrations and score setup IDs record the revision they were made
+// with. Revision 2: the symbolic seq length is
 // kept through attention (nn.Graph.Positions), so int8 graphs open in
 // time linear in their depth. Revision 3: an int8 model's drift graphs are
 // anchored at any depth (int8FloatForm). Revision 4: opset 21, int8
@@ -495,14 +497,14 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 // quantized with a fixed step, one zero-point tensor per row shape
 // (SmolLM2's middle graph: 2121 nodes run per forward pass, 2946 before);
 // ratios move by about 0.01 of their spread over K.
-const graphRevision = 6
+const GraphRevision = 6
 
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of
 // it when long, and the graph revision; a head-only graph is
 // "graph-head.r6.onnx". Graphs cached under older names are not reused.
 func (m *Model) graphPath(opt arch.GraphOptions) string {
-	rev := fmt.Sprintf(".r%d.onnx", graphRevision)
+	rev := fmt.Sprintf(".r%d.onnx", GraphRevision)
 	if opt.Head {
 		return filepath.Join(m.Dir, "graph-head"+m.accSuffix()+rev)
 	}
