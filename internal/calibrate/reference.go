@@ -122,7 +122,12 @@ func (id Identity) mismatches(want Identity) []string {
 	diff("model", id.Model, want.Model)
 	diff("GGUF sha256", id.GGUFSHA256, want.GGUFSHA256)
 	diff("converter version", id.ConverterVersion, want.ConverterVersion)
-	diff("graph revision", id.GraphRevision, want.GraphRevision)
+	if id.GraphRevision == 0 && want.GraphRevision != 0 {
+		// Files written before the revision was recorded.
+		out = append(out, fmt.Sprintf("graph revision: calibrated on graphs older than revision 6, asked %d", want.GraphRevision))
+	} else {
+		diff("graph revision", id.GraphRevision, want.GraphRevision)
+	}
 	diff("site", id.Site, want.Site)
 	diff("samples", id.Samples, want.Samples)
 	if id.Sigma != want.Sigma {

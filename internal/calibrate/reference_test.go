@@ -230,6 +230,16 @@ func TestSaveLoad(t *testing.T) {
 			t.Errorf("%s: err = %v, want a mismatch naming %q", tc.name, err, tc.field)
 		}
 	}
+	// A file from before graph revisions were recorded (revision 0).
+	old := testIdentity()
+	old.GraphRevision = 0
+	oldPath, err := buildFake(t, old, 21, 5).Save(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(oldPath, id); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "graph revision: calibrated on graphs older than revision 6, asked 6") {
+		t.Errorf("revision 0: err = %v", err)
+	}
 
 	// Find: the covering file is found for a subset; another model's
 	// request is refused with the reason.
