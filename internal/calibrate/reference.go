@@ -110,6 +110,10 @@ type Identity struct {
 	Reference string `json:"reference"`
 }
 
+// firstRecordedRevision is the first graph revision calibrations record;
+// files without one were measured on older graphs.
+const firstRecordedRevision = 6
+
 // mismatches lists how a calibration built for id differs from the
 // analysis want; empty when it applies.
 func (id Identity) mismatches(want Identity) []string {
@@ -123,8 +127,8 @@ func (id Identity) mismatches(want Identity) []string {
 	diff("GGUF sha256", id.GGUFSHA256, want.GGUFSHA256)
 	diff("converter version", id.ConverterVersion, want.ConverterVersion)
 	if id.GraphRevision == 0 && want.GraphRevision != 0 {
-		// Files written before the revision was recorded.
-		out = append(out, fmt.Sprintf("graph revision: calibrated on graphs older than revision 6, asked %d", want.GraphRevision))
+		// A file written before the revision was recorded.
+		out = append(out, fmt.Sprintf("graph revision: calibrated on graphs older than revision %d, asked %d", firstRecordedRevision, want.GraphRevision))
 	} else {
 		diff("graph revision", id.GraphRevision, want.GraphRevision)
 	}

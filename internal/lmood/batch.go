@@ -195,9 +195,8 @@ func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.I, s.N) }
 // seed, noise, isolation, direction, aggregation), the layer, position 0's
 // treatment, the token limit, surprisal, the model's weights (the SHA-256
 // of its GGUF and the converter version) and the graphs' revision; with a
-// calibration c
-// (nil: none), also c (its reference texts, build time and size), which
-// shapes the calibrated values. 16 hex digits.
+// calibration c (nil: none), also c (its reference texts, build time and
+// size), which shapes the calibrated values. 16 hex digits.
 func (s *Session) SetupID(layer int, c *Calibration) string {
 	m := s.model.Manifest
 	type calibrationID struct {
