@@ -213,12 +213,12 @@ func TestCalibrateThenScore(t *testing.T) {
 	// differently).
 	json.Unmarshal(data, &doc)
 	doc["identity"].(map[string]any)["converter_version"] = float64(store.ConverterVersion)
-	doc["identity"].(map[string]any)["graph_revision"] = store.GraphRevision - 1
+	doc["identity"].(map[string]any)["graph_revision"] = store.RoundingRevision - 1
 	data, _ = json.Marshal(doc)
 	os.WriteFile(old, data, 0o644)
-	want := fmt.Sprintf("graph revision: calibrated %d, asked %d", store.GraphRevision-1, store.GraphRevision)
+	want := fmt.Sprintf("graph revision: calibrated %d, asked %d", store.RoundingRevision-1, store.RoundingRevision)
 	if _, _, err := score("--calibration", old); !errors.Is(err, calibrate.ErrMismatch) || !strings.Contains(err.Error(), want) {
-		t.Errorf("graph revision %d: err = %v", store.GraphRevision-1, err)
+		t.Errorf("graph revision %d: err = %v", store.RoundingRevision-1, err)
 	}
 }
 

@@ -40,7 +40,7 @@ func IdentityFor(m *store.Model, opt analyze.Options, aggregation, reference str
 		Model:            m.Manifest.Name,
 		GGUFSHA256:       m.Manifest.Source.SHA256,
 		ConverterVersion: m.Manifest.ConverterVersion,
-		GraphRevision:    store.GraphRevision,
+		GraphRevision:    store.RoundingRevision,
 		Site:             string(site),
 		HiddenStates:     hs,
 		Samples:          opt.Samples,

@@ -94,7 +94,7 @@ type Identity struct {
 	Model            string  `json:"model"`             // store name
 	GGUFSHA256       string  `json:"gguf_sha256"`       // the converted GGUF's digest
 	ConverterVersion int     `json:"converter_version"` // store.ConverterVersion at conversion
-	GraphRevision    int     `json:"graph_revision"`    // store.GraphRevision of the graphs measured
+	GraphRevision    int     `json:"graph_revision"`    // store.RoundingRevision of the graphs measured
 	Site             string  `json:"site"`              // measurement site
 	HiddenStates     []int   `json:"hidden_states"`     // indices at Site
 	Samples          int     `json:"samples"`           // K

@@ -216,7 +216,7 @@ func (s *Session) SetupID(layer int, c *Calibration) string {
 		GraphRevision    int            `json:"graph_revision"`
 		Calibration      *calibrationID `json:"calibration,omitempty"`
 	}{Setup: s.Setup(), Layer: layer, IncludeFirst: s.opt.IncludeFirst, MaxTokens: s.opt.MaxTokens, Surprisal: s.opt.Surprisal,
-		GGUF: m.Source.SHA256, ConverterVersion: m.ConverterVersion, GraphRevision: store.GraphRevision}
+		GGUF: m.Source.SHA256, ConverterVersion: m.ConverterVersion, GraphRevision: store.RoundingRevision}
 	if c != nil && c.Ref != nil {
 		v.Calibration = &calibrationID{c.Ref.Identity.Reference, c.Ref.Created, c.Ref.Prompts, c.Ref.Prefixes}
 	}

@@ -203,6 +203,15 @@ func (b *Builder) Output(v Value, name string, t ElemType, dims ...any) {
 	b.graph.Output = append(b.graph.Output, valueInfo(name, t, dims))
 }
 
+// Shape declares the shape of the intermediate value v (graph value_info):
+// dimensions as in Input. It names an axis that shape inference cannot
+// (e.g. one merged by a reshape that infers its size) so that every use
+// shares one symbol.
+func (b *Builder) Shape(v Value, t ElemType, dims ...any) Value {
+	b.graph.ValueInfo = append(b.graph.ValueInfo, valueInfo(string(v), t, dims))
+	return v
+}
+
 // Weight references a named weight as an external-data initializer.
 func (b *Builder) Weight(name string) Value {
 	if b.used[name] {

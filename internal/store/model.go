@@ -483,9 +483,7 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 
 // GraphRevision is bumped when the graphs change form without changing
 // what they compute (which would bump ConverterVersion): cached graphs of
-// another revision are not reused. A new form may round differently, so
-// calibrations and score setup IDs record the revision they were made
-// with. Revision 2: the symbolic seq length is
+// another revision are not reused. Revision 2: the symbolic seq length is
 // kept through attention (nn.Graph.Positions), so int8 graphs open in
 // time linear in their depth. Revision 3: an int8 model's drift graphs are
 // anchored at any depth (int8FloatForm). Revision 4: opset 21, int8
@@ -496,13 +494,22 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 // five), the anchor row's rounding error computed by DequantizeLinear and
 // quantized with a fixed step, one zero-point tensor per row shape
 // (SmolLM2's middle graph: 2121 nodes run per forward pass, 2946 before);
-// ratios move by about 0.01 of their spread over K.
-const GraphRevision = 6
+// ratios move by about 0.01 of their spread over K. Revision 7: a key/value
+// head's grouped queries are one matrix in attention, keys transposed
+// inside the product (nn.Graph.SoftCappedAttention); the same numbers bit
+// for bit.
+const GraphRevision = 7
+
+// RoundingRevision is the last GraphRevision whose graphs compute
+// different numbers from the revision before (a new form may round
+// differently): calibrations and score setup IDs record it, so that they
+// stay valid across revisions that change only the form.
+const RoundingRevision = 6
 
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of
 // it when long, and the graph revision; a head-only graph is
-// "graph-head.r6.onnx". Graphs cached under older names are not reused.
+// "graph-head.r7.onnx". Graphs cached under older names are not reused.
 func (m *Model) graphPath(opt arch.GraphOptions) string {
 	rev := fmt.Sprintf(".r%d.onnx", GraphRevision)
 	if opt.Head {
