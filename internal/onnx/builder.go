@@ -203,11 +203,11 @@ func (b *Builder) Output(v Value, name string, t ElemType, dims ...any) {
 	b.graph.Output = append(b.graph.Output, valueInfo(name, t, dims))
 }
 
-// Shape declares the shape of the intermediate value v (graph value_info):
-// dimensions as in Input. It names an axis that shape inference cannot
-// (e.g. one merged by a reshape that infers its size) so that every use
-// shares one symbol.
-func (b *Builder) Shape(v Value, t ElemType, dims ...any) Value {
+// DeclareShape records the shape of the intermediate value v (graph
+// value_info; dimensions as in Input) and returns v. It names an axis that
+// shape inference cannot (e.g. one merged by a reshape that infers its
+// size), so that every use shares one symbol.
+func (b *Builder) DeclareShape(v Value, t ElemType, dims ...any) Value {
 	b.graph.ValueInfo = append(b.graph.ValueInfo, valueInfo(string(v), t, dims))
 	return v
 }

@@ -503,7 +503,10 @@ const GraphRevision = 7
 // RoundingRevision is the last GraphRevision whose graphs compute
 // different numbers from the revision before (a new form may round
 // differently): calibrations and score setup IDs record it, so that they
-// stay valid across revisions that change only the form.
+// stay valid across revisions that change only the form. A new revision
+// leaves it alone only if `lmood score --json` on the probe prompts gives
+// the same numbers bit for bit before and after (setup_id aside), on an
+// int8 and a float32 store.
 const RoundingRevision = 6
 
 // graphPath names the cached graph file for opt. The name lists the

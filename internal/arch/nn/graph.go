@@ -189,18 +189,18 @@ func (g *Graph) SoftCappedAttention(q, k, v, mask onnx.Value, softcap float64, h
 		sg = "seq"
 	}
 	qg := g.Reshape(g.Transpose(g.Reshape(q, 0, 0, kv, group*hd), 0, 2, 1, 3), 0, 0, -1, hd)
-	g.Shape(qg, onnx.Float, "batch", kv, sg, hd)
+	g.DeclareShape(qg, onnx.Float, "batch", kv, sg, hd)
 	kh := g.Transpose(k, 0, 2, 1, 3) // [b, kv, s, hd]
 	vh := g.Transpose(v, 0, 2, 1, 3)
 	scores := g.MSOp("FusedMatMul", []onnx.Value{qg, kh}, onnx.IntAttr("transB", 1))
-	g.Shape(scores, onnx.Float, "batch", kv, sg, "seq")
+	g.DeclareShape(scores, onnx.Float, "batch", kv, sg, "seq")
 	if softcap != 0 {
 		scores = g.SoftCap(scores, softcap)
 	}
 	ctx := g.MatMul(g.Softmax(g.Add(scores, g.groupMask(mask, group, sg)), -1), vh)
-	g.Shape(ctx, onnx.Float, "batch", kv, sg, hd)
+	g.DeclareShape(ctx, onnx.Float, "batch", kv, sg, hd)
 	ctx = g.Reshape(ctx, 0, 0, -1, group*hd)
-	g.Shape(ctx, onnx.Float, "batch", kv, "seq", group*hd)
+	g.DeclareShape(ctx, onnx.Float, "batch", kv, "seq", group*hd)
 	ctx = g.Transpose(ctx, 0, 2, 1, 3)           // [b, s, kv, g·hd]
 	return g.Reshape(ctx, 0, 0, int64(heads)*hd) // [b, s, heads·hd]
 }
@@ -217,7 +217,7 @@ func (g *Graph) groupMask(mask onnx.Value, group int64, sg string) onnx.Value {
 		return m
 	}
 	rep := g.Op("Expand", []onnx.Value{g.Op("Unsqueeze", []onnx.Value{mask, g.Ints(1)}), g.Ints(1, group, 1)}) // [s, group, t]
-	m := g.Shape(g.Op("Flatten", []onnx.Value{rep}, onnx.IntAttr("axis", 2)), onnx.Float, sg, "seq")
+	m := g.DeclareShape(g.Op("Flatten", []onnx.Value{rep}, onnx.IntAttr("axis", 2)), onnx.Float, sg, "seq")
 	if g.groupMasks == nil {
 		g.groupMasks = map[groupKey]onnx.Value{}
 	}
