@@ -642,9 +642,15 @@ func firstN(s []string, n int) []string {
 // GraphWeightBytes returns the bytes of stored weights the graph for opt
 // reads, each tensor counted once as stored (a block-quantized tensor with
 // its scales and zero points at float32, as a session expands them): what
-// an onnxruntime session on that graph loads. The graph is built in memory, not written.
+// an onnxruntime session on that graph loads. An int8 model's graphs in the
+// float form (int8FloatForm: the logits site, the final norm, the output
+// head) count each int8 linear weight a second time at 4 bytes an element,
+// the float32 copies onnxruntime dequantizes it into (an upper bound:
+// Qwen2.5-Coder-0.5B's final-norm and head graphs added 1.62 GB to a
+// process's peak RSS, counted 1.98 GB). The graph is built in memory, not
+// written.
 func (m *Model) GraphWeightBytes(opt arch.GraphOptions) (int64, error) {
-	rec := &weightCounter{m: m, seen: map[string]bool{}}
+	rec := &weightCounter{m: m, seen: map[string]bool{}, floatForm: m.Int8() && int8FloatForm(opt, m.Config().Layers)}
 	if _, err := m.Manifest.Config.Build(rec, opt); err != nil {
 		return 0, fmt.Errorf("store: size the graph of %s: %w", m.Manifest.Name, err)
 	}
@@ -653,9 +659,10 @@ func (m *Model) GraphWeightBytes(opt arch.GraphOptions) (int64, error) {
 
 // weightCounter is a WeightSource that adds up the tensors looked up.
 type weightCounter struct {
-	m     *Model
-	seen  map[string]bool
-	bytes int64
+	m         *Model
+	seen      map[string]bool
+	floatForm bool // int8 weights dequantized to float32 (int8FloatForm)
+	bytes     int64
 }
 
 func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
@@ -668,6 +675,9 @@ func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
 	w.bytes += b
 	switch {
 	case e.Int8 != nil:
+		if w.floatForm {
+			w.bytes += 4 * b // b int8 elements
+		}
 		b, _ = w.m.Manifest.Tensors[name+".scales"].Bytes()
 		w.bytes += b
 	case e.NBits != nil:

@@ -406,6 +406,28 @@ func TestInt8ImportMatchesFloat32(t *testing.T) {
 			if sizes[0] >= sizes[1]/2 {
 				t.Errorf("weights.bin: %d bytes int8, %d float32: not under half", sizes[0], sizes[1])
 			}
+			// Memory estimates: a drift graph loads the int8 codes; a graph
+			// in the float form (the final norm's) also holds their float32
+			// copies, so it counts more than the float32 model's.
+			for _, g := range []struct {
+				opt   arch.GraphOptions
+				float bool
+			}{
+				{arch.GraphOptions{Outputs: []arch.Point{arch.Resid(2)}}, false},
+				{arch.GraphOptions{Outputs: []arch.Point{{Site: arch.SiteNorm, Index: 2}}}, true},
+			} {
+				w8, err := models[0].GraphWeightBytes(g.opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w32, err := models[1].GraphWeightBytes(g.opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g.float != (w8 > w32) || w8 <= 0 {
+					t.Errorf("%+v: graph weights %d bytes int8, %d float32; float form %v", g.opt, w8, w32, g.float)
+				}
+			}
 			const seq = 7
 			r := rand.New(rand.NewPCG(5, 6))
 			x := make([]float32, seq*tiny.Dim)
