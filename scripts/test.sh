@@ -82,6 +82,11 @@ export LMOOD_LLAMAREF
 if [ "${LMOOD_SKIP_OLLAMA:-0}" != 1 ]; then
   step "ollama server (built from source once)"
   bash scripts/ollama.sh build
+  # This run's own server and state dir: with the per-user default, a
+  # second run at the same time reused the first one's server, and the
+  # first run's exit stopped it under the second.
+  LMOOD_OLLAMA_STATE="$(mktemp -d "${TMPDIR:-/tmp}/lmood-ollama.XXXXXX")"
+  export LMOOD_OLLAMA_STATE
   LMOOD_TEST_OLLAMA_HOST="$(bash scripts/ollama.sh start)"
   export LMOOD_TEST_OLLAMA_HOST
   trap 'bash scripts/ollama.sh stop || true' EXIT
