@@ -573,12 +573,17 @@ func (f floatInt8) Lookup(name string) (onnx.ExternalTensor, bool) {
 	return e, ok
 }
 
-func (m *Model) buildGraph(opt arch.GraphOptions, path string) (string, error) {
-	var src onnx.WeightSource = m
+// graphSource is the weight source the graph for opt is built on: the model,
+// or for an int8 model's float-form graphs floatInt8.
+func (m *Model) graphSource(opt arch.GraphOptions) onnx.WeightSource {
 	if m.Int8() && int8FloatForm(opt, m.Config().Layers) {
-		src = floatInt8{m}
+		return floatInt8{m}
 	}
-	model, err := m.Manifest.Config.Build(src, opt)
+	return m
+}
+
+func (m *Model) buildGraph(opt arch.GraphOptions, path string) (string, error) {
+	model, err := m.Manifest.Config.Build(m.graphSource(opt), opt)
 	if err != nil {
 		return "", fmt.Errorf("store: build graph: %w", err)
 	}
@@ -650,7 +655,7 @@ func firstN(s []string, n int) []string {
 // process's peak RSS, counted 1.98 GB). The graph is built in memory, not
 // written.
 func (m *Model) GraphWeightBytes(opt arch.GraphOptions) (int64, error) {
-	rec := &weightCounter{m: m, seen: map[string]bool{}, floatForm: m.Int8() && int8FloatForm(opt, m.Config().Layers)}
+	rec := &weightCounter{m: m, src: m.graphSource(opt), seen: map[string]bool{}}
 	if _, err := m.Manifest.Config.Build(rec, opt); err != nil {
 		return 0, fmt.Errorf("store: size the graph of %s: %w", m.Manifest.Name, err)
 	}
@@ -659,14 +664,18 @@ func (m *Model) GraphWeightBytes(opt arch.GraphOptions) (int64, error) {
 
 // weightCounter is a WeightSource that adds up the tensors looked up.
 type weightCounter struct {
-	m         *Model
-	seen      map[string]bool
-	floatForm bool // int8 weights dequantized to float32 (int8FloatForm)
-	bytes     int64
+	m     *Model
+	src   onnx.WeightSource // what the graph is built on (Model.graphSource); nil: m
+	seen  map[string]bool
+	bytes int64
 }
 
 func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
-	e, ok := w.m.Lookup(name)
+	src := w.src
+	if src == nil {
+		src = w.m
+	}
+	e, ok := src.Lookup(name)
 	if !ok || w.seen[name] {
 		return e, ok
 	}
@@ -675,8 +684,8 @@ func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
 	w.bytes += b
 	switch {
 	case e.Int8 != nil:
-		if w.floatForm {
-			w.bytes += 4 * b // b int8 elements
+		if e.Int8.Float {
+			w.bytes += 4 * b // b int8 elements, dequantized
 		}
 		b, _ = w.m.Manifest.Tensors[name+".scales"].Bytes()
 		w.bytes += b

@@ -184,7 +184,7 @@ func (g *Graph) SoftCappedAttention(q, k, v, mask onnx.Value, softcap float64, h
 	// The merged axis s·g is inferred (-1) by the reshapes and named
 	// (value_info) rather than left to shape inference, whose fresh symbol
 	// per block made onnxruntime open the graphs 4-5 times slower.
-	sg := "seq_group"
+	sg := seqGroup
 	if group == 1 {
 		sg = "seq"
 	}
@@ -197,7 +197,7 @@ func (g *Graph) SoftCappedAttention(q, k, v, mask onnx.Value, softcap float64, h
 	if softcap != 0 {
 		scores = g.SoftCap(scores, softcap)
 	}
-	ctx := g.MatMul(g.Softmax(g.Add(scores, g.groupMask(mask, group, sg)), -1), vh)
+	ctx := g.MatMul(g.Softmax(g.Add(scores, g.groupMask(mask, group)), -1), vh)
 	g.DeclareShape(ctx, onnx.Float, "batch", kv, sg, hd)
 	ctx = g.Reshape(ctx, 0, 0, -1, group*hd)
 	g.DeclareShape(ctx, onnx.Float, "batch", kv, "seq", group*hd)
@@ -205,10 +205,13 @@ func (g *Graph) SoftCappedAttention(q, k, v, mask onnx.Value, softcap float64, h
 	return g.Reshape(ctx, 0, 0, int64(heads)*hd) // [b, s, heads·hd]
 }
 
-// groupMask repeats each row of mask [s, t] group times, [s·group, t]
-// with its first axis named sg: the mask of a key/value head's grouped
-// queries (SoftCappedAttention). Built once per mask and group size.
-func (g *Graph) groupMask(mask onnx.Value, group int64, sg string) onnx.Value {
+// seqGroup names the merged seq·group axis of grouped queries.
+const seqGroup = "seq_group"
+
+// groupMask repeats each row of mask [s, t] group times, [s·group, t]: the
+// mask of a key/value head's grouped queries (SoftCappedAttention). Built
+// once per mask and group size.
+func (g *Graph) groupMask(mask onnx.Value, group int64) onnx.Value {
 	if group == 1 {
 		return mask
 	}
@@ -217,7 +220,7 @@ func (g *Graph) groupMask(mask onnx.Value, group int64, sg string) onnx.Value {
 		return m
 	}
 	rep := g.Op("Expand", []onnx.Value{g.Op("Unsqueeze", []onnx.Value{mask, g.Ints(1)}), g.Ints(1, group, 1)}) // [s, group, t]
-	m := g.DeclareShape(g.Op("Flatten", []onnx.Value{rep}, onnx.IntAttr("axis", 2)), onnx.Float, sg, "seq")
+	m := g.DeclareShape(g.Op("Flatten", []onnx.Value{rep}, onnx.IntAttr("axis", 2)), onnx.Float, seqGroup, "seq")
 	if g.groupMasks == nil {
 		g.groupMasks = map[groupKey]onnx.Value{}
 	}
