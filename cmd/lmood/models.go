@@ -204,6 +204,15 @@ func newModelsCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
+			unusable := 0
+			for _, e := range entries {
+				if e.Manifest == nil || e.Err != nil {
+					unusable++
+				}
+			}
+			if unusable > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d unusable model(s): `lmood pull` or `lmood import --force` converts one again, `lmood rm --unusable` removes them\n", unusable)
+			}
 			if lo, err := st.Leftovers(); err == nil && len(lo) > 0 {
 				var size int64
 				for _, l := range lo {

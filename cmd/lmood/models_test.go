@@ -79,3 +79,53 @@ func TestOllamaRowsTokenizer(t *testing.T) {
 		}
 	}
 }
+
+// TestRmCLI: `lmood rm` removes named models and, with --unusable, those
+// `lmood models` marks unusable (and says so); a missing name is an error
+// that leaves the other names removed; no names, or names with
+// --unusable, are usage errors.
+func TestRmCLI(t *testing.T) {
+	emptyCache(t)
+	st := store.Default()
+	path := testutil.WriteTiny(t, testutil.DefaultTiny())
+	for _, name := range []string{"a", "b", "old"} {
+		if _, err := st.Import(path, name, store.Source{Kind: "file"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "old": a store this lmood cannot use.
+	if err := os.WriteFile(filepath.Join(st.Dir("old"), "manifest.json"), []byte(`{"converter":"lmood-convert","converter_version":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args    []string
+		code    int
+		out     string // in stdout
+		errText string // in stderr
+		left    []string
+	}{
+		{[]string{"rm"}, 2, "", "name the models to remove", []string{"a", "b", "old"}},
+		{[]string{"rm", "--unusable", "a"}, 2, "", "not both", []string{"a", "b", "old"}},
+		{[]string{"models"}, 0, "1 unusable model(s)", "", []string{"a", "b", "old"}},
+		{[]string{"rm", "nosuch", "a"}, 1, "removed a (", `"nosuch" is not in`, []string{"b", "old"}},
+		{[]string{"rm", "--unusable"}, 0, "removed old (", "", []string{"b"}},
+		{[]string{"rm", "--unusable"}, 0, "no unusable models", "", []string{"b"}},
+		{[]string{"remove", "b"}, 0, "removed b (", "", nil},
+	} {
+		out, errOut, code := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.errText) {
+			t.Errorf("lmood %v: exit %d, stdout %q, stderr %q; want exit %d, %q, %q", tc.args, code, out, errOut, tc.code, tc.out, tc.errText)
+		}
+		entries, err := st.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for _, e := range entries {
+			left = append(left, e.Name)
+		}
+		if strings.Join(left, ",") != strings.Join(tc.left, ",") {
+			t.Errorf("after lmood %v the store holds %v, want %v", tc.args, left, tc.left)
+		}
+	}
+}

@@ -109,7 +109,7 @@ Start here:
 	root.AddCommand(
 		newSetupCmd(g), newPullCmd(g), newImportCmd(g), newModelsCmd(g),
 		newScoreCmd(g), newHeatmapCmd(g), newLayersCmd(g), newEvalCmd(g),
-		newPruneCmd(g), newVerifyCmd(g), newServeCmd(g), newCalibrateCmd(g),
+		newRmCmd(g), newPruneCmd(g), newVerifyCmd(g), newServeCmd(g), newCalibrateCmd(g),
 		newTokenizeCmd(g),
 	)
 	for _, c := range root.Commands() {

@@ -121,9 +121,10 @@ func (s *Store) install(name, dir string) (string, error) {
 }
 
 // replaced reports whether dir, a version directory a reader opened
-// through link, has been replaced: link is still a symbolic link (not a
-// directory of the old layout) and points at another version directory of
-// the same name. A version directory, once unlinked, is never linked again.
+// through link, has been replaced or removed: link points at another
+// version directory of the same name, or is gone (Remove). A link that is
+// a directory of the old layout replaces nothing. A version directory,
+// once unlinked, is never linked again.
 func replaced(link, dir string) bool {
 	base := filepath.Base(dir)
 	name := filepath.Base(link)
@@ -131,7 +132,81 @@ func replaced(link, dir string) bool {
 		return false
 	}
 	target, err := os.Readlink(link)
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
 	return err == nil && filepath.Base(target) != base
+}
+
+// Removed says what Remove did with a model.
+type Removed struct {
+	Name string
+	// Size is the bytes of the model's files: weights, tokenizer, cached
+	// graphs and calibrations.
+	Size int64
+	// InUse: a running lmood still reads the model, so its files stay
+	// until that process closes it (it then removes them; `lmood prune`
+	// would too).
+	InUse bool
+}
+
+// Remove deletes the named model from the store: its name at once (opening
+// it then finds no model), and its files unless a running process reads
+// them (Removed.InUse), like unlinking an open file. It fails, removing
+// nothing, while an import of that name is in progress. Models the store
+// cannot use (another converter version, a damaged manifest) are removed
+// the same way.
+func (s *Store) Remove(name string) (Removed, error) {
+	r := Removed{Name: name}
+	if err := CheckName(name); err != nil {
+		return r, err
+	}
+	if err := s.check(); err != nil {
+		return r, err
+	}
+	link := s.Dir(name)
+	fi, err := os.Lstat(link)
+	if errors.Is(err, os.ErrNotExist) {
+		return r, fmt.Errorf("store: %w: %q is not in %s (`lmood models` lists what is there)", ErrNotFound, name, s.Root)
+	}
+	if err != nil {
+		return r, fmt.Errorf("store: remove %s: %w", name, err)
+	}
+	if err := os.MkdirAll(filepath.Join(s.Root, locksDir), 0o755); err != nil {
+		return r, fmt.Errorf("store: remove %s: %w", name, err)
+	}
+	lock, err := os.OpenFile(s.nameLock(name), os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return r, fmt.Errorf("store: remove %s: %w", name, err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+		return r, fmt.Errorf("store: remove %s: an import of %q is in progress; try again when it is done", name, name)
+	} else if err != nil {
+		return r, fmt.Errorf("store: remove %s: lock: %w", name, err)
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		// A directory of the old layout: readers lock the directory itself.
+		r.Size = dirSize(link)
+		r.InUse = !removeIfUnused(link)
+		if r.InUse {
+			return r, fmt.Errorf("store: remove %s: the model is in use by a running lmood (old store layout: stop it, then remove the model)", name)
+		}
+		return r, nil
+	}
+	target, _ := os.Readlink(link)
+	dir := ""
+	if filepath.Base(target) == target && strings.HasPrefix(target, "."+name+versionInfix) {
+		dir = filepath.Join(s.Root, target)
+		r.Size = dirSize(dir)
+	}
+	if err := os.Remove(link); err != nil {
+		return r, fmt.Errorf("store: remove %s: %w", name, err)
+	}
+	if dir != "" {
+		r.InUse = !removeIfUnused(dir)
+	}
+	return r, nil
 }
 
 // removeIfUnused removes a version directory nobody reads (no flock on
