@@ -88,10 +88,12 @@ type ExternalTensor struct {
 type Int8Linear struct {
 	K, N   int64
 	Scales ExternalTensor // float32 [N]
-	// Float multiplies in float32 instead: the codes dequantized
-	// (DequantizeLinear) and a float MatMul, with no activation rounding.
-	// For graphs too deep for the anchored form (see Builder.Linear).
-	Float bool
+	// Rowwise codes every row of the input on its own, as the anchor row
+	// is coded (its 8-bit value plus its 8-bit rounding error, about 15
+	// bits), instead of anchoring the rows on row 0: for graphs whose rows
+	// are not nudged copies of row 0 (logits, the final norm, the output
+	// head). See Builder.linearInt8.
+	Rowwise bool
 }
 
 // NBits describes a block-quantized linear weight y = x @ W, W of K
@@ -133,6 +135,8 @@ type Builder struct {
 	// anchors caches the int8 form of a value that several int8 linears
 	// read (q, k and v; gate and up).
 	anchors map[Value]anchored
+	// rows caches the rowwise two-level codes of a value (Int8Linear.Rowwise).
+	rows map[Value]twoLevelCodes
 	// zeros holds the zero points of the int8 codes, one per kind of row
 	// set (the batch's rows, the anchor row): every anchored linear
 	// quantizes rows of the same shape.
@@ -303,20 +307,26 @@ func (b *Builder) Linear(x Value, name string) Value {
 // noise: drift ratios moved by 16-28%). Row 0 is quantized twice (the
 // value, then its rounding error), about 15 bits. The result is right for
 // any batch; it is most precise when the rows are near row 0.
+//
+// A Rowwise weight codes every row the way row 0 is coded (two levels, no
+// anchor): two GEMMs over the batch instead of one over the batch and two
+// over one copy, for graphs whose rows are unrelated texts.
 func (b *Builder) linearInt8(x Value, name string, t ExternalTensor) Value {
-	if t.Int8.Float {
-		w := b.Op("DequantizeLinear", []Value{b.external(name, t), b.external(name+".scales", t.Int8.Scales)}, IntAttr("axis", 1))
-		return b.MatMul(x, w)
-	}
-	a := b.anchor(x)
 	w, ws := b.external(name, t), b.external(name+".scales", t.Int8.Scales)
 	// codes @ W with every code counted step times (a constant).
 	mm := func(codes Value, step float32) Value {
 		return b.MSOp("MatMulIntegerToFloat", []Value{codes, w, b.Scalar(step), ws, b.uint8Scalar(128)})
 	}
-	// Row 0's product: hi's codes plus lo's (whose step is hi's over
-	// loSteps), times hi's step.
-	x0W := b.Mul(b.Add(mm(a.hi.codes, 1), mm(a.lo, 1.0/loSteps)), a.hi.scale)
+	// A two-level code's product: hi's codes plus lo's (whose step is hi's
+	// over loSteps), times hi's step.
+	twoLevel := func(c twoLevelCodes) Value {
+		return b.Mul(b.Add(mm(c.hi.codes, 1), mm(c.lo, 1.0/loSteps)), c.hi.scale)
+	}
+	if t.Int8.Rowwise {
+		return twoLevel(b.rowwise(x))
+	}
+	a := b.anchor(x)
+	x0W := twoLevel(a.x0)
 	return b.Add(b.Mul(mm(a.diff.codes, 1), a.diff.scale), x0W)
 }
 
@@ -325,12 +335,18 @@ func (b *Builder) linearInt8(x Value, name string, t ExternalTensor) Value {
 type rowCodes struct{ codes, scale Value }
 
 // anchored is the int8 form of a linear's input x: x - x[0] for every row
-// of the batch, and x[0] ([1, ...]) as its 8-bit value plus its 8-bit
-// rounding error. It is built once per x and shared by the linears that
-// read it (q, k and v; gate and up).
+// of the batch, and x[0] ([1, ...]) in two levels. It is built once per x
+// and shared by the linears that read it (q, k and v; gate and up).
 type anchored struct {
-	diff, hi rowCodes
-	lo       Value // codes of x[0]'s rounding error; step: hi's over loSteps
+	diff rowCodes
+	x0   twoLevelCodes
+}
+
+// twoLevelCodes code a value as its 8-bit value (hi) plus the 8-bit codes of
+// its rounding error (lo, whose step is hi's over loSteps): about 15 bits.
+type twoLevelCodes struct {
+	hi rowCodes
+	lo Value
 }
 
 // loSteps is how many steps of the anchor's rounding error (lo) make one
@@ -355,17 +371,36 @@ func (b *Builder) anchor(x Value) anchored {
 	// Gather keeps the batch axis a plain 1 (a Slice of the symbolic batch
 	// axis makes onnxruntime's session start quadratic in graph size).
 	x0 := b.Op("Gather", []Value{x, b.Ints(0)}, IntAttr("axis", 0))
-	a := anchored{diff: b.quantizeRows(b.Sub(x, x0), batchRows), hi: b.quantizeRows(x0, anchorRows)}
-	back := b.Op("DequantizeLinear", []Value{a.hi.codes, a.hi.scale, b.zero(a.hi.scale, anchorRows)},
-		IntAttr("axis", -1), IntAttr("block_size", rowBlock))
-	// The rounding error x0 - back is at most half of hi's step: with a
-	// step of hi's over loSteps its codes lie in ±127, no maximum to find.
-	a.lo = b.quantize(b.Sub(x0, back), b.Mul(a.hi.scale, b.Scalar(1.0/loSteps)), anchorRows)
+	a := anchored{diff: b.quantizeRows(b.Sub(x, x0), batchRows), x0: b.twoLevel(x0, anchorRows)}
 	if b.anchors == nil {
 		b.anchors = map[Value]anchored{}
 	}
 	b.anchors[x] = a
 	return a
+}
+
+// rowwise returns x coded in two levels row by row, built on first use.
+func (b *Builder) rowwise(x Value) twoLevelCodes {
+	if c, ok := b.rows[x]; ok {
+		return c
+	}
+	c := b.twoLevel(x, batchRows)
+	if b.rows == nil {
+		b.rows = map[Value]twoLevelCodes{}
+	}
+	b.rows[x] = c
+	return c
+}
+
+// twoLevel codes x (rows of the given set) as its 8-bit value and its
+// rounding error. The error x - dequantized(hi) is at most half of hi's
+// step: with a step of hi's over loSteps its codes lie in ±127, so no
+// maximum needs finding.
+func (b *Builder) twoLevel(x Value, rows rowSet) twoLevelCodes {
+	hi := b.quantizeRows(x, rows)
+	back := b.Op("DequantizeLinear", []Value{hi.codes, hi.scale, b.zero(hi.scale, rows)},
+		IntAttr("axis", -1), IntAttr("block_size", rowBlock))
+	return twoLevelCodes{hi: hi, lo: b.quantize(b.Sub(x, back), b.Mul(hi.scale, b.Scalar(1.0/loSteps)), rows)}
 }
 
 // quantizeRows returns x quantized to 8 bits along its last axis: codes

@@ -238,45 +238,96 @@ func TestLinearInt8KeepsSmallDifferences(t *testing.T) {
 	}
 }
 
-// TestLinearInt8Float checks the float form of the int8 linear (codes
-// dequantized, then a float32 MatMul): x @ (codes × scales) to float32
-// rounding, whatever the rows, with no anchoring and no activation
-// rounding.
-func TestLinearInt8Float(t *testing.T) {
+// TestLinearInt8Rowwise checks the rowwise form of the int8 linear (every
+// row coded on its own in two levels, no anchor): against the product it
+// defines, Q(x_i)·W + Q'(x_i - Q(x_i))·W in exact integers, to float32
+// rounding; and against x @ (codes × scales) in float64 within the
+// two-level code's precision (its error per element is at most max|x_i| /
+// 127 / 508). The rows are unrelated and of very different sizes (row 0
+// tiny, one with an outlier), which the anchored form could not code that
+// closely: its differences from row 0 get 8 bits. Its graph quantizes the
+// input once for both linears, and one zero-point tensor serves it.
+func TestLinearInt8Rowwise(t *testing.T) {
 	testutil.Runtime(t)
 	const in, out, batch, seq = 64, 24, 2, 3
 	r := rand.New(rand.NewPCG(9, 10))
-	q := randomInt8(t, r, in, out)
+	ws := map[string]*gguf.Int8Columns{"a": randomInt8(t, r, in, out), "b": randomInt8(t, r, in, 16)}
 	var wf weightsFile
-	w := wf.add([]int64{in, out}, onnx.Int8, q.Codes)
-	w.Int8 = &onnx.Int8Linear{K: in, N: out, Scales: wf.add([]int64{out}, onnx.Float, q.Scales), Float: true}
-	m := linearModel(t, w, in, out)
-	for _, n := range m.Graph.Node {
-		if n.GetOpType() == "MatMulIntegerToFloat" || n.GetOpType() == "ReduceMax" {
-			t.Fatalf("the float form has a %s node", n.GetOpType())
-		}
+	src := mapSource{}
+	for name, q := range ws {
+		w := wf.add([]int64{in, int64(q.Out)}, onnx.Int8, q.Codes)
+		w.Int8 = &onnx.Int8Linear{K: in, N: int64(q.Out), Scales: wf.add([]int64{int64(q.Out)}, onnx.Float, q.Scales), Rowwise: true}
+		src[name] = w
 	}
-	s := wf.open(t, m, in, []runtime.Output{{Name: "y", Width: out}}, runtime.SessionOptions{Threads: 1})
+	b := onnx.NewBuilder("t", src)
+	xv := b.Input("x", onnx.Float, "batch", "seq", in)
+	var outs []runtime.Output
+	for _, name := range []string{"a", "b"} {
+		b.Output(b.Linear(xv, name), "y"+name, onnx.Float, "batch", "seq", ws[name].Out)
+		outs = append(outs, runtime.Output{Name: "y" + name, Width: ws[name].Out})
+	}
+	m, err := b.Model("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range m.Graph.Node {
+		ops[n.GetOpType()]++
+	}
+	if ops["QuantizeLinear"] != 2 || ops["ReduceMax"] != 1 || ops["Expand"] != 1 || ops["MatMulIntegerToFloat"] != 4 || ops["Gather"] != 0 {
+		t.Errorf("ops %v: want 2 QuantizeLinear, 1 ReduceMax, 1 Expand, 4 MatMulIntegerToFloat and no Gather (anchor)", ops)
+	}
+	s := wf.open(t, m, in, outs, runtime.SessionOptions{Threads: 1})
 	x := make([]float32, batch*seq*in)
 	for i := range x {
 		x[i] = float32(r.NormFloat64())
+		if i < in {
+			x[i] *= 1e-3 // row 0: tiny
+		}
 	}
+	x[4*in+5] = 30 // an outlier
 	got, err := s.Run(x, batch, seq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deq := q.Dequantize()
-	for p := 0; p < batch*seq; p++ {
-		for n := 0; n < out; n++ {
-			var want, mag float64
-			for k := 0; k < in; k++ {
-				v := float64(x[p*in+k]) * float64(deq[k*out+n])
-				want += v
-				mag += math.Abs(v)
+	for oi, name := range []string{"a", "b"} {
+		q := ws[name]
+		deq := q.Dequantize()
+		var worst, worstFloat float64
+		for p := 0; p < batch*seq; p++ {
+			xi := make([]float64, in)
+			var amax float64
+			for k := range xi {
+				xi[k] = float64(x[p*in+k])
+				amax = math.Max(amax, math.Abs(xi[k]))
 			}
-			if e := math.Abs(float64(got[0][p*out+n])-want) / mag; e > 1e-6 {
-				t.Fatalf("row %d output %d: %g, want %g (error %.2g of the terms)", p, n, got[0][p*out+n], want, e)
+			hc, hs := quantRow(xi)
+			lo := make([]float64, in)
+			for k := range lo {
+				lo[k] = float64(float32(xi[k] - float64(float32(float64(hc[k])*hs))))
 			}
+			lc := quantStep(lo, float64(float32(hs)*float32(1.0/254)))
+			for n := 0; n < q.Out; n++ {
+				want := int8Product(hc, hs, q, n) + int8Product(lc, float64(float32(hs)*float32(1.0/254)), q, n)
+				var exact, colMag, mag float64
+				for k := range xi {
+					w := float64(deq[k*q.Out+n])
+					exact += xi[k] * w
+					colMag += math.Abs(w)
+					mag += math.Abs(xi[k] * w)
+				}
+				g := float64(got[oi][p*q.Out+n])
+				worst = math.Max(worst, math.Abs(g-want)/mag)
+				// The code's error bound, plus float32 rounding.
+				if bound := amax/127/508*colMag + 1e-6*mag; math.Abs(g-exact) > bound {
+					t.Errorf("%s: row %d output %d: %g, float product %g: off by %.3g > %.3g", name, p, n, g, exact, math.Abs(g-exact), bound)
+				}
+				worstFloat = math.Max(worstFloat, math.Abs(g-exact)/mag)
+			}
+		}
+		t.Logf("%s: against the int8 product it defines %.2g, against float x @ dequantized W %.2g (of the terms' magnitude)", name, worst, worstFloat)
+		if worst > 1e-5 {
+			t.Errorf("%s: the rowwise int8 linear differs from the product it defines by %.3g of the terms' magnitude", name, worst)
 		}
 	}
 }

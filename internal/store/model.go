@@ -497,17 +497,22 @@ func (m *Model) OpenSession(opt arch.GraphOptions, input string, outs []runtime.
 // ratios move by about 0.01 of their spread over K. Revision 7: a key/value
 // head's grouped queries are one matrix in attention, keys transposed
 // inside the product (nn.Graph.SoftCappedAttention); the same numbers bit
-// for bit.
-const GraphRevision = 7
+// for bit. Revision 8: an int8 model's graphs on the way to logits code
+// their activations row by row in two levels and multiply in int8
+// (int8RowwiseForm), where they dequantized every weight to float32 at
+// every run.
+const GraphRevision = 8
 
 // RoundingRevision is the last GraphRevision whose graphs compute
 // different numbers from the revision before (a new form may round
 // differently): calibrations and score setup IDs record it, so that they
 // stay valid across revisions that change only the form. A new revision
-// leaves it alone only if `lmood score --json` on the probe prompts gives
-// the same numbers bit for bit before and after (setup_id aside), on an
-// int8 and a float32 store.
-const RoundingRevision = 6
+// leaves it alone only if `lmood score --json --surprisal` on the probe
+// prompts gives the same numbers bit for bit before and after (setup_id
+// aside), on an int8 and a float32 store: calibrations hold surprisal
+// distributions too, and sample their passages through the logits graphs.
+// (Revision 8 changed only those graphs' numbers, on int8 stores.)
+const RoundingRevision = 8
 
 // graphPath names the cached graph file for opt. The name lists the
 // output set (sorted, so the order asked in does not matter), or a hash of
@@ -539,16 +544,16 @@ func (m *Model) accSuffix() string {
 	return fmt.Sprintf("-acc%d", m.AccuracyLevel)
 }
 
-// int8FloatForm reports whether a graph of an int8 model multiplies in
-// float32 on the dequantized int8 weights instead of in int8 anchored on
-// the clean copy: the graphs on the way to logits (the output head, logits,
-// the final norm), which give the logit baselines and surprisal from the
-// clean copy alone, keep float32 activations, as the precision evaluation
-// measured them (README, "Precision"). Drift graphs at any depth are
-// anchored. (Until graph revision 3 graphs deeper than 16 blocks were in
-// the float form too: the anchored form then opened in time quadratic in
-// depth.)
-func int8FloatForm(opt arch.GraphOptions, layers int) bool {
+// int8RowwiseForm reports whether a graph of an int8 model codes each
+// activation row on its own (onnx.Int8Linear.Rowwise: about 15 bits, two
+// int8 GEMMs) instead of anchoring the batch on its clean copy: the graphs
+// on the way to logits (the output head, logits, the final norm), which
+// give the logit baselines, surprisal and sampled text from rows that are
+// not nudged copies of row 0. Drift graphs at any depth are anchored.
+// (Until graph revision 8 these graphs multiplied in float32 on the int8
+// weights dequantized at every run; until revision 3 drift graphs deeper
+// than 16 blocks did too.)
+func int8RowwiseForm(opt arch.GraphOptions, layers int) bool {
 	if opt.Head {
 		return true
 	}
@@ -560,24 +565,24 @@ func int8FloatForm(opt arch.GraphOptions, layers int) bool {
 	return false
 }
 
-// floatInt8 serves a model's int8 linear weights for float32 compute.
-type floatInt8 struct{ *Model }
+// rowwiseInt8 serves a model's int8 linear weights for the rowwise form.
+type rowwiseInt8 struct{ *Model }
 
-func (f floatInt8) Lookup(name string) (onnx.ExternalTensor, bool) {
-	e, ok := f.Model.Lookup(name)
+func (r rowwiseInt8) Lookup(name string) (onnx.ExternalTensor, bool) {
+	e, ok := r.Model.Lookup(name)
 	if ok && e.Int8 != nil {
 		q := *e.Int8
-		q.Float = true
+		q.Rowwise = true
 		e.Int8 = &q
 	}
 	return e, ok
 }
 
 // graphSource is the weight source the graph for opt is built on: the model,
-// or for an int8 model's float-form graphs floatInt8.
+// or for an int8 model's rowwise graphs rowwiseInt8.
 func (m *Model) graphSource(opt arch.GraphOptions) onnx.WeightSource {
-	if m.Int8() && int8FloatForm(opt, m.Config().Layers) {
-		return floatInt8{m}
+	if m.Int8() && int8RowwiseForm(opt, m.Config().Layers) {
+		return rowwiseInt8{m}
 	}
 	return m
 }
@@ -647,15 +652,10 @@ func firstN(s []string, n int) []string {
 // GraphWeightBytes returns the bytes of stored weights the graph for opt
 // reads, each tensor counted once as stored (a block-quantized tensor with
 // its scales and zero points at float32, as a session expands them): what
-// an onnxruntime session on that graph loads. An int8 model's graphs in the
-// float form (int8FloatForm: the logits site, the final norm, the output
-// head) count each int8 linear weight a second time at 4 bytes an element,
-// the float32 copies onnxruntime dequantizes it into (an upper bound:
-// Qwen2.5-Coder-0.5B's final-norm and head graphs added 1.62 GB to a
-// process's peak RSS, counted 1.98 GB). The graph is built in memory, not
-// written.
+// an onnxruntime session on that graph loads. The graph is built in
+// memory, not written.
 func (m *Model) GraphWeightBytes(opt arch.GraphOptions) (int64, error) {
-	rec := &weightCounter{m: m, src: m.graphSource(opt), seen: map[string]bool{}}
+	rec := &weightCounter{m: m, seen: map[string]bool{}}
 	if _, err := m.Manifest.Config.Build(rec, opt); err != nil {
 		return 0, fmt.Errorf("store: size the graph of %s: %w", m.Manifest.Name, err)
 	}
@@ -665,17 +665,12 @@ func (m *Model) GraphWeightBytes(opt arch.GraphOptions) (int64, error) {
 // weightCounter is a WeightSource that adds up the tensors looked up.
 type weightCounter struct {
 	m     *Model
-	src   onnx.WeightSource // what the graph is built on (Model.graphSource); nil: m
 	seen  map[string]bool
 	bytes int64
 }
 
 func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
-	src := w.src
-	if src == nil {
-		src = w.m
-	}
-	e, ok := src.Lookup(name)
+	e, ok := w.m.Lookup(name)
 	if !ok || w.seen[name] {
 		return e, ok
 	}
@@ -684,9 +679,6 @@ func (w *weightCounter) Lookup(name string) (onnx.ExternalTensor, bool) {
 	w.bytes += b
 	switch {
 	case e.Int8 != nil:
-		if e.Int8.Float {
-			w.bytes += 4 * b // b int8 elements, dequantized
-		}
 		b, _ = w.m.Manifest.Tensors[name+".scales"].Bytes()
 		w.bytes += b
 	case e.NBits != nil:
