@@ -219,21 +219,29 @@ func New(m *store.Model, opt Options, so runtime.SessionOptions) (*Analyzer, err
 		a.widths[i] = cfg.Width(p.Site)
 		outs[i] = runtime.Output{Name: p.Name(), Width: a.widths[i]}
 	}
-	if a.sess, err = m.OpenSession(arch.GraphOptions{Outputs: points}, arch.InputEmbeds, outs, so); err != nil {
-		return nil, err
-	}
-	if opt.Surprisal {
+	// The baselines' sessions (the full-depth final norm and the head) open
+	// beside the drift session: onnxruntime builds and packs each on one
+	// thread, so on two cores `--surprisal` costs little extra start-up.
+	var baseErr error
+	opened := make(chan struct{})
+	go func() {
+		defer close(opened)
+		if !opt.Surprisal {
+			return
+		}
 		final := arch.Point{Site: SiteNorm, Index: cfg.Layers}
-		a.final, err = m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{final}}, arch.InputEmbeds,
+		a.final, baseErr = m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{final}}, arch.InputEmbeds,
 			[]runtime.Output{{Name: final.Name(), Width: cfg.Dim}}, so)
-		if err == nil {
-			a.head, err = m.OpenSession(arch.GraphOptions{Head: true}, arch.HeadInput,
+		if baseErr == nil {
+			a.head, baseErr = m.OpenSession(arch.GraphOptions{Head: true}, arch.HeadInput,
 				[]runtime.Output{{Name: arch.LogitsName, Width: cfg.Vocab}}, so)
 		}
-		if err != nil {
-			a.Close()
-			return nil, err
-		}
+	}()
+	a.sess, err = m.OpenSession(arch.GraphOptions{Outputs: points}, arch.InputEmbeds, outs, so)
+	<-opened
+	if err := errors.Join(err, baseErr); err != nil {
+		a.Close()
+		return nil, err
 	}
 	return a, nil
 }
