@@ -458,12 +458,18 @@ func renderGrid(w io.Writer, idx int, res *analyze.Result, st heatmapStyle) erro
 	if _, err := fmt.Fprintln(w, promptHeader(idx, res, summary)); err != nil {
 		return fmt.Errorf("heatmap: %w", err)
 	}
-	// Columns are as wide as the widest token, between 6 and 10 cells.
-	tokens := make([]string, len(res.Tokens))
-	colWidth := 6
+	grid := report.Grid{Tokens: make([]string, len(res.Tokens)), Layers: layers, Values: values}
 	for i, t := range res.Tokens {
-		tokens[i] = t.Text
-		colWidth = max(colWidth, min(10, tableCells.StringWidth(report.Sanitize(t.Text))))
+		grid.Tokens[i] = t.Text
+	}
+	// Byte-level tokens that split a character are one column, the
+	// character, with the mean of their values (as in the one-row heatmap;
+	// JSON keeps one entry per token).
+	grid, grouped := report.GroupColumns(grid)
+	// Columns are as wide as the widest token, between 6 and 10 cells.
+	colWidth := 6
+	for _, t := range grid.Tokens {
+		colWidth = max(colWidth, min(10, tableCells.StringWidth(report.Sanitize(t))))
 	}
 	rows := fmt.Sprintf("rows = hidden states %d..%d of %d (%s)", layers[0], layers[len(layers)-1], st.NumLayers, st.Resid0.Omitted())
 	if !isResid(st.Site) {
@@ -477,10 +483,13 @@ func renderGrid(w io.Writer, idx int, res *analyze.Result, st heatmapStyle) erro
 		Digits:      st.Digits,
 		Label:       fmt.Sprintf("per-token %s; %s, columns = tokens; %s", st.valueLabel(), rows, st.firstNote()),
 	}
-	if lo, hi, ok := st.colourRange(values); ok {
+	if grouped {
+		opts.Label += "; a character split across tokens shows their mean"
+	}
+	if lo, hi, ok := st.colourRange(grid.Values); ok {
 		opts.FixedRange, opts.Min, opts.Max = true, lo, hi
 	}
-	if err := report.GridHeatmap(w, report.Grid{Tokens: tokens, Layers: layers, Values: values}, opts); err != nil {
+	if err := report.GridHeatmap(w, grid, opts); err != nil {
 		return fmt.Errorf("heatmap: prompt %d: %w", idx, err)
 	}
 	return nil

@@ -356,3 +356,37 @@ func TestRenderHeatmapGroupsSplitCharacters(t *testing.T) {
 		t.Errorf("heatmap still shows byte escapes:\n%s", out)
 	}
 }
+
+// TestRenderGridGroupsSplitCharacters: the grid merges the columns of
+// byte-level tokens that split a character, as the one-row heatmap does:
+// one column per character, each row the mean of its tokens' values.
+func TestRenderGridGroupsSplitCharacters(t *testing.T) {
+	ka, emoji := "К", "😀"
+	res := fakeResult("Кот 😀", []string{ka[:1], ka[1:], "от", " " + emoji[:2], emoji[2:]},
+		[]float64{1, 2, 3, 4, 8}, []int{10, 20})
+	var buf bytes.Buffer
+	st := heatmapStyle{Mode: report.ModeNone, Width: 80, Value: valueRatio, NumLayers: 20, Resid0: nn.TokenRow}
+	if err := renderGrid(&buf, 1, res, st); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	// Ratios at hidden state 10 are 2x the given ones, at 20 3x: the
+	// split letter's column shows 3.00 and 4.50, the emoji's 12.00, 18.00.
+	var header string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "layer") {
+			header = line
+		}
+	}
+	if got := strings.Fields(header); len(got) != 4 || got[1] != ka || got[2] != "от" || got[3] != emoji {
+		t.Errorf("grid columns %q, want К, от, 😀:\n%s", got, out)
+	}
+	for _, want := range []string{"3.00", "4.50", "12.00", "18.00", "split across tokens shows their mean"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("grid lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, `\x`) {
+		t.Errorf("grid still shows byte escapes:\n%s", out)
+	}
+}

@@ -121,3 +121,27 @@ func MeanDefined(vs []float64) float64 {
 	}
 	return sum / float64(n)
 }
+
+// GroupColumns merges the columns of each group of GroupTokens in a token
+// × hidden-state grid, as GroupScores merges a row of tokens: the group's
+// text as the label and, in every row, the MEAN of its members' defined
+// values. It reports whether any column was merged (g is returned as it is
+// when none was).
+func GroupColumns(g Grid) (Grid, bool) {
+	groups := GroupTokens(g.Tokens)
+	if len(groups) == len(g.Tokens) {
+		return g, false
+	}
+	out := Grid{Tokens: make([]string, len(groups)), Layers: g.Layers, Values: make([][]float64, len(g.Values))}
+	for gi, gr := range groups {
+		out.Tokens[gi] = gr.Text
+	}
+	for r, row := range g.Values {
+		merged := make([]float64, len(groups))
+		for gi, gr := range groups {
+			merged[gi] = MeanDefined(row[gr.Start:gr.End])
+		}
+		out.Values[r] = merged
+	}
+	return out, true
+}

@@ -56,3 +56,38 @@ func TestGroupScoresMean(t *testing.T) {
 		t.Errorf("NaN member not skipped: %+v", got)
 	}
 }
+
+// TestGroupColumns: a grid's columns of a split character merge into one
+// per row (mean of the defined values); a grid of whole characters is
+// returned as it is.
+func TestGroupColumns(t *testing.T) {
+	ka := "К"
+	for _, tc := range []struct {
+		name   string
+		in     Grid
+		merged bool
+		tokens []string
+		values [][]float64
+	}{
+		{"whole characters", Grid{Tokens: []string{"a", ka}, Values: [][]float64{{1, 2}}}, false, []string{"a", ka}, [][]float64{{1, 2}}},
+		{"split letter", Grid{Tokens: []string{"a", ka[:1], ka[1:], "b"}, Layers: []int{3, 4}, Values: [][]float64{{1, 2, 4, 5}, {0, math.NaN(), 6, 7}}},
+			true, []string{"a", ka, "b"}, [][]float64{{1, 3, 5}, {0, 6, 7}}},
+		{"no defined value", Grid{Tokens: []string{ka[:1], ka[1:]}, Values: [][]float64{{math.NaN(), math.NaN()}}}, true, []string{ka}, [][]float64{{math.NaN()}}},
+	} {
+		got, merged := GroupColumns(tc.in)
+		same := func(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
+		ok := merged == tc.merged && len(got.Tokens) == len(tc.tokens) && len(got.Values) == len(tc.values) && len(got.Layers) == len(tc.in.Layers)
+		for i := 0; ok && i < len(tc.tokens); i++ {
+			ok = got.Tokens[i] == tc.tokens[i]
+		}
+		for r := 0; ok && r < len(tc.values); r++ {
+			ok = len(got.Values[r]) == len(tc.values[r])
+			for c := 0; ok && c < len(tc.values[r]); c++ {
+				ok = same(got.Values[r][c], tc.values[r][c])
+			}
+		}
+		if !ok {
+			t.Errorf("%s: GroupColumns = %+v, %v; want tokens %q, values %v, merged %v", tc.name, got, merged, tc.tokens, tc.values, tc.merged)
+		}
+	}
+}
