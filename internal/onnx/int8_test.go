@@ -41,14 +41,20 @@ func int8Product(codes []int64, s float64, q *gguf.Int8Columns, n int) float64 {
 	return float64(acc) * float64(q.Scales[n]) * s
 }
 
-// int8Graph builds and opens a graph y_name = Linear(x, name) per weight.
-func int8Graph(t *testing.T, in int, ws map[string]*gguf.Int8Columns, names []string) *runtime.Session {
+// int8Graph builds and opens a graph y_name = Linear(x, name) per weight,
+// in the anchored form or the rowwise one, and checks that the graph codes
+// x once for all linears: anchored, the difference, the anchor and its
+// error (only the first two search for their scale; the two row shapes,
+// batch and anchor, have one zero-point tensor each: three GEMMs per
+// linear); rowwise, the value and its error over the batch (one scale
+// search, one zero-point tensor, two GEMMs per linear, no anchor Gather).
+func int8Graph(t *testing.T, in int, ws map[string]*gguf.Int8Columns, names []string, rowwise bool) *runtime.Session {
 	t.Helper()
 	var wf weightsFile
 	src := mapSource{}
 	for name, q := range ws {
 		w := wf.add([]int64{int64(in), int64(q.Out)}, onnx.Int8, q.Codes)
-		w.Int8 = &onnx.Int8Linear{K: int64(in), N: int64(q.Out), Scales: wf.add([]int64{int64(q.Out)}, onnx.Float, q.Scales)}
+		w.Int8 = &onnx.Int8Linear{K: int64(in), N: int64(q.Out), Scales: wf.add([]int64{int64(q.Out)}, onnx.Float, q.Scales), Rowwise: rowwise}
 		src[name] = w
 	}
 	b := onnx.NewBuilder("t", src)
@@ -66,11 +72,14 @@ func int8Graph(t *testing.T, in int, ws map[string]*gguf.Int8Columns, names []st
 	for _, n := range m.Graph.Node {
 		ops[n.GetOpType()]++
 	}
-	// The difference, the anchor and its error are quantized once for all
-	// linears; only the first two search for their scale, and the two row
-	// shapes (batch, anchor) have one zero-point tensor each.
-	if ops["QuantizeLinear"] != 3 || ops["ReduceMax"] != 2 || ops["Expand"] != 2 {
-		t.Errorf("the graph has %d QuantizeLinear, %d ReduceMax and %d Expand nodes, want 3, 2 and 2", ops["QuantizeLinear"], ops["ReduceMax"], ops["Expand"])
+	want := map[string]int{"QuantizeLinear": 3, "ReduceMax": 2, "Expand": 2, "MatMulIntegerToFloat": 3 * len(names), "Gather": 1}
+	if rowwise {
+		want = map[string]int{"QuantizeLinear": 2, "ReduceMax": 1, "Expand": 1, "MatMulIntegerToFloat": 2 * len(names), "Gather": 0}
+	}
+	for op, n := range want {
+		if ops[op] != n {
+			t.Errorf("rowwise %v: the graph has %d %s nodes, want %d (ops %v)", rowwise, ops[op], op, n, ops)
+		}
 	}
 	return wf.open(t, m, in, outs, runtime.SessionOptions{Threads: 1})
 }
@@ -116,7 +125,7 @@ func TestLinearInt8RunsInOnnxruntime(t *testing.T) {
 		tie[k] = float32(math.Copysign(float64(k)+0.5, float64(k%3-1)))
 	}
 	ws := map[string]*gguf.Int8Columns{"a": randomInt8(t, r, in, out), "b": randomInt8(t, r, in, 24)}
-	s := int8Graph(t, in, ws, []string{"a", "b"})
+	s := int8Graph(t, in, ws, []string{"a", "b"}, false)
 	got, err := s.Run(x, batch, seq)
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +208,7 @@ func TestLinearInt8KeepsSmallDifferences(t *testing.T) {
 		}
 	}
 	q := randomInt8(t, r, in, out)
-	s := int8Graph(t, in, map[string]*gguf.Int8Columns{"w": q}, []string{"w"})
+	s := int8Graph(t, in, map[string]*gguf.Int8Columns{"w": q}, []string{"w"}, false)
 	got, err := s.Run(x, batch, seq)
 	if err != nil {
 		t.Fatal(err)
@@ -245,39 +254,13 @@ func TestLinearInt8KeepsSmallDifferences(t *testing.T) {
 // two-level code's precision (its error per element is at most max|x_i| /
 // 127 / 508). The rows are unrelated and of very different sizes (row 0
 // tiny, one with an outlier), which the anchored form could not code that
-// closely: its differences from row 0 get 8 bits. Its graph quantizes the
-// input once for both linears, and one zero-point tensor serves it.
+// closely: its differences from row 0 get 8 bits.
 func TestLinearInt8Rowwise(t *testing.T) {
 	testutil.Runtime(t)
 	const in, out, batch, seq = 64, 24, 2, 3
 	r := rand.New(rand.NewPCG(9, 10))
 	ws := map[string]*gguf.Int8Columns{"a": randomInt8(t, r, in, out), "b": randomInt8(t, r, in, 16)}
-	var wf weightsFile
-	src := mapSource{}
-	for name, q := range ws {
-		w := wf.add([]int64{in, int64(q.Out)}, onnx.Int8, q.Codes)
-		w.Int8 = &onnx.Int8Linear{K: in, N: int64(q.Out), Scales: wf.add([]int64{int64(q.Out)}, onnx.Float, q.Scales), Rowwise: true}
-		src[name] = w
-	}
-	b := onnx.NewBuilder("t", src)
-	xv := b.Input("x", onnx.Float, "batch", "seq", in)
-	var outs []runtime.Output
-	for _, name := range []string{"a", "b"} {
-		b.Output(b.Linear(xv, name), "y"+name, onnx.Float, "batch", "seq", ws[name].Out)
-		outs = append(outs, runtime.Output{Name: "y" + name, Width: ws[name].Out})
-	}
-	m, err := b.Model("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops := map[string]int{}
-	for _, n := range m.Graph.Node {
-		ops[n.GetOpType()]++
-	}
-	if ops["QuantizeLinear"] != 2 || ops["ReduceMax"] != 1 || ops["Expand"] != 1 || ops["MatMulIntegerToFloat"] != 4 || ops["Gather"] != 0 {
-		t.Errorf("ops %v: want 2 QuantizeLinear, 1 ReduceMax, 1 Expand, 4 MatMulIntegerToFloat and no Gather (anchor)", ops)
-	}
-	s := wf.open(t, m, in, outs, runtime.SessionOptions{Threads: 1})
+	s := int8Graph(t, in, ws, []string{"a", "b"}, true)
 	x := make([]float32, batch*seq*in)
 	for i := range x {
 		x[i] = float32(r.NormFloat64())
