@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,18 +194,30 @@ func (c *calibFlags) calibration(g *globals, sess *core.Session) (*core.Calibrat
 
 // calibratedTable writes score's table with the calibrated columns.
 func calibratedTable(w io.Writer, recs []ScoreRecord) error {
+	header := []string{"#", "prompt", "tokens", "ratio (mean ± std)", "OOD score", "percentile", "p-value"}
+	hasSurprisal := slices.ContainsFunc(recs, func(r ScoreRecord) bool { return r.Surprisal != nil })
+	if hasSurprisal {
+		header = append(header, "surprisal")
+	}
 	var rows [][]string
 	for i, r := range recs {
 		row := []string{fmt.Sprint(i + 1), truncateRunes(r.Prompt, 40)}
 		if r.Error != "" {
-			row = append(row, "-", "-", "-", "-", "-", r.Error)
+			row = append(row, "-", "-", "-", "-", "-")
+			if hasSurprisal {
+				row = append(row, "-")
+			}
+			row = append(row, r.Error)
 		} else {
 			row = append(row, fmt.Sprint(len(r.Tokens)), fmt.Sprintf("%.3f ± %.3f", r.Ratio, r.RatioStd), fmt.Sprintf("%.3f", r.OOD),
 				percentCell(r.Percentile), pCell(r.PValue))
+			if hasSurprisal {
+				row = append(row, report.SurprisalCell(r.Surprisal, 3), "")
+			}
 		}
 		rows = append(rows, row)
 	}
-	return report.TextTable(w, []string{"#", "prompt", "tokens", "ratio (mean ± std)", "OOD score", "percentile", "p-value", "error"}, rows, report.TableOptions{})
+	return report.TextTable(w, append(header, "error"), rows, report.TableOptions{})
 }
 
 // percentCell shows a percentile, "-" when absent.

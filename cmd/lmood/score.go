@@ -112,7 +112,7 @@ processes split one input. See README, "Scoring a corpus".`,
 	af.register(cmd, g, true)
 	lflag = registerLayer(cmd, &layer, "index to measure")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write JSON Lines, one object per prompt (schema in README)")
-	cmd.Flags().BoolVar(&surprisal, "surprisal", false, "also report the model's own surprisal (prompt mean and per token), next-token entropy and max-softmax in --json (one more forward pass per prompt)")
+	cmd.Flags().BoolVar(&surprisal, "surprisal", false, "also report the model's own surprisal: the prompt's mean -ln p(token | prefix) in nats in the table; per token, next-token entropy and max-softmax in --json (one more forward pass per prompt)")
 	cmd.Flags().StringVar(&pairs, "pairs", "", "score a TSV of kind<TAB>plain<TAB>twin lines and print them side by side")
 	cf.register(cmd, true)
 	cmd.Flags().StringVarP(&bf.output, "output", "o", "", "append --json records to FILE and resume: prompts it holds records of are skipped")
@@ -228,7 +228,7 @@ func runScore(g *globals, sf scoreFlags, prompts []core.Prompt, w io.Writer) err
 			continue
 		}
 		recs = append(recs, rec)
-		row := report.PromptRow{Prompt: prompt, Tokens: len(rec.Tokens), Ratio: rec.Ratio, RatioStd: rec.RatioStd, OOD: rec.OOD, Err: rec.Error}
+		row := report.PromptRow{Prompt: prompt, Tokens: len(rec.Tokens), Ratio: rec.Ratio, RatioStd: rec.RatioStd, OOD: rec.OOD, Surprisal: rec.Surprisal, Err: rec.Error}
 		if s.opt.PrecisionTarget > 0 {
 			row.Samples = rec.SamplesUsed
 		}
@@ -248,6 +248,9 @@ func runScore(g *globals, sf scoreFlags, prompts []core.Prompt, w io.Writer) err
 			firstTokenWord(s.opt.IncludeFirst), aggregateNote(s.sess.Rule().Aggregate), oodFormula(s.opt.Direction))
 		if s.opt.Isolate {
 			fmt.Fprintf(out, "isolation mode: one token nudged at a time; prompt ratio = %s of per-token ratios\n", core.IsolationWord(s.sess.Rule().Aggregate))
+		}
+		if sf.surprisal {
+			fmt.Fprintln(out, "surprisal = the model's mean -ln p(token | prefix) over tokens 2..n, nats (no perturbation)")
 		}
 		calibratedFooter(out, s.calib)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -180,5 +181,38 @@ func TestReadPrompts(t *testing.T) {
 	os.WriteFile(empty, []byte("# nothing\n"), 0o644)
 	if _, err := readPrompts(nil, empty); err == nil || !strings.Contains(err.Error(), "no prompts") {
 		t.Errorf("empty file: %v", err)
+	}
+}
+
+// TestScoreTableSurprisal: `score --surprisal` shows each prompt's mean
+// surprisal in the table (the value --json records, "-" for a one-token
+// prompt) and says what it is under the table; without the flag the
+// table has no such column.
+func TestScoreTableSurprisal(t *testing.T) {
+	model := realCLI(t)
+	prompts := []string{"Eggplants are fire-engine red.", "one"}
+	args := append([]string{"score", "-q", "-m", model, "-k", "2", "--surprisal"}, prompts...)
+	jsonOut, _, code := runCLI(t, append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("score --json: exit %d", code)
+	}
+	var rec ScoreRecord
+	if err := json.Unmarshal([]byte(strings.SplitN(jsonOut, "\n", 2)[0]), &rec); err != nil || rec.Surprisal == nil {
+		t.Fatalf("first record %q: %v", jsonOut, err)
+	}
+	table, _, code := runCLI(t, args...)
+	lines := strings.Split(table, "\n")
+	if code != 0 || len(lines) < 6 || !strings.Contains(lines[1], "surprisal") || !strings.Contains(table, "surprisal = the model's mean") {
+		t.Fatalf("score --surprisal: exit %d, no surprisal column or note:\n%s", code, table)
+	}
+	if cells := strings.Split(lines[3], "│"); len(cells) < 7 || strings.TrimSpace(cells[6]) != fmt.Sprintf("%.3f", *rec.Surprisal) {
+		t.Errorf("row 1 surprisal cell, want %.3f:\n%s", *rec.Surprisal, table)
+	}
+	if cells := strings.Split(lines[4], "│"); len(cells) < 7 || strings.TrimSpace(cells[6]) != "-" {
+		t.Errorf("one-token row: want - in the surprisal column:\n%s", table)
+	}
+	plain, _, code := runCLI(t, append([]string{"score", "-q", "-m", model, "-k", "2"}, prompts...)...)
+	if code != 0 || strings.Contains(plain, "surprisal") {
+		t.Errorf("score without --surprisal: exit %d, mentions surprisal:\n%s", code, plain)
 	}
 }

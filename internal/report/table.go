@@ -28,6 +28,10 @@ type PromptRow struct {
 	// Samples is the number of nudges used (adaptive K); when any row has
 	// it, the table has a "K" column.
 	Samples int
+	// Surprisal is the model's own mean surprisal of the prompt (nats per
+	// predicted token), when asked for; when any row has it, the table has
+	// a "surprisal" column ("-" in rows without).
+	Surprisal *float64
 	// Err, when not empty, is why the prompt could not be scored; the row
 	// then shows the error instead of numbers.
 	Err string
@@ -117,6 +121,11 @@ func Table(w io.Writer, rows []PromptRow, opts TableOptions) error {
 		header = append(header, "K")
 		aligns = append(aligns, tw.AlignRight)
 	}
+	hasSurprisal := slices.ContainsFunc(rows, func(r PromptRow) bool { return r.Surprisal != nil })
+	if hasSurprisal {
+		header = append(header, "surprisal")
+		aligns = append(aligns, tw.AlignRight)
+	}
 	if hasErr {
 		header = append(header, "error")
 		aligns = append(aligns, tw.AlignLeft)
@@ -135,6 +144,9 @@ func Table(w io.Writer, rows []PromptRow, opts TableOptions) error {
 			if hasK {
 				cells = append(cells, "-")
 			}
+			if hasSurprisal {
+				cells = append(cells, "-")
+			}
 			cells = append(cells, cellText(r.Err, o.ErrorWidth))
 		} else {
 			cells = append(cells,
@@ -142,6 +154,9 @@ func Table(w io.Writer, rows []PromptRow, opts TableOptions) error {
 				formatValue(r.OOD, o.Digits))
 			if hasK {
 				cells = append(cells, strconv.Itoa(r.Samples))
+			}
+			if hasSurprisal {
+				cells = append(cells, SurprisalCell(r.Surprisal, o.Digits))
 			}
 			if hasErr {
 				cells = append(cells, "")
@@ -319,4 +334,13 @@ func looksNumeric(s string) bool {
 		}
 	}
 	return true
+}
+
+// SurprisalCell shows a mean surprisal in nats, "-" when absent (a prompt
+// of one token predicts nothing).
+func SurprisalCell(v *float64, digits int) string {
+	if v == nil {
+		return "-"
+	}
+	return formatValue(*v, digits)
 }

@@ -148,3 +148,49 @@ func TestTableSamplesColumn(t *testing.T) {
 		t.Errorf("rows:\n%s", with.String())
 	}
 }
+
+// TestTableSurprisalColumn: rows that carry the model's surprisal (score
+// --surprisal) get a surprisal column, "-" where a row has none (one
+// token, or an error); rows without it keep the table as it was.
+func TestTableSurprisalColumn(t *testing.T) {
+	v := 5.4321
+	rows := []PromptRow{
+		{Prompt: "a b", Tokens: 2, Ratio: 0.5, RatioStd: 0.1, OOD: -0.69, Surprisal: &v},
+		{Prompt: "c", Tokens: 1, Ratio: 0.6, RatioStd: 0.1, OOD: -0.51},
+		{Prompt: "d", Err: "boom"},
+	}
+	for _, tc := range []struct {
+		name string
+		rows []PromptRow
+		want []string // header cells in order, after "OOD score"
+	}{
+		{"with", rows, []string{"surprisal", "error"}},
+		{"without", []PromptRow{rows[1], rows[2]}, []string{"error"}},
+	} {
+		var buf bytes.Buffer
+		if err := Table(&buf, tc.rows, TableOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(buf.String(), "\n")
+		header := strings.FieldsFunc(lines[1], func(r rune) bool { return r == '│' })
+		var after []string
+		for i, h := range header {
+			if strings.TrimSpace(h) == "OOD score" {
+				for _, c := range header[i+1:] {
+					after = append(after, strings.TrimSpace(c))
+				}
+			}
+		}
+		if strings.Join(after, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: header %q, want %q after OOD score:\n%s", tc.name, after, tc.want, buf.String())
+		}
+		if tc.name == "with" {
+			for i, want := range []string{"5.432", "-", "-"} {
+				cells := strings.FieldsFunc(lines[3+i], func(r rune) bool { return r == '│' })
+				if got := strings.TrimSpace(cells[5]); got != want {
+					t.Errorf("row %d surprisal cell %q, want %q:\n%s", i+1, got, want, buf.String())
+				}
+			}
+		}
+	}
+}
