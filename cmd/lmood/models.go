@@ -218,7 +218,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 				for _, l := range lo {
 					size += l.Size
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%d leftovers of interrupted imports or downloads (%s): `lmood prune` removes them\n", len(lo), humanBytes(size))
+				fmt.Fprintf(cmd.OutOrStdout(), "%d leftovers of interrupted imports or downloads, or graphs of an older lmood (%s): `lmood prune` removes them\n", len(lo), humanBytes(size))
 			}
 			var missing []string
 			for _, n := range store.PullableNames() {

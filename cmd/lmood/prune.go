@@ -13,10 +13,13 @@ func newPruneCmd(g *globals) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "prune",
-		Short: "Remove what interrupted imports and downloads left in the cache",
-		Long: `prune removes conversions that were interrupted or replaced and partial
-downloads. Anything a running lmood still uses (an import in progress, a
-model being read, a download) holds a lock and is left alone.`,
+		Short: "Remove what interrupted imports and downloads left in the cache, and stale graphs",
+		Long: `prune removes conversions that were interrupted or replaced, partial
+downloads, and graphs an older lmood cached (another graph revision: they
+are never read again; the current ones are rebuilt when needed). Anything
+a running lmood still uses (an import in progress, a model being read, a
+download) holds a lock and is left alone. To remove a whole model, use
+'lmood rm'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st := store.Default()

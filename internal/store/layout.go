@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -275,6 +276,20 @@ func (s *Store) Leftovers() ([]Leftover, error) {
 			}
 		}
 	}
+	for _, d := range dirs {
+		// Graphs of another graph revision are never opened again (their
+		// names carry the revision: graphPath); they are rebuilt as needed.
+		graphs, _ := filepath.Glob(filepath.Join(d, "graph-*.onnx"))
+		for _, p := range graphs {
+			if rev, ok := graphRevision(filepath.Base(p)); ok && rev != GraphRevision {
+				var size int64
+				if fi, err := os.Stat(p); err == nil {
+					size = fi.Size()
+				}
+				out = append(out, Leftover{Path: p, Size: size, What: staleGraph})
+			}
+		}
+	}
 	for _, d := range append(dirs, s.TempDirs...) {
 		parts, _ := fetch.Leftovers(d)
 		for _, p := range parts {
@@ -303,7 +318,7 @@ func (s *Store) Prune() ([]Leftover, error) {
 		switch {
 		case fetch.IsPart(filepath.Base(l.Path)):
 			err = fetch.RemoveLeftover(l.Path)
-		case l.What == "temporary link":
+		case l.What == "temporary link" || l.What == staleGraph:
 			err = os.Remove(l.Path)
 		default:
 			if !removeIfUnused(l.Path) {
@@ -333,4 +348,19 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// staleGraph is the Leftover.What of a graph cached by another revision.
+const staleGraph = "graph of another graph revision"
+
+// graphRevision reads the revision from a cached graph's file name
+// ("graph-resid.12-acc4.r8.onnx": 8); false for other names.
+func graphRevision(base string) (int, bool) {
+	stem, ok := strings.CutSuffix(base, ".onnx")
+	i := strings.LastIndex(stem, ".r")
+	if !ok || !strings.HasPrefix(base, "graph-") || i < 0 {
+		return 0, false
+	}
+	rev, err := strconv.Atoi(stem[i+2:])
+	return rev, err == nil && rev >= 0
 }

@@ -2,12 +2,15 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/lmood/lmood/internal/arch"
 	. "github.com/lmood/lmood/internal/store"
 	"github.com/lmood/lmood/internal/testutil"
 )
@@ -132,5 +135,58 @@ func TestRemove(t *testing.T) {
 	st := &Store{Root: t.TempDir()}
 	if _, err := st.Remove("../tiny"); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("Remove(../tiny) = %v, want ErrInvalidName", err)
+	}
+}
+
+// TestPruneStaleGraphs: graphs cached by another graph revision are
+// leftovers (`lmood prune` removes them); the current revision's graphs
+// and files that only look alike are kept.
+func TestPruneStaleGraphs(t *testing.T) {
+	st := &Store{Root: t.TempDir()}
+	if _, err := st.Import(testutil.WriteTiny(t, testutil.DefaultTiny()), "tiny", Source{Kind: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Open("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := m.Graph(arch.GraphOptions{Outputs: []arch.Point{arch.Resid(1)}})
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := []string{"graph-resid.1.r3.onnx", "graph-head-acc4.r5.onnx", fmt.Sprintf("graph-norm.2+resid.1.r%d.onnx", GraphRevision+1)}
+	kept := []string{"graph-notes.txt", "graph-resid.1.rx.onnx", "tokenizer.json"}
+	for _, n := range append(stale, kept[:2]...) {
+		if err := os.WriteFile(filepath.Join(m.Dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lo, err := st.Leftovers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, l := range lo {
+		listed = append(listed, filepath.Base(l.Path))
+	}
+	slices.Sort(listed)
+	want := slices.Clone(stale)
+	slices.Sort(want)
+	if !slices.Equal(listed, want) {
+		t.Errorf("leftovers %v, want %v", listed, want)
+	}
+	if _, err := st.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range stale {
+		if _, err := os.Stat(filepath.Join(m.Dir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after prune", n)
+		}
+	}
+	for _, p := range append([]string{current}, filepath.Join(m.Dir, kept[0]), filepath.Join(m.Dir, kept[1]), filepath.Join(m.Dir, kept[2])) {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("prune removed %s: %v", filepath.Base(p), err)
+		}
 	}
 }
