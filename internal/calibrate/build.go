@@ -345,15 +345,19 @@ func FromTexts(m *store.Model, texts []string, source string, o Options) (*Refer
 
 // passageFile is the cache of one self-generated reference's passages.
 type passageFile struct {
-	Model            string             `json:"model"` // GGUF sha256
-	ConverterVersion int                `json:"converter_version"`
-	Source           string             `json:"source"` // SelfSource
-	Passages         []generate.Passage `json:"passages"`
+	Model            string `json:"model"` // GGUF sha256
+	ConverterVersion int    `json:"converter_version"`
+	// GraphRevision is the store.RoundingRevision of the graphs that
+	// sampled the passages: another rounding may sample other tokens.
+	GraphRevision int                `json:"graph_revision"`
+	Source        string             `json:"source"` // SelfSource
+	Passages      []generate.Passage `json:"passages"`
 }
 
 // Passages returns the passages g samples from m and the text they
 // continue. They are cached in the model's store directory
-// (passages-<hash>.json, keyed by the model and SelfSource): a later run
+// (passages-<hash>.json, keyed by the model, the graphs' rounding revision
+// and SelfSource): a later run
 // with the same options reads them instead of generating again, so that
 // calibrations of other analysis options share one reference text.
 // progress (may be nil) reports generation.
@@ -373,14 +377,14 @@ func Passages(m *store.Model, g generate.Options, so runtime.SessionOptions, pro
 		}
 		start = tok.Decode(g.Start)
 	}
-	want := passageFile{Model: m.Manifest.Source.SHA256, ConverterVersion: m.Manifest.ConverterVersion, Source: SelfSource(g, start)}
+	want := passageFile{Model: m.Manifest.Source.SHA256, ConverterVersion: m.Manifest.ConverterVersion, GraphRevision: store.RoundingRevision, Source: SelfSource(g, start)}
 	key, _ := json.Marshal(want)
 	sum := sha256.Sum256(key)
 	path := filepath.Join(m.Dir, "passages-"+hex.EncodeToString(sum[:6])+".json")
 	if data, err := os.ReadFile(path); err == nil {
 		var have passageFile
 		if json.Unmarshal(data, &have) == nil && have.Model == want.Model && have.ConverterVersion == want.ConverterVersion &&
-			have.Source == want.Source && len(have.Passages) == g.Passages {
+			have.GraphRevision == want.GraphRevision && have.Source == want.Source && len(have.Passages) == g.Passages {
 			return have.Passages, start, nil
 		}
 	}

@@ -282,6 +282,15 @@ func TestPassagesCached(t *testing.T) {
 	if err != nil || again[0].Text != "from the cache" || !slices.Equal(again[1].IDs, ps[1].IDs) {
 		t.Fatalf("second run: %v, first passage %q", err, again[0].Text)
 	}
+	// Passages sampled by graphs of another rounding revision are sampled
+	// again (the cache key holds the revision too; a file that says
+	// otherwise is not trusted).
+	raw["graph_revision"] = store.RoundingRevision - 1
+	data, _ = json.Marshal(raw)
+	os.WriteFile(files[0], data, 0o644)
+	if fresh, _, err := calibrate.Passages(m, g, runtime.SessionOptions{Threads: 1}, nil); err != nil || fresh[0].Text == "from the cache" || !slices.Equal(fresh[0].IDs, ps[0].IDs) {
+		t.Fatalf("passages of graph revision %d were reused (or differ when sampled again): %v", store.RoundingRevision-1, err)
+	}
 	g.Seed = 2
 	other, _, err := calibrate.Passages(m, g, runtime.SessionOptions{Threads: 1}, nil)
 	if err != nil || other[0].Text == "from the cache" {
