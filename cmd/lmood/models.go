@@ -108,8 +108,8 @@ weights take at most 4 GiB (up to about 1B parameters) as i8 on a CPU with
 8-bit dot products (AVX-512 VNNI, AVX-VNNI, arm64 dotprod; this CPU: ` + int8CPU() + `)
 and as f32 on others, and keeps a larger one block-quantized (q).
   i8   int8 weights, one scale per output; onnxruntime's integer GEMM on 8-bit
-       activations anchored on the clean copy (float32 compute on the same
-       weights for the logit baselines' graphs). About 2.3x faster than f32,
+       activations anchored on the clean copy (the logit baselines' graphs
+       code each row in two 8-bit levels instead). About 2.3x faster than f32,
        a quarter of its store, 60% of its memory; drift ratios move by under
        a fifth of their spread over K (README, "Precision").
   q    linear weights kept in their GGUF blocks for onnxruntime's MatMulNBits
