@@ -243,10 +243,10 @@ func newModelsCmd(g *globals) *cobra.Command {
 // architecture, tokenizer, size, source, and whether this lmood supports
 // its architecture and tokenizer.
 func modelRows(st *store.Store, entries []store.Entry) (header []string, rows [][]string) {
-	header = []string{"name", "arch", "tokenizer", "supported", "layers", "width", "heads (q/kv)", "params", "source quant", "precision", "source", "converted"}
+	header = []string{"name", "arch", "tokenizer", "supported", "layers", "width", "heads (q/kv)", "params", "source quant", "precision", "size", "source", "converted"}
 	for _, e := range entries {
 		if e.Manifest == nil || e.Err != nil {
-			rows = append(rows, []string{e.Name, "?", "?", "no", "", "", "", "", "", "", "unusable: " + firstLine(e.Err), ""})
+			rows = append(rows, []string{e.Name, "?", "?", "no", "", "", "", "", "", "", humanBytes(e.Size), "unusable: " + firstLine(e.Err), ""})
 			continue
 		}
 		m := e.Manifest
@@ -264,7 +264,7 @@ func modelRows(st *store.Store, entries []store.Entry) (header []string, rows []
 		}
 		rows = append(rows, []string{e.Name, m.Config.Arch, kind, supported, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
 			fmt.Sprintf("%d/%d", m.Config.Heads, m.Config.KVHeads), humanCount(m.Params),
-			m.Source.Quantization, m.Precision, m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
+			m.Source.Quantization, m.Precision, humanBytes(e.Size), m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
 	}
 	return header, rows
 }

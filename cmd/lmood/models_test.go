@@ -45,6 +45,22 @@ func TestModelRowsTokenizer(t *testing.T) {
 	if broken[col["supported"]] != "no" {
 		t.Errorf("broken row = %v", broken)
 	}
+	// The size column is what `lmood rm` frees: the version directory.
+	if m, err := st.Open("tiny"); err != nil {
+		t.Fatal(err)
+	} else {
+		var n int64
+		des, _ := os.ReadDir(m.Dir)
+		for _, de := range des {
+			if fi, err := de.Info(); err == nil && fi.Mode().IsRegular() {
+				n += fi.Size()
+			}
+		}
+		m.Close()
+		if got, want := tiny[col["size"]], humanBytes(n); n == 0 || got != want {
+			t.Errorf("tiny size %q, want %q", got, want)
+		}
+	}
 }
 
 // TestOllamaRowsTokenizer: `lmood models --ollama` names architecture and

@@ -380,6 +380,9 @@ type Entry struct {
 	Name     string
 	Manifest *Manifest // nil when unreadable
 	Err      error     // why it cannot be used, if so
+	// Size is the bytes of the model's files on disk (weights, tokenizer,
+	// cached graphs, calibrations): what `lmood rm` frees.
+	Size int64
 }
 
 // List returns every model directory in the store, sorted by name.
@@ -400,7 +403,11 @@ func (s *Store) List() ([]Entry, error) {
 			continue
 		}
 		m, err := s.ReadManifest(de.Name())
-		out = append(out, Entry{Name: de.Name(), Manifest: m, Err: err})
+		e := Entry{Name: de.Name(), Manifest: m, Err: err}
+		if dir, rerr := s.resolve(de.Name()); rerr == nil {
+			e.Size = dirSize(dir)
+		}
+		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
