@@ -206,7 +206,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 			}
 			unusable := 0
 			for _, e := range entries {
-				if e.Manifest == nil || e.Err != nil {
+				if !e.Usable() {
 					unusable++
 				}
 			}
@@ -245,8 +245,9 @@ func newModelsCmd(g *globals) *cobra.Command {
 func modelRows(st *store.Store, entries []store.Entry) (header []string, rows [][]string) {
 	header = []string{"name", "arch", "tokenizer", "supported", "layers", "width", "heads (q/kv)", "params", "source quant", "precision", "size", "source", "converted"}
 	for _, e := range entries {
-		if e.Manifest == nil || e.Err != nil {
-			rows = append(rows, []string{e.Name, "?", "?", "no", "", "", "", "", "", "", humanBytes(e.Size), "unusable: " + firstLine(e.Err), ""})
+		size := humanBytes(st.DiskSize(e.Name))
+		if !e.Usable() {
+			rows = append(rows, []string{e.Name, "?", "?", "no", "", "", "", "", "", "", size, "unusable: " + firstLine(e.Err), ""})
 			continue
 		}
 		m := e.Manifest
@@ -264,7 +265,7 @@ func modelRows(st *store.Store, entries []store.Entry) (header []string, rows []
 		}
 		rows = append(rows, []string{e.Name, m.Config.Arch, kind, supported, fmt.Sprint(m.Config.Layers), fmt.Sprint(m.Config.Dim),
 			fmt.Sprintf("%d/%d", m.Config.Heads, m.Config.KVHeads), humanCount(m.Params),
-			m.Source.Quantization, m.Precision, humanBytes(e.Size), m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
+			m.Source.Quantization, m.Precision, size, m.Source.Kind + ":" + shorten(m.Source.Ref, 40), m.Created.Local().Format(time.DateOnly)})
 	}
 	return header, rows
 }

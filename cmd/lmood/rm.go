@@ -48,7 +48,7 @@ Examples:
 					return err
 				}
 				for _, e := range entries {
-					if e.Manifest == nil || e.Err != nil {
+					if !e.Usable() {
 						names = append(names, e.Name)
 					}
 				}

@@ -141,7 +141,6 @@ func replaced(link, dir string) bool {
 
 // Removed says what Remove did with a model.
 type Removed struct {
-	Name string
 	// Size is the bytes of the model's files: weights, tokenizer, cached
 	// graphs and calibrations.
 	Size int64
@@ -158,7 +157,7 @@ type Removed struct {
 // cannot use (another converter version, a damaged manifest) are removed
 // the same way.
 func (s *Store) Remove(name string) (Removed, error) {
-	r := Removed{Name: name}
+	var r Removed
 	if err := CheckName(name); err != nil {
 		return r, err
 	}
@@ -195,10 +194,12 @@ func (s *Store) Remove(name string) (Removed, error) {
 		}
 		return r, nil
 	}
-	target, _ := os.Readlink(link)
-	dir := ""
-	if filepath.Base(target) == target && strings.HasPrefix(target, "."+name+versionInfix) {
-		dir = filepath.Join(s.Root, target)
+	// A link pointing outside its own versions (resolve refuses it) is
+	// removed alone.
+	dir, rerr := s.resolve(name)
+	if rerr != nil {
+		dir = ""
+	} else {
 		r.Size = dirSize(dir)
 	}
 	if err := os.Remove(link); err != nil {

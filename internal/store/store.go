@@ -380,9 +380,21 @@ type Entry struct {
 	Name     string
 	Manifest *Manifest // nil when unreadable
 	Err      error     // why it cannot be used, if so
-	// Size is the bytes of the model's files on disk (weights, tokenizer,
-	// cached graphs, calibrations): what `lmood rm` frees.
-	Size int64
+}
+
+// Usable reports whether this lmood can open the model (its manifest read
+// and matched the converter); `lmood rm --unusable` removes the others.
+func (e Entry) Usable() bool { return e.Manifest != nil && e.Err == nil }
+
+// DiskSize returns the bytes of the named model's files on disk (weights,
+// tokenizer, cached graphs, calibrations): what Remove frees; 0 when its
+// link points nowhere it may.
+func (s *Store) DiskSize(name string) int64 {
+	dir, err := s.resolve(name)
+	if err != nil {
+		return 0
+	}
+	return dirSize(dir)
 }
 
 // List returns every model directory in the store, sorted by name.
@@ -403,11 +415,7 @@ func (s *Store) List() ([]Entry, error) {
 			continue
 		}
 		m, err := s.ReadManifest(de.Name())
-		e := Entry{Name: de.Name(), Manifest: m, Err: err}
-		if dir, rerr := s.resolve(de.Name()); rerr == nil {
-			e.Size = dirSize(dir)
-		}
-		out = append(out, e)
+		out = append(out, Entry{Name: de.Name(), Manifest: m, Err: err})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
