@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -443,22 +445,83 @@ func (ww *weightWriter) int8Linear(f *gguf.File, t *gguf.TensorInfo, cfg arch.Co
 	if err != nil {
 		return false, err
 	}
-	if len(dims) != 2 {
-		return false, fmt.Errorf("tensor %s: a linear weight prepared as %v, not [in, out]", name, dims)
+	return true, ww.int8(name, t.Type, arch.Prepared{Data: prepared, Dims: dims})
+}
+
+// int8 writes a prepared linear weight ([in, out]) as int8 codes per
+// output channel and their scales (name+".scales").
+func (ww *weightWriter) int8(name string, from gguf.Type, w arch.Prepared) error {
+	if len(w.Dims) != 2 {
+		return fmt.Errorf("tensor %s: a linear weight prepared as %v, not [in, out]", name, w.Dims)
 	}
-	q, err := gguf.QuantizeColumns8(prepared, int(dims[0]), int(dims[1]))
+	q, err := gguf.QuantizeColumns8(w.Data, int(w.Dims[0]), int(w.Dims[1]))
 	if err != nil {
-		return false, fmt.Errorf("tensor %s: %w", name, err)
+		return fmt.Errorf("tensor %s: %w", name, err)
 	}
 	codes := make([]byte, len(q.Codes))
 	for i, c := range q.Codes {
 		codes[i] = byte(c)
 	}
-	info := &Int8{K: q.In, N: q.Out, From: t.Type.String()}
-	if err := ww.write(name, Tensor{Dims: dims, Type: "int8", Int8: info}, codes); err != nil {
-		return false, err
+	info := &Int8{K: q.In, N: q.Out, From: from.String()}
+	if err := ww.write(name, Tensor{Dims: w.Dims, Type: "int8", Int8: info}, codes); err != nil {
+		return err
 	}
-	return true, ww.floats(name+".scales", Tensor{Dims: []int64{dims[1]}}, q.Scales)
+	return ww.floats(name+".scales", Tensor{Dims: []int64{w.Dims[1]}}, q.Scales)
+}
+
+// balancedBlock writes the tensors names (one block's, in file order) after
+// the family's exact rescalings (arch.Balanced): all of them are read and
+// prepared first, the folds applied, then the linear weights (per ql; none
+// if nil) quantized to int8 per output column and the rest kept float32,
+// with the factors a fold records (for the "norm" site) after them.
+func (ww *weightWriter) balancedBlock(f *gguf.File, cfg arch.Config, ql arch.QuantLinear, folds []arch.Fold, names []string) error {
+	w := make(map[string]arch.Prepared, len(names))
+	types := make(map[string]gguf.Type, len(names))
+	for _, name := range names {
+		t, ok := f.Tensor(name)
+		if !ok {
+			return fmt.Errorf("tensor %s is missing from the GGUF", name)
+		}
+		data, err := f.ReadTensorF32(t)
+		if err != nil {
+			return err
+		}
+		prepared, dims, err := cfg.PrepareWeight(name, t.Dims, data)
+		if err != nil {
+			return err
+		}
+		w[name], types[name] = arch.Prepared{Data: prepared, Dims: dims}, t.Type
+	}
+	var records []string
+	recorded := map[string][]float32{}
+	for _, fold := range folds {
+		factors, err := fold.Apply(w)
+		if err != nil {
+			return fmt.Errorf("balance %s: %w", names[0], err)
+		}
+		if fold.Record != "" {
+			records, recorded[fold.Record] = append(records, fold.Record), factors
+		}
+	}
+	for _, name := range names {
+		if t, _ := f.Tensor(name); ql != nil {
+			if _, linear := ql.LinearRows(name, t.Dims); linear {
+				if err := ww.int8(name, types[name], w[name]); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := ww.floats(name, Tensor{Dims: w[name].Dims}, w[name].Data); err != nil {
+			return err
+		}
+	}
+	for _, name := range records {
+		if err := ww.floats(name, Tensor{Dims: []int64{int64(len(recorded[name]))}}, recorded[name]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // compactEmbedding returns the token embedding in MatMulNBits layout
@@ -490,6 +553,26 @@ func mapping(t gguf.Type, q *gguf.NBits) string {
 	return "rounding"
 }
 
+// balanceOff and balanceFloat32 are for tests: the first converts int8
+// stores without the families' rescalings (arch.Balanced), to measure what
+// they do; the second applies them to float32 stores too, where they must
+// change nothing but rounding.
+var balanceOff, balanceFloat32 bool
+
+// blockOf returns i for a tensor name of block i ("blk.i.…").
+func blockOf(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "blk.")
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(num)
+	return i, err == nil
+}
+
 func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path string, m *Manifest, p ConvertProgress) error {
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -511,9 +594,33 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 	} else if ql == nil {
 		m.Notes = append(m.Notes, fmt.Sprintf("architecture %s reads float32 weights only: every weight kept float32", m.Arch))
 	}
-	for _, name := range names {
+	// An int8 store's blocks are balanced before their weights are
+	// quantized (see arch.Balanced).
+	balanced, _ := cfg.(arch.Balanced)
+	if !(ql != nil && m.Precision == PrecisionInt8 && !balanceOff || balanceFloat32 && m.Precision == PrecisionF32) {
+		balanced = nil
+	}
+	for k := 0; k < len(names); k++ {
+		name := names[k]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("conversion stopped: %w", err)
+		}
+		if block, ok := blockOf(name); ok && balanced != nil {
+			end := k + 1
+			for end < len(names) {
+				if b, ok := blockOf(names[end]); !ok || b != block {
+					break
+				}
+				end++
+			}
+			if err := ww.balancedBlock(f, cfg, ql, balanced.Folds(block), names[k:end]); err != nil {
+				return err
+			}
+			if p != nil {
+				p.Add(end - k)
+			}
+			k = end - 1
+			continue
 		}
 		t, ok := f.Tensor(name)
 		if !ok {

@@ -17,3 +17,11 @@ func SetShmDir(dir string) func() {
 	shmDir = dir
 	return func() { shmDir = old }
 }
+
+// SetBalance sets the conversion's test switches (see balanceOff) until
+// the returned func runs.
+func SetBalance(off, float32 bool) func() {
+	oldOff, oldF32 := balanceOff, balanceFloat32
+	balanceOff, balanceFloat32 = off, float32
+	return func() { balanceOff, balanceFloat32 = oldOff, oldF32 }
+}

@@ -529,3 +529,105 @@ func TestInt8GraphForm(t *testing.T) {
 		}
 	}
 }
+
+// importAt imports the GGUF at path as the model name at precision prec.
+func importAt(t *testing.T, st *Store, path, name, prec string) *Model {
+	t.Helper()
+	if _, _, err := st.ImportWith(t.Context(), path, name, Source{Kind: "file", Ref: path}, ImportOptions{Precision: prec, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestBalancedFloat32IsExact: the families' rescalings (arch.Balanced),
+// applied to a float32 store, change no measurement point beyond float32
+// rounding — every site of every block, the "norm" site included (divided
+// by the recorded factors) — while they do change the stored weights.
+func TestBalancedFloat32IsExact(t *testing.T) {
+	testutil.Runtime(t)
+	for _, a := range []string{"llama", "qwen2", "gemma3"} {
+		t.Run(a, func(t *testing.T) {
+			tiny := testutil.Tiny{Arch: a, Layers: 2, Dim: 64, FFN: 128, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 8, Outliers: 20}
+			path := testutil.WriteTiny(t, tiny)
+			st := &Store{Root: t.TempDir()}
+			plain := importAt(t, st, path, "plain", PrecisionF32)
+			restore := SetBalance(false, true)
+			balanced := importAt(t, st, path, "balanced", PrecisionF32)
+			restore()
+			for _, name := range []string{"blk.1.attn_norm.weight", "blk.1.attn_v.weight", "blk.1.ffn_up.weight", "blk.1.ffn_down.weight"} {
+				if plain.Manifest.Tensors[name].SHA256 == balanced.Manifest.Tensors[name].SHA256 {
+					t.Errorf("%s: the same bytes balanced and not", name)
+				}
+			}
+			if _, ok := balanced.Manifest.Tensors["blk.1.attn_norm.balance"]; !ok {
+				t.Error("the balanced store keeps no attention-norm factors")
+			}
+			if _, ok := plain.Manifest.Tensors["blk.1.attn_norm.balance"]; ok {
+				t.Error("the plain store keeps attention-norm factors")
+			}
+			const seq = 6
+			r := rand.New(rand.NewPCG(3, 4))
+			x := make([]float32, seq*tiny.Dim)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			var points []arch.Point
+			for _, p := range testutil.AllPoints(tiny.Layers) {
+				if p.Site != arch.SiteLogits { // the head reads no balanced weight
+					points = append(points, p)
+				}
+			}
+			want := runPoints(t, plain, x, seq, points...)
+			got := runPoints(t, balanced, x, seq, points...)
+			for i, p := range points {
+				if e := relErr(got[i], want[i]); e > 1e-5 || math.IsNaN(e) {
+					t.Errorf("%s: balanced differs from plain by %.3g", p.Name(), e)
+				}
+			}
+		})
+	}
+}
+
+// TestBalancedInt8IsCloser: on a model whose weights have a few input
+// channels of large values, balancing before the int8 quantization brings
+// every block's output closer to float32's than quantizing as is.
+func TestBalancedInt8IsCloser(t *testing.T) {
+	testutil.Runtime(t)
+	tiny := testutil.Tiny{Arch: "qwen2", Layers: 2, Dim: 256, FFN: 512, Heads: 4, KVHeads: 2, Vocab: 300, Seed: 9, Outliers: 20}
+	path := testutil.WriteTiny(t, tiny)
+	st := &Store{Root: t.TempDir()}
+	f32 := importAt(t, st, path, "f32", PrecisionF32)
+	balanced := importAt(t, st, path, "balanced", PrecisionInt8)
+	restore := SetBalance(true, false)
+	plain := importAt(t, st, path, "plain", PrecisionInt8)
+	restore()
+	const seq = 7
+	r := rand.New(rand.NewPCG(5, 6))
+	x := make([]float32, seq*tiny.Dim)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	points := []arch.Point{{Site: arch.SiteNorm, Index: 0}, {Site: arch.SiteAttn, Index: 1}, {Site: arch.SiteMLP, Index: 1},
+		{Site: arch.SiteNorm, Index: 1}, {Site: arch.SiteAttn, Index: 2}, {Site: arch.SiteMLP, Index: 2}}
+	want := runPoints(t, f32, x, seq, points...)
+	got := runPoints(t, balanced, x, seq, points...)
+	old := runPoints(t, plain, x, seq, points...)
+	for i, p := range points {
+		eb, ep := relErr(got[i], want[i]), relErr(old[i], want[i])
+		t.Logf("%s: int8 vs float32 %.3g balanced, %.3g as is", p.Name(), eb, ep)
+		if p.Index == 0 {
+			if eb > 1e-6 { // no int8 weight on the way: only the division's rounding
+				t.Errorf("%s: balanced differs from float32 by %.3g", p.Name(), eb)
+			}
+			continue
+		}
+		if !(eb < ep) {
+			t.Errorf("%s: balanced %.3g, not closer to float32 than as is (%.3g)", p.Name(), eb, ep)
+		}
+	}
+}

@@ -44,7 +44,10 @@ import (
 // Version 5: block-quantized scales and offsets kept in the GGUF type's
 // own compact form (float16 factors times int8s) instead of float32
 // scales and zero points.
-const ConverterVersion = 5
+// Version 6: an int8 store's blocks are balanced (arch.Balanced) before
+// their weights are quantized; the attention norms' factors are kept
+// (blk.N.attn_norm.balance).
+const ConverterVersion = 6
 
 // Converter names the converter in manifests.
 const Converter = "lmood-convert"
@@ -341,21 +344,27 @@ func parseManifest(name string, data []byte) (*Manifest, error) {
 }
 
 // current reports whether this lmood reads the manifest's model as it is:
-// made by this converter version, or by version 4 without block-quantized
-// tensors (version 5 changed only how those are stored).
+// made by this converter version, or by an older one whose changes since
+// do not touch the model's kinds of tensors — version 5 without int8
+// tensors (version 6 changed only how those are made), version 4 without
+// block-quantized or int8 ones (version 5 changed how block-quantized
+// ones are stored).
 func (m *Manifest) current() bool {
 	if m.Converter != Converter {
 		return false
 	}
-	if m.ConverterVersion == 4 {
+	switch m.ConverterVersion {
+	case ConverterVersion:
+		return true
+	case 4, 5:
 		for _, t := range m.Tensors {
-			if t.NBits != nil {
+			if t.Int8 != nil || (m.ConverterVersion == 4 && t.NBits != nil) {
 				return false
 			}
 		}
 		return true
 	}
-	return m.ConverterVersion == ConverterVersion
+	return false
 }
 
 // UnmarshalJSON decodes a manifest, keeping its configuration as raw JSON

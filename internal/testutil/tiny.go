@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lmood/lmood/internal/gguf"
@@ -11,7 +12,7 @@ import (
 
 // Tiny describes a synthetic llama-family model small enough for unit tests.
 type Tiny struct {
-	Arch             string // "llama" or "qwen2" (or anything, to test refusals)
+	Arch             string // "llama", "qwen2" or "gemma3" (or anything, to test refusals)
 	Layers, Dim, FFN int
 	Heads, KVHeads   int
 	Vocab            int  // at least 260: the byte alphabet, merges, 4 control tokens
@@ -27,6 +28,10 @@ type Tiny struct {
 	// NoSpecials leaves the four control tokens (BOS, EOS, …) out of the
 	// vocabulary: merges fill it instead (llama.cpp cannot load it then).
 	NoSpecials bool
+	// Outliers multiplies every 16th input channel of each float32 linear
+	// weight of the blocks by this factor (0: none), as trained models have
+	// a few input channels of much larger weights than the others.
+	Outliers float64
 	// QuantEmbd stores the embedding matrix as Quant blocks too (as
 	// llama.cpp's mixes do).
 	QuantEmbd bool
@@ -130,6 +135,10 @@ func WriteTiny(t testing.TB, m Tiny) string {
 	w.AddUint32(a+".attention.head_count_kv", uint32(m.KVHeads))
 	w.AddFloat32(a+".attention.layer_norm_rms_epsilon", 1e-6)
 	w.AddFloat32(a+".rope.freq_base", 10000)
+	gemma := a == "gemma3" // its extra norms, and a sliding window of 3
+	if gemma {
+		w.AddUint32(a+".attention.sliding_window", 3)
+	}
 
 	addTinyVocab(w, m.Vocab, !m.NoSpecials)
 
@@ -161,17 +170,21 @@ func WriteTiny(t testing.TB, m Tiny) string {
 		data := make([]float32, n)
 		for i := range data {
 			data[i] = float32(r.NormFloat64() * scale)
+			if m.Outliers != 0 && len(dims) == 2 && strings.HasPrefix(name, "blk.") && uint64(i)%dims[0]%16 == 0 {
+				data[i] *= float32(m.Outliers)
+			}
 		}
 		w.AddTensorF32(name, dims, data)
 	}
-	norm := func(name string) {
-		data := make([]float32, m.Dim)
+	d, hd := uint64(m.Dim), uint64(m.Dim/m.Heads)
+	normOf := func(name string, n uint64) {
+		data := make([]float32, n)
 		for i := range data {
 			data[i] = float32(1 + 0.1*r.NormFloat64())
 		}
-		w.AddTensorF32(name, []uint64{uint64(m.Dim)}, data)
+		w.AddTensorF32(name, []uint64{n}, data)
 	}
-	d, hd := uint64(m.Dim), uint64(m.Dim/m.Heads)
+	norm := func(name string) { normOf(name, d) }
 	q, kv, f := uint64(m.Heads)*hd, uint64(m.KVHeads)*hd, uint64(m.FFN)
 	s := 1 / float64(m.Dim)
 	tensor("token_embd.weight", 1, d, uint64(m.Vocab))
@@ -181,16 +194,26 @@ func WriteTiny(t testing.TB, m Tiny) string {
 		tensor(p+"attn_q.weight", 3*s, d, q)
 		tensor(p+"attn_k.weight", 3*s, d, kv)
 		tensor(p+"attn_v.weight", 3*s, d, kv)
+		if gemma {
+			normOf(p+"attn_q_norm.weight", hd)
+			normOf(p+"attn_k_norm.weight", hd)
+		}
 		if m.Arch == "qwen2" {
 			tensor(p+"attn_q.bias", 0.5, q)
 			tensor(p+"attn_k.bias", 0.5, kv)
 			tensor(p+"attn_v.bias", 0.5, kv)
 		}
 		tensor(p+"attn_output.weight", 3*s, q, d)
+		if gemma {
+			norm(p + "post_attention_norm.weight")
+		}
 		norm(p + "ffn_norm.weight")
 		tensor(p+"ffn_gate.weight", 3*s, d, f)
 		tensor(p+"ffn_up.weight", 3*s, d, f)
 		tensor(p+"ffn_down.weight", 3*s, f, d)
+		if gemma {
+			norm(p + "post_ffw_norm.weight")
+		}
 	}
 	norm("output_norm.weight")
 	if m.Untied {

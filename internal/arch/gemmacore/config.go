@@ -224,3 +224,11 @@ func has(f arch.Metadata, key string) bool {
 	}
 	return false
 }
+
+// Folds implements arch.Balanced: the rescalings of a gated pre-norm
+// block (nn.GatedFolds). Gemma's norm weights are stored as 1 + w (see
+// Graph.RMS), so folding into them is a plain product; the post-norms
+// read outputs the folds leave unchanged.
+func (c Config) Folds(i int) []arch.Fold {
+	return nn.GatedFolds(i, c.Heads, c.KVHeads, c.HeadDim, false)
+}

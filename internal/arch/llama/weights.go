@@ -172,3 +172,9 @@ func unpermuteOrder(out, heads int) []int {
 	}
 	return order
 }
+
+// Folds implements arch.Balanced: the rescalings of a gated pre-norm
+// block (nn.GatedFolds), with Qwen2's value bias.
+func (c Config) Folds(i int) []arch.Fold {
+	return nn.GatedFolds(i, c.Heads, c.KVHeads, c.HeadDim, c.QKVBias)
+}

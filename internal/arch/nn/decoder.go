@@ -77,7 +77,9 @@ func (g *Graph) Decode(opt arch.GraphOptions, d Decoder) (*onnxpb.ModelProto, er
 			break
 		}
 		x := d.Norm(i, h)
-		emit(At(arch.SiteNorm, i), x)
+		if plan.Want(At(arch.SiteNorm, i)) {
+			emit(At(arch.SiteNorm, i), g.unbalanced(i, x))
+		}
 		if !runAttn {
 			break
 		}
@@ -92,4 +94,14 @@ func (g *Graph) Decode(opt arch.GraphOptions, d Decoder) (*onnxpb.ModelProto, er
 		h = g.Add(h, f)
 	}
 	return g.Model("lmood")
+}
+
+// unbalanced is block i+1's normed input as the model defines it: x
+// divided by the factors a store folded into the attention norm's weight
+// (arch.Fold.Record, NormBalance), x itself when none were.
+func (g *Graph) unbalanced(i int, x onnx.Value) onnx.Value {
+	if _, ok := g.w.Lookup(NormBalance(i)); !ok {
+		return x
+	}
+	return g.Div(x, g.Weight(NormBalance(i)))
 }
