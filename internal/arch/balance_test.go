@@ -164,3 +164,67 @@ func TestGroupedChannel(t *testing.T) {
 		}
 	}
 }
+
+// columnInt8 is a per-column symmetric int8 round trip of an [in, out]
+// weight, as an int8 store keeps it.
+func columnInt8(p Prepared) ([]float32, error) {
+	in, out := int(p.Dims[0]), int(p.Dims[1])
+	back := make([]float32, len(p.Data))
+	for n := 0; n < out; n++ {
+		var peak float64
+		for k := 0; k < in; k++ {
+			peak = math.Max(peak, math.Abs(float64(p.Data[k*out+n])))
+		}
+		if peak == 0 {
+			continue
+		}
+		step := peak / 127
+		for k := 0; k < in; k++ {
+			back[k*out+n] = float32(math.Round(float64(p.Data[k*out+n])/step) * step)
+		}
+	}
+	return back, nil
+}
+
+// TestFoldBalanceKeepsWhatPays: a fold is kept where a few outlying rows
+// dominate the consumers' column scales (the int8 error drops by far more
+// than MinBalanceGain), and undone — every tensor restored bit for bit —
+// where the rows are alike.
+func TestFoldBalanceKeepsWhatPays(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		outliers float32
+		keep     bool
+	}{{"outlying rows", 30, true}, {"rows alike", 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(7, 8))
+			w := map[string]Prepared{"p": randomPrepared(r, 64), "c": randomPrepared(r, 64, 48)}
+			for k := 0; k < 64; k += 16 {
+				for n := 0; n < 48; n++ {
+					w["c"].Data[k*48+n] *= tc.outliers
+				}
+			}
+			orig := map[string][]float32{"p": append([]float32(nil), w["p"].Data...), "c": append([]float32(nil), w["c"].Data...)}
+			fold := Fold{Consumers: []string{"c"}, Producers: []string{"p"}}
+			factors, err := fold.Balance(w, columnInt8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (factors != nil) != tc.keep {
+				t.Fatalf("fold kept: %v, want %v", factors != nil, tc.keep)
+			}
+			same := true
+			for name, data := range orig {
+				for i := range data {
+					same = same && data[i] == w[name].Data[i]
+				}
+			}
+			if same == tc.keep {
+				t.Errorf("tensors unchanged: %v, with the fold kept: %v", same, tc.keep)
+			}
+		})
+	}
+	if _, err := (Fold{Consumers: []string{"missing"}, Producers: []string{"p"}}).Balance(map[string]Prepared{"p": {Data: []float32{1}, Dims: []int64{1}}}, columnInt8); err == nil {
+		t.Error("a missing consumer: no error")
+	}
+}

@@ -474,31 +474,35 @@ func (ww *weightWriter) int8(name string, from gguf.Type, w arch.Prepared) error
 // prepared first, the folds applied, then the linear weights (per ql; none
 // if nil) quantized to int8 per output column and the rest kept float32,
 // with the factors a fold records (for the "norm" site) after them.
-func (ww *weightWriter) balancedBlock(f *gguf.File, cfg arch.Config, ql arch.QuantLinear, folds []arch.Fold, names []string) error {
+func (ww *weightWriter) balancedBlock(f *gguf.File, cfg arch.Config, ql arch.QuantLinear, folds []arch.Fold, names []string) (applied int, err error) {
 	w := make(map[string]arch.Prepared, len(names))
 	types := make(map[string]gguf.Type, len(names))
 	for _, name := range names {
 		t, ok := f.Tensor(name)
 		if !ok {
-			return fmt.Errorf("tensor %s is missing from the GGUF", name)
+			return 0, fmt.Errorf("tensor %s is missing from the GGUF", name)
 		}
 		data, err := f.ReadTensorF32(t)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		prepared, dims, err := cfg.PrepareWeight(name, t.Dims, data)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		w[name], types[name] = arch.Prepared{Data: prepared, Dims: dims}, t.Type
 	}
 	var records []string
 	recorded := map[string][]float32{}
 	for _, fold := range folds {
-		factors, err := fold.Apply(w)
+		factors, err := fold.Balance(w, int8RoundTrip)
 		if err != nil {
-			return fmt.Errorf("balance %s: %w", names[0], err)
+			return applied, fmt.Errorf("balance %s: %w", names[0], err)
 		}
+		if factors == nil {
+			continue
+		}
+		applied++
 		if fold.Record != "" {
 			records, recorded[fold.Record] = append(records, fold.Record), factors
 		}
@@ -507,21 +511,38 @@ func (ww *weightWriter) balancedBlock(f *gguf.File, cfg arch.Config, ql arch.Qua
 		if t, _ := f.Tensor(name); ql != nil {
 			if _, linear := ql.LinearRows(name, t.Dims); linear {
 				if err := ww.int8(name, types[name], w[name]); err != nil {
-					return err
+					return applied, err
 				}
 				continue
 			}
 		}
 		if err := ww.floats(name, Tensor{Dims: w[name].Dims}, w[name].Data); err != nil {
-			return err
+			return applied, err
 		}
 	}
 	for _, name := range records {
 		if err := ww.floats(name, Tensor{Dims: []int64{int64(len(recorded[name]))}}, recorded[name]); err != nil {
-			return err
+			return applied, err
 		}
 	}
-	return nil
+	return applied, nil
+}
+
+// int8RoundTrip is a prepared linear weight as an int8 store holds it:
+// quantized per output column, expanded back.
+func int8RoundTrip(w arch.Prepared) ([]float32, error) {
+	if len(w.Dims) != 2 {
+		return nil, fmt.Errorf("a linear weight prepared as %v, not [in, out]", w.Dims)
+	}
+	q, err := gguf.QuantizeColumns8(w.Data, int(w.Dims[0]), int(w.Dims[1]))
+	if err != nil {
+		return nil, err
+	}
+	back := make([]float32, len(w.Data))
+	for i, c := range q.Codes {
+		back[i] = float32(c) * q.Scales[i%q.Out]
+	}
+	return back, nil
 }
 
 // compactEmbedding returns the token embedding in MatMulNBits layout
@@ -613,9 +634,13 @@ func writeWeights(ctx context.Context, f *gguf.File, cfg arch.Config, path strin
 				}
 				end++
 			}
-			if err := ww.balancedBlock(f, cfg, ql, balanced.Folds(block), names[k:end]); err != nil {
+			folds := balanced.Folds(block)
+			applied, err := ww.balancedBlock(f, cfg, ql, folds, names[k:end])
+			if err != nil {
 				return err
 			}
+			m.Balance.Applied += applied
+			m.Balance.Folds += len(folds)
 			if p != nil {
 				p.Add(end - k)
 			}

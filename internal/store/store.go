@@ -223,8 +223,17 @@ type Manifest struct {
 	// Notes tell what the conversion could not do as asked, e.g. tensors
 	// kept float32 for want of a quantized mapping.
 	Notes []string `json:"notes,omitempty"`
+	// Balance counts the rescalings (arch.Fold) an int8 store's blocks
+	// offered and those kept (arch.MinBalanceGain).
+	Balance Balance `json:"balance,omitzero"`
 
 	rawConfig json.RawMessage // Config before decoding
+}
+
+// Balance counts an int8 conversion's exact rescalings (arch.Balanced).
+type Balance struct {
+	Folds   int `json:"folds"`   // offered by the family, over all blocks
+	Applied int `json:"applied"` // kept: they cut their weights' int8 error enough
 }
 
 // Store is a directory of converted models.

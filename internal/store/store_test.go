@@ -146,7 +146,7 @@ func TestImportErrors(t *testing.T) {
 func TestStaleManifest(t *testing.T) {
 	path := testutil.WriteTiny(t, testutil.DefaultTiny())
 	st := &Store{Root: t.TempDir()}
-	if _, err := st.Import(path, "tiny", Source{Kind: "file"}, nil); err != nil {
+	if _, _, err := st.ImportWith(t.Context(), path, "tiny", Source{Kind: "file"}, ImportOptions{Force: true, Precision: PrecisionF32}); err != nil {
 		t.Fatal(err)
 	}
 	mpath := filepath.Join(st.Dir("tiny"), "manifest.json")
@@ -164,8 +164,37 @@ func TestStaleManifest(t *testing.T) {
 	if !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "re-convert") {
 		t.Fatalf("Open of stale model: %v", err)
 	}
-	// Version 4 stored block-quantized scales differently, and nothing
-	// else: its models without such tensors are read as they are.
+	// Version 4 stored block-quantized scales differently and version 5
+	// did not balance int8 weights, and nothing else: their models without
+	// such tensors are read as they are, the others refused.
+	tensors := m["tensors"].(map[string]any)
+	q := tensors["blk.0.attn_q.weight"].(map[string]any)
+	for _, tc := range []struct {
+		version int
+		kind    string // a tensor kind the manifest claims ("" none)
+		current bool
+	}{
+		{4, "", true}, {4, "nbits", false}, {4, "int8", false},
+		{5, "", true}, {5, "nbits", true}, {5, "int8", false},
+		{3, "", false},
+	} {
+		m["converter_version"] = tc.version
+		if tc.kind != "" {
+			q[tc.kind] = map[string]any{"k": 1}
+		}
+		raw, _ = json.Marshal(m)
+		delete(q, tc.kind)
+		if err := os.WriteFile(mpath, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := st.ReadManifest("tiny")
+		if tc.current && err != nil {
+			t.Errorf("a version-%d manifest with %q tensors: %v", tc.version, tc.kind, err)
+		}
+		if !tc.current && !errors.Is(err, ErrStale) {
+			t.Errorf("a version-%d manifest with %q tensors: %v, want ErrStale", tc.version, tc.kind, err)
+		}
+	}
 	m["converter_version"] = 4
 	raw, _ = json.Marshal(m)
 	if err := os.WriteFile(mpath, raw, 0o644); err != nil {
@@ -176,16 +205,6 @@ func TestStaleManifest(t *testing.T) {
 	} else {
 		mod.Close()
 	}
-	tensors := m["tensors"].(map[string]any)
-	tensors["blk.0.attn_q.weight"].(map[string]any)["nbits"] = map[string]any{"k": 1}
-	raw, _ = json.Marshal(m)
-	if err := os.WriteFile(mpath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Open("tiny"); !errors.Is(err, ErrStale) {
-		t.Fatalf("Open of a version-4 model with quantized tensors: %v, want ErrStale", err)
-	}
-	delete(tensors["blk.0.attn_q.weight"].(map[string]any), "nbits")
 	// The manifest names the architecture whose family decodes its config.
 	m["converter_version"] = ConverterVersion
 	if m["arch"] != "llama" {
