@@ -258,6 +258,12 @@ func (b *Builder) external(name string, t ExternalTensor) Value {
 	return Value(name)
 }
 
+// Has reports whether the weight source holds the named weight.
+func (b *Builder) Has(name string) bool {
+	_, ok := b.weights.Lookup(name)
+	return ok
+}
+
 // BlockQuantized reports whether the weight source keeps the named weight
 // block-quantized (Linear then multiplies with MatMulNBits).
 func (b *Builder) BlockQuantized(name string) bool {

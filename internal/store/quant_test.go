@@ -606,6 +606,12 @@ func TestBalancedInt8IsCloser(t *testing.T) {
 	restore := SetBalance(true, false)
 	plain := importAt(t, st, path, "plain", PrecisionInt8)
 	restore()
+	if b := balanced.Manifest.Balance; b.Folds != 4*tiny.Layers || b.Applied == 0 {
+		t.Errorf("balanced store: %+v, want some of %d folds applied", b, 4*tiny.Layers)
+	}
+	if b := plain.Manifest.Balance; b != (Balance{}) {
+		t.Errorf("store without balancing records %+v", b)
+	}
 	const seq = 7
 	r := rand.New(rand.NewPCG(5, 6))
 	x := make([]float32, seq*tiny.Dim)

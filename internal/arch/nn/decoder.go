@@ -100,7 +100,7 @@ func (g *Graph) Decode(opt arch.GraphOptions, d Decoder) (*onnxpb.ModelProto, er
 // divided by the factors a store folded into the attention norm's weight
 // (arch.Fold.Record, NormBalance), x itself when none were.
 func (g *Graph) unbalanced(i int, x onnx.Value) onnx.Value {
-	if _, ok := g.w.Lookup(NormBalance(i)); !ok {
+	if !g.Has(NormBalance(i)) {
 		return x
 	}
 	return g.Div(x, g.Weight(NormBalance(i)))

@@ -13,14 +13,13 @@ import (
 type Graph struct {
 	*onnx.Builder
 	arch string // GGUF architecture, naming the graph and its errors
-	w    onnx.WeightSource
 
 	groupMasks map[groupKey]onnx.Value // see groupMask
 }
 
 // NewGraph starts the graph of architecture a.
 func NewGraph(a string, w onnx.WeightSource) *Graph {
-	return &Graph{Builder: onnx.NewBuilder("lmood-"+a, w), arch: a, w: w}
+	return &Graph{Builder: onnx.NewBuilder("lmood-"+a, w), arch: a}
 }
 
 // Emit adds v as output p if the plan asks for it; width is its last axis.
