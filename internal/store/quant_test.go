@@ -19,6 +19,16 @@ import (
 	"github.com/lmood/lmood/internal/testutil"
 )
 
+// normals returns n standard normal draws of the stream (a, b).
+func normals(a, b uint64, n int) []float32 {
+	r := rand.New(rand.NewPCG(a, b))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	return x
+}
+
 // hidden runs the model's graph for the last hidden state on x.
 func hidden(t *testing.T, m *Model, x []float32, seq int) []float32 {
 	t.Helper()
@@ -121,11 +131,7 @@ func TestQuantizedImportMatchesFloat32(t *testing.T) {
 				t.Errorf("weights.bin: %d bytes quantized, %d float32: not smaller", sizes[0], sizes[1])
 			}
 			const seq = 7
-			r := rand.New(rand.NewPCG(5, 6))
-			x := make([]float32, seq*tiny.Dim)
-			for i := range x {
-				x[i] = float32(r.NormFloat64())
-			}
+			x := normals(5, 6, seq*tiny.Dim)
 			q, f := hidden(t, models[0], x, seq), hidden(t, models[1], x, seq)
 			e := relErr(q, f)
 			t.Logf("%s %s (%s): weights.bin %d vs %d bytes; last hidden state relative error %.3g", tc.typ, tc.prec, tc.mapping, sizes[0], sizes[1], e)
@@ -317,11 +323,7 @@ func TestFloat32SessionSharesWeights(t *testing.T) {
 	p := arch.Resid(2)
 	outs := []runtime.Output{{Name: p.Name(), Width: tiny.Dim}}
 	const seq = 5
-	x := make([]float32, seq*tiny.Dim)
-	r := rand.New(rand.NewPCG(1, 1))
-	for i := range x {
-		x[i] = float32(r.NormFloat64())
-	}
+	x := normals(1, 1, seq*tiny.Dim)
 	before := residentKB(t, weights)
 	s, err := m.OpenSession(arch.GraphOptions{Outputs: []arch.Point{p}}, arch.InputEmbeds, outs, runtime.SessionOptions{Threads: 1})
 	if err != nil {
@@ -429,11 +431,7 @@ func TestInt8ImportMatchesFloat32(t *testing.T) {
 				}
 			}
 			const seq = 7
-			r := rand.New(rand.NewPCG(5, 6))
-			x := make([]float32, seq*tiny.Dim)
-			for i := range x {
-				x[i] = float32(r.NormFloat64())
-			}
+			x := normals(5, 6, seq*tiny.Dim)
 			e := relErr(hidden(t, models[0], x, seq), hidden(t, models[1], x, seq))
 			t.Logf("weights.bin %d vs %d bytes; last hidden state relative error %.3g", sizes[0], sizes[1], e)
 			if e > 0.01 || math.IsNaN(e) {
@@ -513,11 +511,7 @@ func TestInt8GraphForm(t *testing.T) {
 		t.Errorf("head graph: %.2f int8 GEMMs per linear weight, want 2 (or none)", got)
 	}
 	const seq = 5
-	r := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, seq*tiny.Dim)
-	for i := range x {
-		x[i] = float32(r.NormFloat64())
-	}
+	x := normals(1, 2, seq*tiny.Dim)
 	// The same hidden state from an anchored graph and a rowwise one (the
 	// second also outputs the final norm).
 	p := arch.Resid(layers - 1)
@@ -571,11 +565,7 @@ func TestBalancedFloat32IsExact(t *testing.T) {
 				t.Error("the plain store keeps attention-norm factors")
 			}
 			const seq = 6
-			r := rand.New(rand.NewPCG(3, 4))
-			x := make([]float32, seq*tiny.Dim)
-			for i := range x {
-				x[i] = float32(r.NormFloat64())
-			}
+			x := normals(3, 4, seq*tiny.Dim)
 			var points []arch.Point
 			for _, p := range testutil.AllPoints(tiny.Layers) {
 				if p.Site != arch.SiteLogits { // the head reads no balanced weight
@@ -613,11 +603,7 @@ func TestBalancedInt8IsCloser(t *testing.T) {
 		t.Errorf("store without balancing records %+v", b)
 	}
 	const seq = 7
-	r := rand.New(rand.NewPCG(5, 6))
-	x := make([]float32, seq*tiny.Dim)
-	for i := range x {
-		x[i] = float32(r.NormFloat64())
-	}
+	x := normals(5, 6, seq*tiny.Dim)
 	points := []arch.Point{{Site: arch.SiteNorm, Index: 0}, {Site: arch.SiteAttn, Index: 1}, {Site: arch.SiteMLP, Index: 1},
 		{Site: arch.SiteNorm, Index: 1}, {Site: arch.SiteAttn, Index: 2}, {Site: arch.SiteMLP, Index: 2}}
 	want := runPoints(t, f32, x, seq, points...)
