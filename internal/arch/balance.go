@@ -114,9 +114,16 @@ func (f Fold) Apply(w map[string]Prepared) ([]float32, error) {
 			if j < 0 || j >= width {
 				return nil, fmt.Errorf("fold: consumer %s row %d maps to channel %d of %d", name, r, j, width)
 			}
+			var m float32
 			for _, v := range c.Data[r*out : (r+1)*out] {
-				peak[j] = math.Max(peak[j], math.Abs(float64(v)))
+				if v < 0 {
+					v = -v
+				}
+				if v > m || v != v { // NaN wins, as math.Max would have it
+					m = v
+				}
 			}
+			peak[j] = math.Max(peak[j], float64(m))
 		}
 	}
 	usable := func(p float64) bool { return p > 0 && !math.IsInf(p, 0) && !math.IsNaN(p) }
@@ -217,9 +224,13 @@ func (f Fold) roundTripError(w map[string]Prepared, orig map[string][]float32, r
 				return
 			}
 			out := int(c.Dims[len(c.Dims)-1])
-			for k, v := range orig[name] {
-				d := scale(k/out)*float64(back[k]) - float64(v)
-				sums[i] += d * d
+			o := orig[name]
+			for r := 0; r*out < len(o); r++ {
+				s := scale(r)
+				for k := r * out; k < (r+1)*out; k++ {
+					d := s*float64(back[k]) - float64(o[k])
+					sums[i] += d * d
+				}
 			}
 		}()
 	}

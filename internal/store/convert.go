@@ -539,8 +539,11 @@ func int8RoundTrip(w arch.Prepared) ([]float32, error) {
 		return nil, err
 	}
 	back := make([]float32, len(w.Data))
-	for i, c := range q.Codes {
-		back[i] = float32(c) * q.Scales[i%q.Out]
+	for r := 0; r < q.In; r++ {
+		row := back[r*q.Out : (r+1)*q.Out]
+		for n, c := range q.Codes[r*q.Out : (r+1)*q.Out] {
+			row[n] = float32(c) * q.Scales[n]
+		}
 	}
 	return back, nil
 }
