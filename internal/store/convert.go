@@ -476,7 +476,7 @@ func (ww *weightWriter) int8(name string, from gguf.Type, w arch.Prepared) error
 // with the factors a fold records (for the "norm" site) after them.
 func (ww *weightWriter) balancedBlock(f *gguf.File, cfg arch.Config, ql arch.QuantLinear, folds []arch.Fold, names []string) (applied int, err error) {
 	w := make(map[string]arch.Prepared, len(names))
-	types := make(map[string]gguf.Type, len(names))
+	infos := make(map[string]*gguf.TensorInfo, len(names))
 	for _, name := range names {
 		t, ok := f.Tensor(name)
 		if !ok {
@@ -490,10 +490,13 @@ func (ww *weightWriter) balancedBlock(f *gguf.File, cfg arch.Config, ql arch.Qua
 		if err != nil {
 			return 0, err
 		}
-		w[name], types[name] = arch.Prepared{Data: prepared, Dims: dims}, t.Type
+		w[name], infos[name] = arch.Prepared{Data: prepared, Dims: dims}, t
 	}
-	var records []string
-	recorded := map[string][]float32{}
+	type record struct {
+		name    string
+		factors []float32
+	}
+	var records []record
 	for _, fold := range folds {
 		factors, err := fold.Balance(w, int8RoundTrip)
 		if err != nil {
@@ -504,13 +507,14 @@ func (ww *weightWriter) balancedBlock(f *gguf.File, cfg arch.Config, ql arch.Qua
 		}
 		applied++
 		if fold.Record != "" {
-			records, recorded[fold.Record] = append(records, fold.Record), factors
+			records = append(records, record{fold.Record, factors})
 		}
 	}
 	for _, name := range names {
-		if t, _ := f.Tensor(name); ql != nil {
+		t := infos[name]
+		if ql != nil {
 			if _, linear := ql.LinearRows(name, t.Dims); linear {
-				if err := ww.int8(name, types[name], w[name]); err != nil {
+				if err := ww.int8(name, t.Type, w[name]); err != nil {
 					return applied, err
 				}
 				continue
@@ -520,8 +524,8 @@ func (ww *weightWriter) balancedBlock(f *gguf.File, cfg arch.Config, ql arch.Qua
 			return applied, err
 		}
 	}
-	for _, name := range records {
-		if err := ww.floats(name, Tensor{Dims: []int64{int64(len(recorded[name]))}}, recorded[name]); err != nil {
+	for _, r := range records {
+		if err := ww.floats(r.name, Tensor{Dims: []int64{int64(len(r.factors))}}, r.factors); err != nil {
 			return applied, err
 		}
 	}
